@@ -1,0 +1,279 @@
+"""Wire formats of the cold path: `accesses.json`, OIDC discovery, token and error responses.
+
+One private cattrs converter, with strict hooks for the simple types so that
+`5` is never silently read as the string `"5"`; cattrs and pyjwt are imported
+on first use, never on the warm path. Every decoder is total: bytes in, a
+`Result` out, whatever the bytes are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from returns.result import Failure, Result, Success
+
+from ._errors import OAuthError
+from ._types import DiscoveryDocument, JsonObject, StackAccess, TokenResponse
+
+if TYPE_CHECKING:
+    from cattrs import Converter
+
+__all__ = [
+    "MAX_EXPIRES_IN",
+    "claims_expiry",
+    "decode_accesses",
+    "decode_discovery",
+    "decode_discovery_cache",
+    "encode_discovery_cache",
+    "decode_error_response",
+    "decode_json_object",
+    "decode_token_response",
+    "encode_accesses",
+    "jwt_claims",
+    "jwt_expiry",
+    "one_line",
+]
+
+# Longer lifetimes are clamped: nothing we cache should outlive a year, and it
+# keeps `sent_at + expires_in` far from datetime's range.
+MAX_EXPIRES_IN = 366 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AccessesWire:
+    token: str
+    claims: dict[str, Any] | None = None
+    refreshToken: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DiscoveryWire:
+    token_endpoint: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TokenWire:
+    access_token: str
+    token_type: str
+    expires_in: int | None = None
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ErrorWire:
+    error: str
+    error_description: str | None = None
+
+
+_Wire = TypeVar("_Wire")
+
+_ACCESSES_KEYS = frozenset({"token", "claims", "refreshToken"})
+
+
+def decode_json_object(data: bytes) -> Result[dict[str, Any], str]:
+    """Parse bytes as a JSON object, or say why not."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return Failure("not JSON")
+    if not isinstance(document, dict):
+        return Failure("not a JSON object")
+    return Success(document)
+
+
+def decode_accesses(data: bytes) -> Result[StackAccess, str]:
+    """Decode `accesses.json`; unknown keys are kept in `extra` for the rewrite."""
+    return decode_json_object(data).bind(_accesses_from)
+
+
+def _accesses_from(document: dict[str, Any]) -> Result[StackAccess, str]:
+    wire = _structure(document, _AccessesWire)
+    if isinstance(wire, str):
+        return Failure(wire)
+    if not wire.token:
+        return Failure("token is empty")
+    claims = wire.claims if wire.claims is not None else (jwt_claims(wire.token) or {})
+    return Success(
+        StackAccess(
+            token=wire.token,
+            refresh_token=wire.refreshToken or None,
+            expiry=claims_expiry(claims),
+            claims=claims,
+            extra={key: value for key, value in document.items() if key not in _ACCESSES_KEYS},
+        )
+    )
+
+
+def encode_accesses(access: StackAccess) -> bytes:
+    """Encode `accesses.json` as fctl writes it, unknown keys carried through."""
+    document: dict[str, Any] = dict(access.extra)
+    document["token"] = access.token
+    document["claims"] = dict(access.claims)
+    if access.refresh_token is not None:
+        document["refreshToken"] = access.refresh_token
+    return json.dumps(document).encode("utf-8")
+
+
+def decode_discovery(data: bytes) -> Result[DiscoveryDocument, str]:
+    """Decode an OpenID Provider configuration (RFC 8414 §3.2)."""
+
+    def from_document(document: dict[str, Any]) -> Result[DiscoveryDocument, str]:
+        wire = _structure(document, _DiscoveryWire)
+        if isinstance(wire, str):
+            return Failure(wire)
+        return Success(DiscoveryDocument(token_endpoint=wire.token_endpoint, issuer=wire.issuer))
+
+    return decode_json_object(data).bind(from_document)
+
+
+def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResponse, str]:
+    """Decode a successful token response (RFC 6749 §5.1).
+
+    The expiry counts `expires_in` from `sent_at`, the time taken before the
+    request, so network latency can only make us think the token expires
+    sooner than it does. Without `expires_in`, a JWT's `exp` is used; an opaque
+    token with neither has no known expiry.
+    """
+
+    def from_document(document: dict[str, Any]) -> Result[TokenResponse, str]:
+        wire = _structure(document, _TokenWire)
+        if isinstance(wire, str):
+            return Failure(wire)
+        if not wire.access_token:
+            return Failure("access_token is empty")
+        if wire.expires_in is not None and wire.expires_in < 0:
+            return Failure("expires_in is negative")
+        if wire.expires_in is not None:
+            expiry: datetime | None = sent_at + timedelta(
+                seconds=min(wire.expires_in, MAX_EXPIRES_IN)
+            )
+        else:
+            expiry = jwt_expiry(wire.access_token)
+        return Success(
+            TokenResponse(
+                access_token=wire.access_token,
+                token_type=wire.token_type,
+                expiry=expiry,
+                refresh_token=wire.refresh_token or None,
+            )
+        )
+
+    return decode_json_object(data).bind(from_document)
+
+
+def decode_error_response(status_code: int, data: bytes) -> Result[OAuthError, str]:
+    """Decode an RFC 6749 §5.2 error body."""
+
+    def from_document(document: dict[str, Any]) -> Result[OAuthError, str]:
+        wire = _structure(document, _ErrorWire)
+        if isinstance(wire, str):
+            return Failure(wire)
+        description = one_line(wire.error_description) if wire.error_description else None
+        return Success(
+            OAuthError(error=one_line(wire.error), description=description, status_code=status_code)
+        )
+
+    return decode_json_object(data).bind(from_document)
+
+
+def encode_discovery_cache(document: DiscoveryDocument, *, expires_at: datetime) -> bytes:
+    """A discovery document as kept in the discovery cache, with its end of life."""
+    from ._cache_codec import format_rfc3339
+
+    return json.dumps(
+        {
+            "token_endpoint": document.token_endpoint,
+            "issuer": document.issuer,
+            "expiresAt": format_rfc3339(expires_at),
+        }
+    ).encode("utf-8")
+
+
+def decode_discovery_cache(data: bytes) -> Result[tuple[DiscoveryDocument, datetime], str]:
+    """Read back `encode_discovery_cache`'s output: the document and its end of life."""
+    from ._cache_codec import parse_rfc3339
+
+    def from_document(document: dict[str, Any]) -> Result[tuple[DiscoveryDocument, datetime], str]:
+        expires_at = document.get("expiresAt")
+        if not isinstance(expires_at, str):
+            return Failure("expiresAt missing or not a string")
+        return parse_rfc3339(expires_at).bind(
+            lambda moment: decode_discovery(data).map(lambda found: (found, moment))
+        )
+
+    return decode_json_object(data).bind(from_document)
+
+
+def jwt_claims(token: str) -> JsonObject | None:
+    """A JWT's payload, decoded WITHOUT verification (we only read `exp`); None if not a JWT."""
+    import jwt  # cold path only: pyjwt pulls in cryptography
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: str) -> datetime | None:
+    """A JWT's `exp`, unverified; None for an opaque token or a JWT without `exp`."""
+    claims = jwt_claims(token)
+    return claims_expiry(claims) if claims is not None else None
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Server-provided text made safe for a one-line error: no control chars, bounded."""
+    cleaned = "".join(char if char.isprintable() else " " for char in text)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def claims_expiry(claims: JsonObject) -> datetime | None:
+    """`exp` (NumericDate seconds) as a time; None when absent or not a number."""
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(exp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _structure(document: dict[str, Any], wire_type: type[_Wire]) -> _Wire | str:
+    """Structure through the converter; a failure becomes one readable reason."""
+    from cattrs import transform_error
+
+    try:
+        return _converter().structure(document, wire_type)
+    except Exception as error:  # cattrs raises exception groups of many kinds
+        return "; ".join(transform_error(error))[:300] or "invalid document"
+
+
+@cache
+def _converter() -> Converter:
+    from cattrs.preconf.json import make_converter
+
+    converter = make_converter(forbid_extra_keys=False)
+    converter.register_structure_hook(str, _strict(str))
+    converter.register_structure_hook(int, _strict_int)
+    return converter
+
+
+def _strict(kind: type[str]) -> Callable[[Any, type[str]], str]:
+    def structure(value: Any, _: type[str]) -> str:
+        if not isinstance(value, kind):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _strict_int(value: Any, _: type[int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value

@@ -1,0 +1,127 @@
+"""Go duration syntax (`time.ParseDuration`), as fctl's flags take it.
+
+`--stack-token-cache-ttl` and `STACK_TOKEN_CACHE_TTL` accept Go durations
+(`300ms`, `1.5h`, `1h30m`, `0`) and, for convenience, a bare integer meaning
+seconds. Durations are integers of nanoseconds, like Go's, so a formatted
+duration parses back to exactly the same value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from returns.result import Failure, Result, Success
+
+from ._errors import UsageError
+
+__all__ = ["MAX_DURATION_NS", "format_duration", "parse_duration", "parse_ttl"]
+
+# Go's Duration is an int64 of nanoseconds.
+MAX_DURATION_NS = 2**63 - 1
+
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,  # µ MICRO SIGN, as Go writes it
+    "\u03bcs": 1_000,  # μ GREEK SMALL LETTER MU, which Go also accepts
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+}
+_COMPONENT = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]+)", re.ASCII)
+_BARE_SECONDS = re.compile(r"\d+", re.ASCII)
+# Longer than any valid duration; also keeps int() far from its digit limit.
+_MAX_TEXT_LENGTH = 100
+
+
+def parse_duration(text: str) -> Result[int, UsageError]:
+    """Parse a Go duration or bare integer seconds into nanoseconds (>= 0)."""
+    stripped = text.strip()
+    if len(stripped) > _MAX_TEXT_LENGTH:
+        return Failure(_invalid(text))
+    if _BARE_SECONDS.fullmatch(stripped):
+        return _within_range(int(stripped) * _UNIT_NS["s"], text)
+    body = stripped
+    if body[:1] in ("+", "-"):
+        negative, body = body[0] == "-", body[1:]
+    else:
+        negative = False
+    if body == "0":
+        return Success(0)
+    if not body:
+        return Failure(_invalid(text))
+    total = 0
+    position = 0
+    while position < len(body):
+        match = _COMPONENT.match(body, position)
+        if match is None:
+            return Failure(_invalid(text))
+        whole, fraction, unit = match.groups()
+        if (not whole and not fraction) or unit not in _UNIT_NS:
+            return Failure(_invalid(text))
+        scale = _UNIT_NS[unit]
+        total += int(whole or "0") * scale
+        if fraction:
+            total += int(fraction) * scale // 10 ** len(fraction)
+        if total > MAX_DURATION_NS:
+            return Failure(_out_of_range(text))
+        position = match.end()
+    if negative and total:
+        return Failure(UsageError(message=f"invalid duration {_shown(text)}: must not be negative"))
+    return Success(total)
+
+
+def parse_ttl(text: str) -> Result[timedelta, UsageError]:
+    """Parse a cache TTL; sub-microsecond parts are dropped (timedelta's resolution)."""
+    return parse_duration(text).map(lambda ns: timedelta(microseconds=ns // 1_000))
+
+
+def format_duration(nanoseconds: int) -> str:
+    """Format like Go's `Duration.String` (`1h30m0s`, `1.5s`, `300ms`, `0s`)."""
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds < 1_000:
+        return f"{nanoseconds}ns"
+    if nanoseconds < 1_000_000:
+        return _with_fraction(nanoseconds, 3) + "\u00b5s"
+    if nanoseconds < 1_000_000_000:
+        return _with_fraction(nanoseconds, 6) + "ms"
+    seconds = nanoseconds // 1_000_000_000
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    text = _with_fraction(nanoseconds % 60_000_000_000, 9) + "s"
+    if seconds >= 60:
+        text = f"{minutes}m{text}"
+    if seconds >= 3600:
+        text = f"{hours}h{text}"
+    return text
+
+
+def _with_fraction(value: int, digits: int) -> str:
+    whole, fraction = divmod(value, 10**digits)
+    decimals = str(fraction).rjust(digits, "0").rstrip("0")
+    return f"{whole}.{decimals}" if decimals else str(whole)
+
+
+def _within_range(nanoseconds: int, text: str) -> Result[int, UsageError]:
+    if nanoseconds > MAX_DURATION_NS:
+        return Failure(_out_of_range(text))
+    return Success(nanoseconds)
+
+
+def _invalid(text: str) -> UsageError:
+    return UsageError(
+        message=f"invalid duration {_shown(text)}: use Go syntax such as 300ms, 30s, 5m, 1h30m, "
+        "or a whole number of seconds"
+    )
+
+
+def _out_of_range(text: str) -> UsageError:
+    return UsageError(message=f"invalid duration {_shown(text)}: longer than about 292 years")
+
+
+def _shown(text: str) -> str:
+    """The user's input, quoted and cut short so one bad value stays one line."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")

@@ -1,0 +1,242 @@
+"""The OAuth/OIDC messages: URLs and forms to send, and how to read the answers.
+
+Builders return plain values the shell sends as they are; interpreters turn a
+status code and a body into a `Result`. The transport rules that are decisions
+(which URLs may be used, which failures are retried and after how long, how
+long a discovery document may be kept) live here too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from returns.result import Failure, Result, Success
+
+from ._codecs import decode_discovery, decode_error_response, decode_token_response, one_line
+from ._errors import OAuthError, RemoteError
+from ._types import DiscoveryDocument, TokenRequest, TokenResponse
+
+__all__ = [
+    "DEFAULT_DISCOVERY_MAX_AGE",
+    "JWT_BEARER_GRANT",
+    "RETRYABLE_STATUSES",
+    "EXCHANGE_SCOPE",
+    "FCTL_CLIENT_ID",
+    "RetryPolicy",
+    "check_endpoint_url",
+    "discovery_max_age",
+    "exchange_request",
+    "interpret_discovery",
+    "interpret_token_response",
+    "membership_discovery",
+    "refresh_request",
+    "retry_delay",
+    "safe_url",
+    "stack_discovery",
+    "DiscoveryTarget",
+]
+
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
+EXCHANGE_SCOPE = "openid email"
+FCTL_CLIENT_ID = "fctl"
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+DEFAULT_DISCOVERY_MAX_AGE = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryTarget:
+    """Where to fetch a discovery document, and the issuer it must name."""
+
+    url: str
+    issuer: str
+
+
+def stack_discovery(stack_uri: str) -> DiscoveryTarget:
+    """`{stackURI}/api/auth/.well-known/openid-configuration`; issuer `{stackURI}/api/auth`."""
+    issuer = stack_uri.rstrip("/") + "/api/auth"
+    return DiscoveryTarget(url=issuer + "/.well-known/openid-configuration", issuer=issuer)
+
+
+def membership_discovery(membership_uri: str) -> DiscoveryTarget:
+    """`{membershipURI}/.well-known/openid-configuration`; issuer `{membershipURI}`."""
+    issuer = membership_uri.rstrip("/")
+    return DiscoveryTarget(url=issuer + "/.well-known/openid-configuration", issuer=issuer)
+
+
+def exchange_request(token_endpoint: str, assertion: str) -> TokenRequest:
+    """The RFC 7523 §2.1 JWT-bearer grant; Formance stacks take no client authentication."""
+    return TokenRequest(
+        url=token_endpoint,
+        form=(
+            ("grant_type", JWT_BEARER_GRANT),
+            ("assertion", assertion),
+            ("scope", EXCHANGE_SCOPE),
+        ),
+    )
+
+
+def refresh_request(token_endpoint: str, refresh_token: str) -> TokenRequest:
+    """The RFC 6749 §6 refresh grant, as fctl's public client sends it."""
+    return TokenRequest(
+        url=token_endpoint,
+        form=(
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", FCTL_CLIENT_ID),
+        ),
+    )
+
+
+def check_endpoint_url(url: str) -> Result[str, RemoteError]:
+    """https everywhere; plain http only to a loopback host (DESIGN §5)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return Failure(RemoteError(message=f"invalid URL {safe_url(url)!r}"))
+    if not host:
+        return Failure(RemoteError(message=f"invalid URL {safe_url(url)!r}: no host"))
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+        return Success(url)
+    return Failure(
+        RemoteError(
+            message=f"refusing {safe_url(url)!r}: endpoints must use https "
+            "(plain http only on loopback)"
+        )
+    )
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a log line or message: no credentials, query or fragment; bounded."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.netloc.rpartition("@")[2]
+    return one_line(f"{parts.scheme}://{host}{parts.path}", limit=300)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def interpret_discovery(
+    status_code: int, body: bytes, *, target: DiscoveryTarget
+) -> Result[DiscoveryDocument, RemoteError]:
+    """Accept a discovery answer only if it is well-formed, names a usable token
+    endpoint, and names the issuer it was fetched for (RFC 8414 §3.3)."""
+    where = safe_url(target.url)
+    if status_code != 200:
+        return Failure(
+            RemoteError(
+                message=f"discovery at {where} answered {status_code}",
+                transient=status_code >= 500,
+            )
+        )
+    decoded = decode_discovery(body).alt(
+        lambda reason: RemoteError(message=f"discovery at {where} is invalid: {reason}")
+    )
+    return decoded.bind(lambda document: _check_discovered(document, target))
+
+
+def _check_discovered(
+    document: DiscoveryDocument, target: DiscoveryTarget
+) -> Result[DiscoveryDocument, RemoteError]:
+    if document.issuer is not None and document.issuer.rstrip("/") != target.issuer:
+        return Failure(
+            RemoteError(
+                message=f"discovery at {safe_url(target.url)} names issuer "
+                f"{safe_url(document.issuer)!r}, expected {safe_url(target.issuer)!r}"
+            )
+        )
+    return check_endpoint_url(document.token_endpoint).map(lambda _: document)
+
+
+def interpret_token_response(
+    status_code: int, body: bytes, *, request: TokenRequest, sent_at: datetime
+) -> Result[TokenResponse, RemoteError | OAuthError]:
+    """Read a token endpoint's answer: §5.1 success, §5.2 error, or a protocol failure."""
+    where = safe_url(request.url)
+    if status_code == 200:
+        return decode_token_response(body, sent_at=sent_at).alt(
+            lambda reason: RemoteError(message=f"token endpoint {where} answered badly: {reason}")
+        )
+    if status_code == 404:
+        return Failure(
+            RemoteError(message=f"token endpoint {where} answered 404", endpoint_gone=True)
+        )
+    oauth_error = decode_error_response(status_code, body)
+    if status_code in (400, 401) and isinstance(oauth_error.value_or(None), OAuthError):
+        return Failure(oauth_error.unwrap())
+    return Failure(
+        RemoteError(
+            message=f"token endpoint {where} answered {status_code}",
+            transient=status_code >= 500 or status_code == 429,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Bounded, jittered retries of transient failures (DESIGN §5)."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+    retry_after_cap: float = 10.0
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    *,
+    attempt: int,
+    status_code: int | None,
+    retry_after: str | None,
+    jitter: float,
+) -> float | None:
+    """Seconds to wait before attempt `attempt + 1`, or None not to retry.
+
+    `status_code` None means the connection failed or timed out. `jitter` is a
+    number in [0, 1) the shell draws, so this stays a pure function.
+    """
+    if attempt + 1 >= policy.attempts:
+        return None
+    if status_code is not None and status_code not in RETRYABLE_STATUSES:
+        return None
+    if retry_after is not None and (seconds := _retry_after_seconds(retry_after)) is not None:
+        return min(seconds, policy.retry_after_cap)
+    backoff = min(policy.base_delay * 2.0**attempt, policy.max_delay)
+    return backoff * (0.5 + jitter / 2)  # "equal jitter": never less than half the backoff
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    # Only the delta-seconds form; an HTTP date would need the clock (RFC 9110 §10.2.3).
+    text = value.strip()
+    return float(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.ASCII | re.I)
+_NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.ASCII | re.I)
+
+
+def discovery_max_age(cache_control: str | None) -> timedelta:
+    """How long a discovery document may be kept: `max-age`, 1 h without the header,
+    nothing for `no-store`, `no-cache` or `max-age=0` (DESIGN §3.4)."""
+    if cache_control is None:
+        return DEFAULT_DISCOVERY_MAX_AGE
+    if _NO_STORE.search(cache_control):
+        return timedelta(0)
+    match = _MAX_AGE.search(cache_control)
+    if match is None:
+        return DEFAULT_DISCOVERY_MAX_AGE
+    return timedelta(seconds=int(match.group(1)))

@@ -1,0 +1,3 @@
+"""stacktoken: stack API tokens for Formance-style stacks, kept warm on disk."""
+
+__all__: list[str] = []
