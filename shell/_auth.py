@@ -1,0 +1,60 @@
+"""`httpx.Auth` for stack APIs, and a client helper (fctl's `NewStackClient`).
+
+The auth only asks the token source and yields requests. Getting a token may
+read files, take a lock or call the network, so it overrides
+`sync_auth_flow`/`async_auth_flow` rather than the I/O-free `auth_flow`
+(httpx docs, "Custom authentication schemes"). On a 401 it drops the token
+(in memory and on disk) and retries the request once with a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+
+import httpx
+
+from ._source import TokenSource
+
+__all__ = ["StackTokenAuth", "stack_client"]
+
+
+class StackTokenAuth(httpx.Auth):
+    """Bearer authentication with stack API tokens from a `TokenSource`."""
+
+    requires_request_body = True  # the request may be sent twice
+
+    def __init__(self, source: TokenSource) -> None:
+        self._source = source
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._source.token()}"
+        response = yield request
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            self._source.invalidate()
+            request.headers["Authorization"] = f"Bearer {self._source.token()}"
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        import anyio.to_thread  # httpx's own dependency; keeps the event loop free
+
+        token = await anyio.to_thread.run_sync(self._source.token)
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            await anyio.to_thread.run_sync(self._source.invalidate)
+            token = await anyio.to_thread.run_sync(self._source.token)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    def __repr__(self) -> str:
+        return f"StackTokenAuth({self._source!r})"
+
+
+def stack_client(source: TokenSource, **client_options: Any) -> httpx.Client:
+    """An `httpx.Client` for the stack's API: `base_url` is the stack URI, auth attached."""
+    return httpx.Client(base_url=source.stack_uri, auth=StackTokenAuth(source), **client_options)

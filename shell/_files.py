@@ -1,0 +1,200 @@
+"""The file store: private reads, atomic writes, the per-stack lock.
+
+Reads never raise: a missing, unreadable, oversized or untrustworthy file is a
+reason (a cache miss), which the caller logs. Writes go to a temp file in the
+same folder, are flushed and fsynced, then `os.replace`d over the final path,
+so a reader never sees a torn file and a crash leaves the old content or the
+new, never a mix. `os.replace` renames over a symlink rather than through it,
+so a symlink planted at the final path is replaced, never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from returns.result import Failure, Result, Success
+from stacktoken.core import LocalError
+
+__all__ = [
+    "LOCK_TIMEOUT_SECONDS",
+    "MAX_FILE_BYTES",
+    "ensure_private_dir",
+    "locked",
+    "read_plain",
+    "read_private",
+    "remove_file",
+    "write_atomic",
+]
+
+MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes; anything larger is not ours
+LOCK_TIMEOUT_SECONDS = 30.0
+_TEMP_SUFFIX = ".tmp"
+
+R = TypeVar("R")
+E = TypeVar("E")
+
+
+def read_private(path: Path) -> Result[tuple[bytes, datetime], str]:
+    """Read a token file we trust: a regular file, ours, not writable by others.
+
+    The checks run on the opened descriptor (`O_NOFOLLOW`, `fstat`), so the file
+    checked is the file read. Failure carries the reason it cannot be used.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return Failure("no such file")
+    except OSError as error:
+        return Failure(_reason("cannot open", error))
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            return Failure("not a regular file")
+        if info.st_uid != os.geteuid():
+            return Failure("owned by another user")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return Failure("writable by other users")
+        if info.st_size > MAX_FILE_BYTES:
+            return Failure("larger than any file we write")
+        data = _read_all(descriptor)
+    except OSError as error:
+        return Failure(_reason("cannot read", error))
+    finally:
+        os.close(descriptor)
+    return Success((data, datetime.fromtimestamp(info.st_mtime, tz=UTC)))
+
+
+def read_plain(path: Path) -> bytes | None:
+    """Read fctl's config and profile files; None when absent or unreadable."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+
+
+def _read_all(descriptor: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(descriptor, 65536):
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise OSError("file grew past the size limit while being read")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ensure_private_dir(folder: Path) -> None:
+    """Create `folder` and missing parents with mode 0700 (existing ones are left as they are)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None, LocalError]:
+    """Write `data` to `path` atomically, mode 0600.
+
+    `sweep` removes temp files that killed writers left beside `path`; only a
+    caller holding the stack's lock may ask for it, as the lock is what tells
+    a leftover from another process's write in progress.
+    """
+    folder = path.parent
+    temp: Path | None = None
+    try:
+        ensure_private_dir(folder)
+        if sweep:
+            _sweep_leftovers(path)
+        descriptor, temp = _create_temp(path)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        temp = None
+        _fsync_folder(folder)
+    except OSError as error:
+        return Failure(LocalError(message=_reason(f"cannot write {path.name}", error)))
+    finally:
+        if temp is not None:
+            _unlink_quietly(temp)
+    return Success(None)
+
+
+def remove_file(path: Path) -> Result[bool, LocalError]:
+    """Remove `path`; Success(False) if it was not there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return Success(False)
+    except OSError as error:
+        return Failure(LocalError(message=_reason(f"cannot remove {path.name}", error)))
+    return Success(True)
+
+
+def locked(
+    lock_path: Path,
+    body: Callable[[], Result[R, E]],
+    *,
+    timeout: float = LOCK_TIMEOUT_SECONDS,
+    log: Callable[[str], None],
+) -> Result[R, E | LocalError]:
+    """Run `body` holding the cross-process lock at `lock_path`.
+
+    The lock is an advisory `flock` (through filelock): the kernel drops it
+    when its holder dies, so a killed process never leaves a stale lock. When
+    the lock file cannot be created at all (a read-only folder), `body` runs
+    unlocked: the cache is best effort, and refusing would fail the command.
+    """
+    from filelock import FileLock, Timeout
+
+    try:
+        ensure_private_dir(lock_path.parent)
+        lock = FileLock(lock_path, timeout=timeout, mode=0o600, fallback_to_soft=False)
+        lock.acquire()
+    except Timeout:
+        return Failure(
+            LocalError(message=f"another process held the lock {lock_path.name} for {timeout:g}s")
+        )
+    except OSError as error:
+        log(_reason("running unlocked: cannot take the lock", error))
+        return body()
+    try:
+        return body()
+    finally:
+        lock.release()
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    import tempfile  # only writers need it
+
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent
+    )
+    return descriptor, Path(name)
+
+
+def _sweep_leftovers(path: Path) -> None:
+    for leftover in path.parent.glob(f".{path.name}.*{_TEMP_SUFFIX}"):
+        _unlink_quietly(leftover)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename is durable only once the folder entry is on disk.
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _reason(what: str, error: OSError) -> str:
+    return f"{what}: {error.strerror or error.__class__.__name__}"

@@ -1,0 +1,193 @@
+"""HTTP on httpx: timeouts, bounded jittered retries, capped bodies, no redirects.
+
+One `Http` per token source holds one `httpx.Client`, created on the first
+request so that a warm run never imports httpx. Every request goes through
+the URL policy (https, or http on loopback) first; retry decisions are core's
+`retry_delay`. Redirects are never followed: a token endpoint that redirects
+a POST would replay credentials to wherever it points (DESIGN §5), and a
+discovery document must be served at its own issuer's URL (RFC 8414 §3.3).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from returns.result import Failure, Result, Success
+from stacktoken.core import (
+    RETRYABLE_STATUSES,
+    RemoteError,
+    RetryPolicy,
+    check_endpoint_url,
+    retry_delay,
+    safe_url,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Http", "HttpAnswer", "HttpPolicy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpPolicy:
+    """Limits of every request."""
+
+    timeout: float = 10.0
+    max_body_bytes: int = 1 << 20
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpAnswer:
+    """A response read whole (within the cap); `sent_at` is taken before sending."""
+
+    status_code: int
+    body: bytes = field(repr=False)
+    cache_control: str | None
+    sent_at: datetime
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Http:
+    """Sends requests for one token source; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        policy: HttpPolicy,
+        clock: Callable[[], datetime],
+        log: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._log = log
+        self._sleep = sleep
+        self._jitter = jitter
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def get(self, url: str) -> Result[HttpAnswer, RemoteError]:
+        """GET `url`, retrying transient failures."""
+        return self._send("GET", url, None)
+
+    def post_form(
+        self, url: str, form: tuple[tuple[str, str], ...]
+    ) -> Result[HttpAnswer, RemoteError]:
+        """POST an urlencoded form to `url`, retrying transient failures."""
+        return self._send("POST", url, form)
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _send(
+        self, method: str, url: str, form: tuple[tuple[str, str], ...] | None
+    ) -> Result[HttpAnswer, RemoteError]:
+        checked = check_endpoint_url(url)
+        if isinstance(checked, Failure):
+            return checked
+        attempt = 0
+        while True:
+            outcome, retry_after = self._attempt(method, url, form)
+            answer = outcome.value_or(None)
+            status_code = answer.status_code if answer is not None else None
+            if not _worth_retrying(outcome, status_code):
+                return outcome
+            delay = retry_delay(
+                self._policy.retry,
+                attempt=attempt,
+                status_code=status_code,
+                retry_after=retry_after,
+                jitter=self._jitter(),
+            )
+            if delay is None:
+                return outcome
+            self._log(f"retrying {method} {safe_url(url)} in {delay:.2f}s")
+            self._sleep(delay)
+            attempt += 1
+
+    def _attempt(
+        self, method: str, url: str, form: tuple[tuple[str, str], ...] | None
+    ) -> tuple[Result[HttpAnswer, RemoteError], str | None]:
+        import httpx
+
+        where = f"{method} {safe_url(url)}"
+        sent_at = self._clock()
+        started = time.perf_counter()
+        try:
+            with self._http_client().stream(
+                method, url, data=dict(form) if form else None
+            ) as response:
+                body = self._read_capped(response)
+                elapsed = time.perf_counter() - started
+                self._log(f"{where} -> {response.status_code} in {elapsed * 1000:.0f} ms")
+                answer = HttpAnswer(
+                    status_code=response.status_code,
+                    body=body,
+                    cache_control=response.headers.get("cache-control"),
+                    sent_at=sent_at,
+                )
+                return Success(answer), response.headers.get("retry-after")
+        except _BodyTooLarge:
+            self._log(f"{where} -> body over {self._policy.max_body_bytes} bytes")
+            return Failure(
+                RemoteError(message=f"{where} answered with a body over the size limit")
+            ), None
+        except httpx.TimeoutException:
+            self._log(f"{where} -> timed out")
+            return Failure(RemoteError(message=f"{where} timed out", transient=True)), None
+        except httpx.ConnectError:
+            self._log(f"{where} -> connection failed")
+            return Failure(
+                RemoteError(message=f"{where}: cannot connect", transient=True, endpoint_gone=True)
+            ), None
+        except httpx.HTTPError as error:
+            self._log(f"{where} -> {type(error).__name__}")
+            return Failure(
+                RemoteError(message=f"{where} failed: {type(error).__name__}", transient=True)
+            ), None
+
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        limit = self._policy.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _http_client(self) -> httpx.Client:
+        import httpx
+
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self._policy.timeout,
+                    follow_redirects=False,
+                    headers={"Accept": "application/json", "User-Agent": "stacktoken"},
+                )
+            return self._client
+
+
+def _worth_retrying(outcome: Result[HttpAnswer, RemoteError], status_code: int | None) -> bool:
+    if status_code is not None:
+        return status_code in RETRYABLE_STATUSES
+    return isinstance(outcome, Failure) and outcome.failure().transient

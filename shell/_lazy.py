@@ -1,0 +1,75 @@
+"""A thread-safe lazy value driven by core's lazy-init state machine.
+
+The state lives behind one lock; the initialiser runs outside it, so callers
+that join an attempt wait on that attempt's own event and get its outcome.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from returns.result import Result, Success
+from stacktoken.core import Idle, Join, LazyState, Start, Use, on_request, on_settle
+
+__all__ = ["Lazy"]
+
+T = TypeVar("T")
+E = TypeVar("E")
+
+
+class _Attempt(Generic[T, E]):
+    """One initialisation attempt that callers may join."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Result[T, E] | None = None
+        self.raised: BaseException | None = None
+
+
+class Lazy(Generic[T, E]):
+    """Runs `initialise` on first use; keeps a success, retries after a failure."""
+
+    def __init__(self, initialise: Callable[[], Result[T, E]]) -> None:
+        self._initialise = initialise
+        self._lock = threading.Lock()
+        self._state: LazyState[T] = Idle()
+        self._in_flight: _Attempt[T, E] | None = None
+
+    def get(self) -> Result[T, E]:
+        """The value, or the failure of the attempt this call started or joined."""
+        with self._lock:
+            self._state, action = on_request(self._state)
+            match action:
+                case Use(value=value):
+                    return Success(value)
+                case Start():
+                    attempt: _Attempt[T, E] = _Attempt()
+                    self._in_flight = attempt
+                case Join():
+                    assert self._in_flight is not None  # Running always has an attempt
+                    attempt = self._in_flight
+        if isinstance(action, Start):
+            return self._run(action.attempt, attempt)
+        attempt.done.wait()
+        if attempt.raised is not None:
+            raise attempt.raised
+        assert attempt.outcome is not None  # set before `done`
+        return attempt.outcome
+
+    def _run(self, number: int, attempt: _Attempt[T, E]) -> Result[T, E]:
+        try:
+            attempt.outcome = self._initialise()
+        except BaseException as error:
+            attempt.raised = error  # joiners re-raise it rather than hang
+            raise
+        finally:
+            with self._lock:
+                if attempt.outcome is not None:
+                    self._state = on_settle(self._state, number, attempt.outcome)
+                else:
+                    self._state = Idle(attempts=number)
+                self._in_flight = None
+            attempt.done.set()
+        return attempt.outcome

@@ -1,0 +1,1625 @@
+"""Real OAuth servers on 127.0.0.1 for stacktoken's integration tests.
+
+Two servers, both built on authlib's framework-agnostic
+:class:`authlib.oauth2.rfc6749.AuthorizationServer` (adapted to the stdlib
+``http.server`` the way authlib's docs describe for custom frameworks:
+``create_oauth2_request`` / ``handle_response`` / ``send_signal``) and served by
+a :class:`http.server.ThreadingHTTPServer` in a daemon thread:
+
+* :class:`MembershipServer` -- the membership IdP (``membershipURI`` =
+  ``http://127.0.0.1:P/api``): OIDC discovery, JWKS, and a token endpoint for the
+  ``refresh_token`` grant (authlib's ``RefreshTokenGrant``) for the public
+  client ``fctl``. Refresh tokens are rotated on every use. Access tokens are
+  RS256 JWTs signed with the IdP's RSA key (joserfc).
+* :class:`StackAuthServer` -- a stack's auth server (stack URI =
+  ``http://127.0.0.1:Q``): OIDC discovery and a token endpoint for the RFC 7523
+  JWT-bearer grant (authlib's ``JWTBearerGrant``) whose assertion is a stack
+  access token from the membership IdP; signature (RS256, the IdP's key),
+  issuer and ``exp`` are verified. It also serves a tiny protected resource
+  (``GET /api/ledger/_info``) that accepts the tokens it issued.
+
+Both record requests, count them per endpoint (``"POST /api/oauth/token"``),
+accept a FIFO queue of :class:`Fault` per endpoint, and can be stopped and
+restarted on the same port. Only loopback addresses are ever bound; every wait
+is bounded.
+
+Use them as context managers, or through the pytest fixtures
+:func:`membership_server`, :func:`stack_server` and :func:`fctl_profile`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import functools
+import json
+import logging
+import os
+import secrets
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignore]
+    AuthorizationServer,
+    InvalidGrantError,
+    OAuth2Request,
+    RefreshTokenGrant,
+)
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.rfc6750 import BearerTokenGenerator  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.rfc7523 import JWTBearerGrant  # type: ignore[import-untyped,unused-ignore]
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
+
+__all__ = [
+    "JWT_BEARER_GRANT_TYPE",
+    "LOOPBACK_HOST",
+    "Fault",
+    "FctlProfile",
+    "IssuedToken",
+    "LoopbackOAuthServer",
+    "MembershipServer",
+    "RecordedRequest",
+    "StackAuthServer",
+    "decode_jwt_unverified",
+    "fctl_profile",
+    "membership_server",
+    "new_rsa_key",
+    "stack_server",
+    "write_fctl_profile",
+]
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOST: Final = "127.0.0.1"
+JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+FCTL_CLIENT_ID: Final = "fctl"
+STACK_ACCESS_SCOPE: Final = "openid offline_access"
+
+#: Upper bound on request bodies the servers read (they are test servers).
+MAX_REQUEST_BODY: Final = 1024 * 1024
+#: Socket timeout of a handler thread waiting for a slow/idle client.
+HANDLER_SOCKET_TIMEOUT: Final = 10.0
+#: Bound on how long start() keeps retrying to re-bind a port still in use.
+REBIND_TIMEOUT: Final = 5.0
+#: Default bound for stop().
+STOP_TIMEOUT: Final = 5.0
+
+JSONDict = dict[str, Any]
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+
+def _json_bytes(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def _safe_description(text: str) -> str:
+    """RFC 6749 §5.2 forbids '"' and '\\' in error_description (authlib checks)."""
+    cleaned = "".join(ch for ch in text if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')
+    return cleaned or "invalid"
+
+
+def new_rsa_key() -> RSAKey:
+    """A fresh 2048-bit RS256 signing key with a random ``kid``."""
+    return RSAKey.generate_key(
+        2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"}
+    )
+
+
+@functools.cache
+def _shared_rsa_key(role: str) -> RSAKey:
+    # RSA generation costs ~50 ms; servers of one role share a key per process
+    # unless given their own (issuers differ anyway, so nothing is confused).
+    return new_rsa_key()
+
+
+def decode_jwt_unverified(token: str) -> JSONDict:
+    """Decode a JWT's payload without verifying anything (test convenience)."""
+    try:
+        payload = token.split(".")[1]
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        value = json.loads(raw)
+    except (IndexError, ValueError) as exc:
+        raise ValueError("not a JWT") from exc
+    if not isinstance(value, dict):
+        raise TypeError("JWT payload is not an object")
+    return value
+
+
+# --------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------
+
+
+class RecordedRequest(NamedTuple):
+    """One request as seen by a server: ``(method, path, form)``."""
+
+    method: str
+    path: str
+    form: dict[str, str]
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """A parsed incoming request, handed to route handlers and to authlib."""
+
+    method: str
+    path: str
+    url: str
+    query: dict[str, str]
+    headers: Message
+    body: bytes
+    form: dict[str, str]
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass
+class HTTPResponse:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    send_content_length: bool = True
+
+    @classmethod
+    def json(
+        cls,
+        obj: object,
+        status: int = 200,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> HTTPResponse:
+        hdrs = [("Content-Type", "application/json")]
+        hdrs.extend(headers)
+        return cls(status, _json_bytes(obj), hdrs)
+
+    @classmethod
+    def oauth_error(cls, status: int, error: str, description: str | None = None) -> HTTPResponse:
+        body: JSONDict = {"error": error}
+        if description:
+            body["error_description"] = description
+        return cls.json(body, status, [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
+
+    def json_body(self) -> object:
+        return json.loads(self.body)
+
+
+FaultKind = Literal[
+    "response",  # answer with a canned response (status/body/headers)
+    "delay",  # sleep, then answer normally
+    "transform",  # answer normally, then drop/override top-level JSON fields
+    "close",  # close the connection without answering
+]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour, consumed by exactly one request.
+
+    Build them with the class methods, e.g. ``Fault.status(503)``,
+    ``Fault.rate_limited(2)``, ``Fault.delay(1.5)``, ``Fault.garbage()``,
+    ``Fault.html_error()``, ``Fault.missing_fields("access_token")``,
+    ``Fault.oversized(65536)``, ``Fault.wrong_issuer()``,
+    ``Fault.close_connection()``.
+    """
+
+    kind: FaultKind
+    status_code: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    send_content_length: bool = True
+    delay_seconds: float = 0.0
+    drop_fields: tuple[str, ...] = ()
+    override: Mapping[str, object] = field(default_factory=dict)
+    reset: bool = False
+
+    _DEFAULT_ERRORS: ClassVar[Mapping[int, str]] = {
+        400: "invalid_request",
+        401: "invalid_client",
+        403: "access_denied",
+        404: "not_found",
+        429: "rate_limited",
+        503: "temporarily_unavailable",
+    }
+
+    # -- canned responses ------------------------------------------------
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        error: str | None = None,
+        description: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """``code`` with an RFC 6749 §5.2 JSON error body."""
+        err = error or cls._DEFAULT_ERRORS.get(code, "server_error")
+        body: JSONDict = {"error": err}
+        if description:
+            body["error_description"] = description
+        hdrs = (("Content-Type", "application/json"), *(headers or {}).items())
+        return cls("response", code, _json_bytes(body), tuple(hdrs))
+
+    @classmethod
+    def invalid_grant(cls, description: str | None = None) -> Fault:
+        """400 ``{"error": "invalid_grant"}``."""
+        return cls.status(400, "invalid_grant", description)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | str = 1, code: int = 429) -> Fault:
+        """429 (by default) with a ``Retry-After`` header and a JSON body."""
+        if isinstance(retry_after, float) and retry_after.is_integer():
+            retry_after = int(retry_after)
+        return cls.status(code, headers={"Retry-After": str(retry_after)})
+
+    @classmethod
+    def garbage(
+        cls,
+        body: bytes = b"\x00\xffthis is {not json",
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> Fault:
+        """``status`` (200) with a body that is not JSON."""
+        return cls("response", status, body, (("Content-Type", content_type),))
+
+    @classmethod
+    def html_error(cls, status: int = 500) -> Fault:
+        """An HTML error page, as a proxy or load balancer would send."""
+        page = (
+            "<!DOCTYPE html><html><head><title>Internal Server Error</title></head>"
+            f"<body><h1>{status} Internal Server Error</h1>"
+            "<p>The server encountered an internal error.</p></body></html>"
+        ).encode()
+        return cls("response", status, page, (("Content-Type", "text/html; charset=utf-8"),))
+
+    @classmethod
+    def raw(
+        cls,
+        status: int,
+        body: bytes | str | object,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Any canned response. A non-bytes/str ``body`` is JSON-encoded."""
+        hdrs = dict(headers or {})
+        if isinstance(body, str):
+            data = body.encode()
+        elif isinstance(body, bytes):
+            data = body
+        else:
+            data = _json_bytes(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        return cls("response", status, data, tuple(hdrs.items()))
+
+    @classmethod
+    def oversized(
+        cls, larger_than: int = 1024 * 1024, *, send_content_length: bool = True
+    ) -> Fault:
+        """200 with a valid JSON token-like body of exactly ``larger_than + 1`` bytes.
+
+        With ``send_content_length=False`` the body is delimited by closing the
+        connection, so only a streaming size cap can catch it.
+        """
+        head = b'{"access_token":"x","token_type":"Bearer","expires_in":3600,"padding":"'
+        tail = b'"}'
+        pad = max(0, larger_than + 1 - len(head) - len(tail))
+        body = head + b"a" * pad + tail
+        return cls(
+            "response",
+            200,
+            body,
+            (("Content-Type", "application/json"),),
+            send_content_length=send_content_length,
+        )
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307) -> Fault:
+        """A redirect (307 keeps the method and body on a POST)."""
+        return cls("response", status, b"", (("Location", location),))
+
+    # -- behaviours ------------------------------------------------------
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Sleep ``seconds`` (interrupted by stop()), then answer normally."""
+        return cls("delay", delay_seconds=seconds)
+
+    @classmethod
+    def close_connection(cls, *, reset: bool = False) -> Fault:
+        """Read the request, then close the connection without answering.
+
+        ``reset=True`` aborts with a TCP RST instead of a FIN.
+        """
+        return cls("close", reset=reset)
+
+    # -- transforms of the normal answer -----------------------------------
+    @classmethod
+    def missing_fields(cls, *fields: str) -> Fault:
+        """Answer normally (200 JSON) but without the given top-level fields
+        (default: ``access_token``). Note the server state still changes, e.g.
+        a refresh token is still rotated."""
+        return cls("transform", drop_fields=fields or ("access_token",))
+
+    @classmethod
+    def override_fields(cls, **fields: object) -> Fault:
+        """Answer normally, with top-level JSON fields replaced/added."""
+        return cls("transform", override=dict(fields))
+
+    @classmethod
+    def wrong_issuer(cls, issuer: str = "http://127.0.0.1:1/not-the-issuer") -> Fault:
+        """For a discovery endpoint: the normal document with another ``issuer``."""
+        return cls.override_fields(issuer=issuer)
+
+    # -- application ---------------------------------------------------------
+    def canned_response(self) -> HTTPResponse:
+        return HTTPResponse(
+            self.status_code, self.body, list(self.headers), self.send_content_length
+        )
+
+    def transform(self, response: HTTPResponse) -> HTTPResponse:
+        try:
+            doc = json.loads(response.body)
+        except ValueError:
+            return response
+        if not isinstance(doc, dict):
+            return response
+        for name in self.drop_fields:
+            doc.pop(name, None)
+        doc.update(self.override)
+        return HTTPResponse(response.status, _json_bytes(doc), list(response.headers))
+
+
+Route = Callable[[HTTPRequest], HTTPResponse]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so a stopped server never keeps
+    # answering on a pooled keep-alive connection.
+    protocol_version = "HTTP/1.0"
+    timeout = HANDLER_SOCKET_TIMEOUT
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self.server.owner._serve(self)
+
+    do_POST = do_GET
+    do_PUT = do_GET
+    do_DELETE = do_GET
+    do_PATCH = do_GET
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.server.owner.name, format % args)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128  # listen backlog; the default 5 drops bursts of connects
+
+    def __init__(self, port: int, owner: LoopbackOAuthServer) -> None:
+        self.owner = owner
+        self._active_lock = threading.Lock()
+        self._active: dict[threading.Thread, socket.socket] = {}
+        super().__init__((LOOPBACK_HOST, port), _Handler)
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer.server_bind's socket.getfqdn() (a reverse DNS lookup).
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Like ThreadingMixIn.process_request, but the connection is registered
+        # synchronously (in the serve thread), so once shutdown() has returned
+        # stop() sees every connection it has to abort and every thread to join.
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"{self.owner.name}-conn",
+            daemon=True,
+        )
+        with self._active_lock:
+            self._active[thread] = request
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active.pop(threading.current_thread(), None)
+
+    def abort_connections(self) -> list[threading.Thread]:
+        with self._active_lock:
+            items = list(self._active.items())
+        for _thread, sock in items:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return [t for t, _ in items]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("%s: connection error: %r", self.owner.name, sys.exc_info()[1])
+
+
+class LoopbackOAuthServer:
+    """HTTP machinery shared by both servers: lifecycle, routes, recording, faults."""
+
+    name: ClassVar[str] = "server"
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        discovery_cache_control: str | None = "max-age=3600",
+    ) -> None:
+        #: Value of the discovery document's ``Cache-Control`` header (None: absent).
+        self.discovery_cache_control = discovery_cache_control
+        self._port = port
+        self._lock = threading.Lock()
+        self._counted = threading.Condition(self._lock)
+        self._counts: Counter[str] = Counter()
+        self._requests: list[RecordedRequest] = []
+        self._request_headers: list[dict[str, str]] = []
+        self._faults: dict[str, deque[Fault]] = {}
+        self._routes: dict[str, Route] = {}
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> Self:
+        """Bind 127.0.0.1 (the previous port after a stop) and serve in a daemon thread."""
+        if self._httpd is not None:
+            return self
+        deadline = time.monotonic() + REBIND_TIMEOUT
+        while True:
+            try:
+                httpd = _HTTPServer(self._port, self)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or self._port == 0:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+        self._port = int(httpd.server_address[1])
+        self._stopping.clear()
+        thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{self.name}-{self._port}",
+            daemon=True,
+        )
+        self._httpd = httpd
+        self._thread = thread
+        thread.start()
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop accepting, abort in-flight connections, close the socket, join threads.
+
+        Afterwards connections to the port are refused until :meth:`start`.
+        """
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._httpd = None
+        self._thread = None
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        if thread is not None and thread.is_alive():
+            # serve_forever polls every 20 ms; shutdown() has no timeout of its
+            # own, so run it aside and bound the wait.
+            stopper = threading.Thread(target=httpd.shutdown, daemon=True)
+            stopper.start()
+            stopper.join(max(0.0, deadline - time.monotonic()))
+        handler_threads = httpd.abort_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for t in handler_threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in handler_threads if t.is_alive()]
+        if thread is not None and thread.is_alive():
+            alive.append(thread.name)
+        if alive:
+            log.warning("%s: threads still alive after stop: %s", self.name, alive)
+
+    def restart(self) -> Self:
+        """stop() then start() on the same port."""
+        self.stop()
+        return self.start()
+
+    @property
+    def is_running(self) -> bool:
+        return self._httpd is not None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK_HOST
+
+    @property
+    def port(self) -> int:
+        if self._port == 0:
+            raise RuntimeError(f"{self.name} server was never started")
+        return self._port
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>``"""
+        return f"http://{LOOPBACK_HOST}:{self.port}"
+
+    # -- recording -------------------------------------------------------------
+    def count(self, endpoint: str) -> int:
+        """Requests received for ``"METHOD /path"`` (faulted ones included)."""
+        _check_endpoint(endpoint)
+        with self._lock:
+            return self._counts[endpoint]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Snapshot of every request received, in order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def request_headers(self) -> list[dict[str, str]]:
+        """Headers (lower-cased names) of each request, parallel to :attr:`requests`."""
+        with self._lock:
+            return [dict(h) for h in self._request_headers]
+
+    def wait_for_count(self, endpoint: str, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count(endpoint) >= count`` or ``timeout`` s; True if reached."""
+        _check_endpoint(endpoint)
+        with self._counted:
+            return self._counted.wait_for(lambda: self._counts[endpoint] >= count, timeout)
+
+    def reset_counts(self) -> None:
+        """Forget counts and recorded requests (faults stay queued)."""
+        with self._lock:
+            self._counts.clear()
+            self._requests.clear()
+            self._request_headers.clear()
+
+    # -- faults ----------------------------------------------------------------
+    def inject(self, endpoint: str, *faults: Fault) -> None:
+        """Queue faults for ``"METHOD /path"``; each request consumes one (FIFO)."""
+        _check_endpoint(endpoint)
+        with self._lock:
+            self._faults.setdefault(endpoint, deque()).extend(faults)
+
+    def pending_faults(self, endpoint: str) -> int:
+        _check_endpoint(endpoint)
+        with self._lock:
+            return len(self._faults.get(endpoint, ()))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # -- request handling --------------------------------------------------------
+    def _route(self, endpoint: str, route: Route) -> None:
+        self._routes[endpoint] = route
+
+    def _serve(self, handler: _Handler) -> None:
+        try:
+            request = self._read_request(handler)
+        except _BadRequest as exc:
+            self._write(handler, HTTPResponse.oauth_error(exc.status, "invalid_request", str(exc)))
+            return
+        except OSError:
+            return
+        with self._lock:
+            self._counts[request.endpoint] += 1
+            self._counted.notify_all()
+            self._requests.append(RecordedRequest(request.method, request.path, dict(request.form)))
+            self._request_headers.append({k.lower(): v for k, v in request.headers.items()})
+            queue = self._faults.get(request.endpoint)
+            fault = queue.popleft() if queue else None
+
+        if fault is not None and fault.kind == "delay":
+            if self._stopping.wait(fault.delay_seconds):
+                self._abort(handler, reset=False)
+                return
+            fault = None
+        if fault is not None and fault.kind == "close":
+            self._abort(handler, reset=fault.reset)
+            return
+        if fault is not None and fault.kind == "response":
+            response = fault.canned_response()
+        else:
+            response = self._dispatch(request)
+            if fault is not None and fault.kind == "transform":
+                response = fault.transform(response)
+        self._write(handler, response)
+
+    def _dispatch(self, request: HTTPRequest) -> HTTPResponse:
+        route = self._routes.get(request.endpoint)
+        if route is None:
+            if any(key.split(" ", 1)[1] == request.path for key in self._routes):
+                return HTTPResponse.oauth_error(405, "invalid_request", "method not allowed")
+            return HTTPResponse.json({"error": "not_found"}, 404)
+        try:
+            return route(request)
+        except Exception:
+            log.exception("%s: error while handling %s", self.name, request.endpoint)
+            return HTTPResponse.oauth_error(500, "server_error")
+
+    def _read_request(self, handler: _Handler) -> HTTPRequest:
+        split = urlsplit(handler.path)
+        length_header = handler.headers.get("Content-Length")
+        body = b""
+        if length_header:
+            try:
+                length = int(length_header)
+            except ValueError:
+                raise _BadRequest(400, "bad Content-Length") from None
+            if length < 0:
+                raise _BadRequest(400, "bad Content-Length")
+            if length > MAX_REQUEST_BODY:
+                raise _BadRequest(413, "request body too large")
+            body = handler.rfile.read(length)
+        form: dict[str, str] = {}
+        ctype = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if body and ctype == "application/x-www-form-urlencoded":
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        return HTTPRequest(
+            method=handler.command,
+            path=split.path,
+            url=f"{self.origin}{handler.path}",
+            query=query,
+            headers=handler.headers,
+            body=body,
+            form=form,
+        )
+
+    def _write(self, handler: _Handler, response: HTTPResponse) -> None:
+        try:
+            handler.send_response(response.status)
+            for name, value in response.headers:
+                handler.send_header(name, value)
+            if response.send_content_length:
+                handler.send_header("Content-Length", str(len(response.body)))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(response.body)
+        except OSError:
+            log.debug("%s: client went away", self.name)
+        handler.close_connection = True
+
+    @staticmethod
+    def _abort(handler: _Handler, *, reset: bool) -> None:
+        handler.close_connection = True
+        sock = handler.connection
+        try:
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # really closed when rfile is closed by finish()
+        except OSError:
+            pass
+
+    def _discovery_response(self, doc: JSONDict) -> HTTPResponse:
+        headers: list[tuple[str, str]] = []
+        if self.discovery_cache_control is not None:
+            headers.append(("Cache-Control", self.discovery_cache_control))
+        return HTTPResponse.json(doc, 200, headers)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _check_endpoint(endpoint: str) -> None:
+    method, sep, path = endpoint.partition(" ")
+    if not sep or not method.isupper() or not path.startswith("/"):
+        raise ValueError(f"endpoint must look like 'POST /path', got {endpoint!r}")
+
+
+# --------------------------------------------------------------------------
+# authlib adaptation (custom framework integration)
+# --------------------------------------------------------------------------
+
+
+class _AuthlibRequest(OAuth2Request):  # type: ignore[misc]
+    """authlib's OAuth2Request over our parsed HTTPRequest."""
+
+    def __init__(self, request: HTTPRequest) -> None:
+        super().__init__(method=request.method, uri=request.url, headers=request.headers)
+        self.http_request = request
+        self.payload = BasicOAuth2Payload(dict(request.form))
+
+    @property
+    def args(self) -> dict[str, str]:
+        return dict(self.http_request.query)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(self.http_request.form)
+
+
+class _StdlibAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """AuthorizationServer integrated with our stdlib HTTP layer."""
+
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=None)
+        self.signals: list[str] = []
+
+    def create_oauth2_request(self, request: HTTPRequest | _AuthlibRequest) -> _AuthlibRequest:
+        if isinstance(request, _AuthlibRequest):
+            return request
+        return _AuthlibRequest(request)
+
+    def create_json_request(self, request: HTTPRequest) -> Any:
+        raise NotImplementedError("no JSON endpoints on these servers")
+
+    def handle_response(
+        self, status: int, body: object, headers: Sequence[tuple[str, str]]
+    ) -> HTTPResponse:
+        if isinstance(body, (dict, list)):
+            data = _json_bytes(body)
+        elif isinstance(body, str):
+            data = body.encode()
+        elif isinstance(body, bytes):
+            data = body
+        else:
+            data = b""
+        return HTTPResponse(int(status), data, [(str(k), str(v)) for k, v in headers])
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self.signals.append(name)
+
+    def token_response(self, request: HTTPRequest) -> HTTPResponse:
+        response = self.create_token_response(request)
+        assert isinstance(response, HTTPResponse)
+        return response
+
+
+@dataclass(frozen=True)
+class _PublicClient:
+    """A registered OAuth client (authlib ClientMixin protocol, duck-typed)."""
+
+    client_id: str
+    grant_types: frozenset[str]
+    scopes: frozenset[str]
+    auth_method: str = "none"
+    public_key: RSAKey | None = None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return False
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.auth_method if endpoint == "token" else True
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        return " ".join(s for s in scope.split() if s in self.scopes)
+
+
+# --------------------------------------------------------------------------
+# Membership IdP
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Subject:
+    sub: str
+    organization_id: str | None
+
+
+@dataclass(frozen=True)
+class _RefreshRecord:
+    """A live refresh token (authlib TokenMixin protocol, duck-typed)."""
+
+    value: str
+    client_id: str
+    subject: _Subject
+    scope: str
+
+    def check_client(self, client: _PublicClient) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return 0
+
+    def is_expired(self) -> bool:
+        return False
+
+    def is_revoked(self) -> bool:
+        return False
+
+
+class _RotatingRefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["none"]  # public client "fctl"
+    INCLUDE_NEW_REFRESH_TOKEN: ClassVar[bool] = True  # rotate on every refresh
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _RefreshRecord | None:
+        idp: MembershipServer = self.server.idp
+        return idp._find_refresh(refresh_token)
+
+    def authenticate_user(self, refresh_token: _RefreshRecord) -> _Subject:
+        return refresh_token.subject
+
+    def revoke_old_credential(self, refresh_token: _RefreshRecord) -> None:
+        idp: MembershipServer = self.server.idp
+        idp._drop_refresh(refresh_token.value)
+
+
+class _MembershipAuthorizationServer(_StdlibAuthorizationServer):
+    def __init__(self, idp: MembershipServer) -> None:
+        super().__init__()
+        self.idp = idp
+        self.register_grant(_RotatingRefreshTokenGrant)
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                access_token_generator=idp._generate_access_token,
+                refresh_token_generator=_random_refresh_token,
+                expires_generator=idp._expires_in,
+            ),
+        )
+
+    def query_client(self, client_id: str) -> _PublicClient | None:
+        return self.idp._clients.get(client_id)
+
+    def save_token(self, token: JSONDict, request: _AuthlibRequest) -> None:
+        old: _RefreshRecord | None = request.refresh_token
+        new_value = token.get("refresh_token")
+        if old is not None and isinstance(new_value, str):
+            self.idp._store_refresh(
+                _RefreshRecord(new_value, old.client_id, old.subject, old.scope)
+            )
+
+
+def _random_refresh_token(**_: Any) -> str:
+    return "rt_" + secrets.token_urlsafe(32)
+
+
+class MembershipServer(LoopbackOAuthServer):
+    """The membership IdP at ``http://127.0.0.1:P/api``.
+
+    Endpoints: ``GET /api/.well-known/openid-configuration``,
+    ``GET /api/.well-known/jwks.json``, ``POST /api/oauth/token``
+    (``grant_type=refresh_token``, ``client_id=fctl``, no secret).
+    """
+
+    name: ClassVar[str] = "membership"
+    DISCOVERY: ClassVar[str] = "GET /api/.well-known/openid-configuration"
+    JWKS: ClassVar[str] = "GET /api/.well-known/jwks.json"
+    TOKEN: ClassVar[str] = "POST /api/oauth/token"
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        access_token_lifetime: int = 3600,
+        discovery_cache_control: str | None = "max-age=3600",
+        signing_key: RSAKey | None = None,
+        subject: str = "user-1",
+        email: str = "user@example.com",
+    ) -> None:
+        super().__init__(port=port, discovery_cache_control=discovery_cache_control)
+        #: Lifetime (s) of access tokens issued by the token endpoint; also its ``expires_in``.
+        self.access_token_lifetime = access_token_lifetime
+        self.subject = subject
+        self.email = email
+        self.signing_key = signing_key or _shared_rsa_key("membership")
+        self._clients: dict[str, _PublicClient] = {
+            FCTL_CLIENT_ID: _PublicClient(
+                FCTL_CLIENT_ID,
+                grant_types=frozenset({"refresh_token"}),
+                scopes=frozenset({"openid", "offline_access", "email", "profile"}),
+            )
+        }
+        self._refresh: dict[str, _RefreshRecord] = {}
+        self._refresh_lock = threading.Lock()
+        # Serialises token requests so that "look up, issue, revoke old" of a
+        # rotation is atomic: a refresh token is usable exactly once.
+        self._grant_lock = threading.Lock()
+        self._authz = _MembershipAuthorizationServer(self)
+        self._route(self.DISCOVERY, self._discovery)
+        self._route(self.JWKS, self._jwks)
+        self._route(self.TOKEN, self._token)
+
+    # -- URLs ------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """The membershipURI, ``http://127.0.0.1:P/api``."""
+        return f"{self.origin}/api"
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.base_url}/.well-known/openid-configuration"
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.base_url}/.well-known/jwks.json"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def public_key(self) -> RSAKey:
+        return RSAKey.import_key(self.signing_key.as_dict(private=False))
+
+    def public_key_pem(self) -> bytes:
+        """The IdP's public key (SubjectPublicKeyInfo PEM), e.g. for pyjwt."""
+        return self.signing_key.as_pem(private=False)
+
+    # -- token helpers ---------------------------------------------------------
+    def sign(self, claims: Mapping[str, object]) -> str:
+        """Sign arbitrary claims as an RS256 JWT with the IdP's key."""
+        header = {"alg": "RS256", "kid": self.signing_key.kid}
+        return jwt.encode(header, dict(claims), self.signing_key)
+
+    def stack_access_claims(
+        self, exp_in_seconds: int, *, organization_id: str = "orgA", now: int | None = None
+    ) -> JSONDict:
+        iat = int(time.time()) if now is None else now
+        return {
+            "iss": self.issuer,
+            "sub": self.subject,
+            "iat": iat,
+            "exp": iat + exp_in_seconds,
+            "organization_id": organization_id,
+            "scope": STACK_ACCESS_SCOPE,
+        }
+
+    def mint_stack_access(
+        self,
+        exp_in_seconds: int,
+        *,
+        organization_id: str = "orgA",
+        extra_claims: Mapping[str, object] | None = None,
+    ) -> tuple[str, str]:
+        """(stack access JWT expiring ``exp_in_seconds`` from now -- negative means
+        already expired --, a fresh refresh token valid at this IdP)."""
+        claims = self.stack_access_claims(exp_in_seconds, organization_id=organization_id)
+        claims.update(extra_claims or {})
+        token = self.sign(claims)
+        refresh = _random_refresh_token()
+        self._store_refresh(
+            _RefreshRecord(
+                refresh, FCTL_CLIENT_ID, _Subject(self.subject, organization_id), STACK_ACCESS_SCOPE
+            )
+        )
+        return token, refresh
+
+    def mint_root_tokens(self, exp_in_seconds: int = 3600) -> tuple[str, str]:
+        """(root access JWT without organization, its refresh token), for profile.json."""
+        iat = int(time.time())
+        token = self.sign(
+            {
+                "iss": self.issuer,
+                "sub": self.subject,
+                "iat": iat,
+                "exp": iat + exp_in_seconds,
+                "scope": "openid offline_access email",
+            }
+        )
+        refresh = _random_refresh_token()
+        self._store_refresh(
+            _RefreshRecord(
+                refresh, FCTL_CLIENT_ID, _Subject(self.subject, None), STACK_ACCESS_SCOPE
+            )
+        )
+        return token, refresh
+
+    def mint_id_token(self, organizations: Sequence[Mapping[str, object]]) -> str:
+        """An ID token whose ``org`` claim lists ``organizations``."""
+        iat = int(time.time())
+        return self.sign(
+            {
+                "iss": self.issuer,
+                "sub": self.subject,
+                "aud": FCTL_CLIENT_ID,
+                "iat": iat,
+                "exp": iat + 3600,
+                "email": self.email,
+                "org": [dict(o) for o in organizations],
+            }
+        )
+
+    def rotate_signing_key(self, key: RSAKey | None = None) -> RSAKey:
+        """Switch to another signing key; tokens signed before no longer verify
+        at the stack server (it trusts the IdP's current key only)."""
+        self.signing_key = key or new_rsa_key()
+        return self.signing_key
+
+    def revoke_all_refresh_tokens(self) -> None:
+        """Every refresh token becomes invalid (refresh -> 400 invalid_grant)."""
+        with self._refresh_lock:
+            self._refresh.clear()
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        self._drop_refresh(refresh_token)
+
+    def is_refresh_token_valid(self, refresh_token: str) -> bool:
+        return self._find_refresh(refresh_token) is not None
+
+    @property
+    def refresh_token_count(self) -> int:
+        with self._refresh_lock:
+            return len(self._refresh)
+
+    # -- store (used by the authlib grant) ---------------------------------------
+    def _find_refresh(self, value: str) -> _RefreshRecord | None:
+        with self._refresh_lock:
+            return self._refresh.get(value)
+
+    def _drop_refresh(self, value: str) -> None:
+        with self._refresh_lock:
+            self._refresh.pop(value, None)
+
+    def _store_refresh(self, record: _RefreshRecord) -> None:
+        with self._refresh_lock:
+            self._refresh[record.value] = record
+
+    def _expires_in(self, client: object, grant_type: str) -> int:
+        return self.access_token_lifetime
+
+    def _generate_access_token(
+        self, client: object, grant_type: str, user: _Subject, scope: str, **_: Any
+    ) -> str:
+        iat = int(time.time())
+        claims: JSONDict = {
+            "iss": self.issuer,
+            "sub": user.sub,
+            "iat": iat,
+            "exp": iat + self.access_token_lifetime,
+            "scope": scope or STACK_ACCESS_SCOPE,
+        }
+        if user.organization_id is not None:
+            claims["organization_id"] = user.organization_id
+        return self.sign(claims)
+
+    # -- routes ------------------------------------------------------------------
+    def _discovery(self, request: HTTPRequest) -> HTTPResponse:
+        return self._discovery_response(
+            {
+                "issuer": self.issuer,
+                "token_endpoint": self.token_endpoint,
+                "jwks_uri": self.jwks_uri,
+                "grant_types_supported": ["refresh_token"],
+                "token_endpoint_auth_methods_supported": ["none"],
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "offline_access", "email", "profile"],
+            }
+        )
+
+    def _jwks(self, request: HTTPRequest) -> HTTPResponse:
+        key = self.signing_key.as_dict(private=False)
+        return HTTPResponse.json({"keys": [key]}, 200, [("Cache-Control", "max-age=3600")])
+
+    def _token(self, request: HTTPRequest) -> HTTPResponse:
+        with self._grant_lock:
+            return self._authz.token_response(request)
+
+
+# --------------------------------------------------------------------------
+# Stack auth server
+# --------------------------------------------------------------------------
+
+
+class _MembershipAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
+    """RFC 7523 grant whose assertion is a stack access token from the membership IdP.
+
+    No client authentication: the "client" is the trusted issuer (the IdP),
+    resolved from the assertion's ``iss``; the signature is verified by authlib
+    against the IdP's public key, then :meth:`verify_claims` checks iss/exp and
+    the test-controlled rejection policy.
+    """
+
+    def resolve_issuer_client(self, issuer: str) -> _PublicClient | None:
+        stack: StackAuthServer = self.server.stack
+        return stack._issuer_client(issuer)
+
+    def resolve_client_public_key(self, client: _PublicClient) -> RSAKey:
+        assert client.public_key is not None
+        return client.public_key
+
+    def authenticate_user(self, subject: str) -> str:
+        return subject
+
+    def has_granted_permission(self, client: _PublicClient, user: str) -> bool:
+        return True
+
+    def verify_claims(self, claims: Mapping[str, Any]) -> None:
+        stack: StackAuthServer = self.server.stack
+        stack._verify_assertion_claims(claims)
+
+
+class _StackAuthorizationServer(_StdlibAuthorizationServer):
+    def __init__(self, stack: StackAuthServer) -> None:
+        super().__init__()
+        self.stack = stack
+        self.register_grant(_MembershipAssertionGrant)
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                access_token_generator=stack._generate_access_token,
+                expires_generator=stack._expires_in,
+            ),
+        )
+
+    def query_client(self, client_id: str) -> _PublicClient | None:
+        return None  # no client authentication at this endpoint
+
+    def save_token(self, token: JSONDict, request: _AuthlibRequest) -> None:
+        self.stack._remember_issued(token)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str = field(repr=False)
+    expires_at: float | None
+    issued_at: float
+
+
+class StackAuthServer(LoopbackOAuthServer):
+    """A stack's auth server at stack URI ``http://127.0.0.1:Q``.
+
+    Endpoints: ``GET /api/auth/.well-known/openid-configuration``,
+    ``POST /api/auth/oauth/token`` (JWT-bearer, assertion = membership access
+    token), and ``GET /api/ledger/_info`` (200 with a valid issued bearer token,
+    else 401).
+    """
+
+    name: ClassVar[str] = "stack"
+    DISCOVERY: ClassVar[str] = "GET /api/auth/.well-known/openid-configuration"
+    TOKEN: ClassVar[str] = "POST /api/auth/oauth/token"
+    RESOURCE: ClassVar[str] = "GET /api/ledger/_info"
+
+    def __init__(
+        self,
+        membership: MembershipServer,
+        *,
+        port: int = 0,
+        expires_in: int | None = 3600,
+        access_token_format: Literal["opaque", "jwt"] = "opaque",
+        jwt_lifetime: int = 3600,
+        discovery_cache_control: str | None = "max-age=3600",
+        assertion_leeway: int = 0,
+        signing_key: RSAKey | None = None,
+    ) -> None:
+        super().__init__(port=port, discovery_cache_control=discovery_cache_control)
+        self.membership = membership
+        #: ``expires_in`` of issued tokens; None (or 0) -> the field is absent.
+        self.expires_in = expires_in
+        #: "opaque" random strings, or "jwt" (RS256, signed with :attr:`signing_key`).
+        self.access_token_format: Literal["opaque", "jwt"] = access_token_format
+        #: ``exp - iat`` of JWT tokens when :attr:`expires_in` is None.
+        self.jwt_lifetime = jwt_lifetime
+        #: Clock-skew leeway (s) when checking the assertion's ``exp``.
+        self.assertion_leeway = assertion_leeway
+        self.signing_key = signing_key or _shared_rsa_key("stack")
+        self._policy_lock = threading.Lock()
+        self._reject_all = False
+        self._reject_issued_before: float | None = None
+        self._issued: list[IssuedToken] = []
+        self._authz = _StackAuthorizationServer(self)
+        self._route(self.DISCOVERY, self._discovery)
+        self._route(self.TOKEN, self._token)
+        self._route(self.RESOURCE, self._resource)
+
+    # -- URLs ------------------------------------------------------------------
+    @property
+    def stack_uri(self) -> str:
+        """``http://127.0.0.1:Q`` (the ``uri`` in the ID token's org[].stacks[])."""
+        return self.origin
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.origin}/api/auth"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer}/oauth/token"
+
+    @property
+    def resource_url(self) -> str:
+        return f"{self.origin}/api/ledger/_info"
+
+    def public_key_pem(self) -> bytes:
+        """Public key of JWT-format stack tokens."""
+        return self.signing_key.as_pem(private=False)
+
+    # -- rejection policy ----------------------------------------------------------
+    def reject_all_assertions(self, reject: bool = True) -> None:
+        """Answer every (otherwise valid) exchange with 400 invalid_grant."""
+        with self._policy_lock:
+            self._reject_all = reject
+
+    def reject_assertions_issued_before(self, when: float | None) -> None:
+        """Reject assertions whose ``iat`` is before ``when`` (epoch s); None clears.
+
+        ``reject_assertions_issued_before(time.time())`` makes every token minted so
+        far fail with invalid_grant while a freshly refreshed one succeeds.
+        """
+        with self._policy_lock:
+            self._reject_issued_before = when
+
+    # -- issued tokens ---------------------------------------------------------------
+    @property
+    def issued_tokens(self) -> list[IssuedToken]:
+        with self._policy_lock:
+            return list(self._issued)
+
+    def revoke_issued_tokens(self) -> None:
+        """The resource endpoint rejects every token issued so far (401)."""
+        with self._policy_lock:
+            self._issued.clear()
+
+    # -- authlib callbacks -------------------------------------------------------------
+    def _issuer_client(self, issuer: str) -> _PublicClient | None:
+        idp = self.membership
+        try:
+            if issuer != idp.issuer:
+                return None
+        except RuntimeError:  # the IdP was never started: it issued nothing
+            return None
+        return _PublicClient(
+            idp.issuer,
+            grant_types=frozenset({JWT_BEARER_GRANT_TYPE}),
+            scopes=frozenset({"openid", "email", "profile", "offline_access"}),
+            auth_method="none",
+            public_key=idp.public_key,
+        )
+
+    def _verify_assertion_claims(self, claims: Mapping[str, Any]) -> None:
+        registry = jwt.JWTClaimsRegistry(
+            leeway=self.assertion_leeway,
+            iss={"essential": True, "value": self.membership.issuer},
+            exp={"essential": True},
+        )
+        try:
+            registry.validate(dict(claims))
+        except JoseError as exc:
+            raise InvalidGrantError(description=_safe_description(exc.description)) from exc
+        with self._policy_lock:
+            reject_all, before = self._reject_all, self._reject_issued_before
+        if reject_all:
+            raise InvalidGrantError(description="assertion rejected by server policy")
+        if before is not None:
+            iat = claims.get("iat")
+            if not isinstance(iat, (int, float)) or iat < before:
+                raise InvalidGrantError(description="assertion issued before revocation")
+
+    def _expires_in(self, client: object, grant_type: str) -> int:
+        return self.expires_in or 0
+
+    def _generate_access_token(
+        self, client: object, grant_type: str, user: str | None, scope: str, **_: Any
+    ) -> str:
+        if self.access_token_format == "opaque":
+            return "st_" + secrets.token_urlsafe(32)
+        iat = int(time.time())
+        lifetime = self.expires_in if self.expires_in else self.jwt_lifetime
+        claims: JSONDict = {
+            "iss": self.issuer,
+            "sub": user or "",
+            "aud": self.stack_uri,
+            "iat": iat,
+            "exp": iat + lifetime,
+            "scope": scope,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key)
+
+    def _remember_issued(self, token: Mapping[str, Any]) -> None:
+        now = time.time()
+        expires_in = token.get("expires_in")
+        access = str(token.get("access_token", ""))
+        expires_at: float | None = now + expires_in if isinstance(expires_in, int) else None
+        if expires_at is None and self.access_token_format == "jwt":
+            exp = decode_jwt_unverified(access).get("exp")
+            expires_at = float(exp) if isinstance(exp, (int, float)) else None
+        with self._policy_lock:
+            self._issued.append(IssuedToken(access, expires_at, now))
+
+    # -- routes ------------------------------------------------------------------------
+    def _discovery(self, request: HTTPRequest) -> HTTPResponse:
+        return self._discovery_response(
+            {
+                "issuer": self.issuer,
+                "token_endpoint": self.token_endpoint,
+                "grant_types_supported": [JWT_BEARER_GRANT_TYPE],
+                "token_endpoint_auth_methods_supported": ["none"],
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        )
+
+    def _token(self, request: HTTPRequest) -> HTTPResponse:
+        return self._authz.token_response(request)
+
+    def _resource(self, request: HTTPRequest) -> HTTPResponse:
+        auth = request.headers.get("Authorization") or ""
+        scheme, _, value = auth.partition(" ")
+        now = time.time()
+        if scheme.lower() == "bearer" and value:
+            with self._policy_lock:
+                ok = any(
+                    secrets.compare_digest(t.access_token, value)
+                    and (t.expires_at is None or now < t.expires_at)
+                    for t in self._issued
+                )
+            if ok:
+                return HTTPResponse.json({"server": "ledger", "version": "test"})
+        return HTTPResponse.json(
+            {"error": "invalid_token"},
+            401,
+            [("WWW-Authenticate", 'Bearer error="invalid_token"')],
+        )
+
+
+# --------------------------------------------------------------------------
+# fctl on-disk profile
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FctlProfile:
+    """What :func:`write_fctl_profile` wrote (paths, names and tokens)."""
+
+    config_dir: Path
+    config_path: Path
+    profile_dir: Path
+    profile_path: Path
+    stack_dir: Path
+    accesses_path: Path
+    #: Where stacktoken/fctl keep the stack API token (not written here).
+    api_token_cache_path: Path
+    profile: str
+    organization: str
+    stack_id: str
+    membership_uri: str
+    stack_uri: str
+    stack_access_token: str = field(repr=False)
+    stack_refresh_token: str = field(repr=False)
+    stack_access_claims: JSONDict = field(repr=False)
+    root_access_token: str = field(repr=False)
+    root_refresh_token: str = field(repr=False)
+    id_token: str = field(repr=False)
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _write_private_json(path: Path, obj: object) -> None:
+    data = json.dumps(obj, indent=2).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read_json_dict(path: Path) -> JSONDict | None:
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_fctl_profile(
+    config_dir: Path,
+    membership: MembershipServer,
+    stack: StackAuthServer,
+    *,
+    profile: str = "default",
+    org: str = "orgA",
+    stack_id: str = "stk1",
+    stack_access_exp_in: int = 3600,
+    set_current_profile: bool = True,
+    set_defaults: bool = True,
+) -> FctlProfile:
+    """Write fctl's layout (DESIGN.md §3.1-3.3) for one (profile, org, stack).
+
+    Calling it again for another org/stack of the same profile adds that
+    org/stack to the ID token's ``org`` claim (existing ones are kept).
+    Directories are 0700, files 0600. Tokens are minted by ``membership`` and
+    the refresh tokens are live there.
+    """
+    config_dir = Path(config_dir)
+    profile_dir = config_dir / "profiles" / profile
+    stack_dir = profile_dir / "organizations" / org / "stacks" / stack_id
+    _mkdir_private(config_dir)
+    for d in (
+        config_dir / "profiles",
+        profile_dir,
+        profile_dir / "organizations",
+        profile_dir / "organizations" / org,
+        profile_dir / "organizations" / org / "stacks",
+        stack_dir,
+    ):
+        _mkdir_private(d)
+
+    # config.yml (JSON despite the name)
+    config_path = config_dir / "config.yml"
+    config = _read_json_dict(config_path) or {}
+    config.setdefault("uniqueID", str(uuid.uuid4()))
+    if set_current_profile or "currentProfile" not in config:
+        config["currentProfile"] = profile
+    _write_private_json(config_path, config)
+
+    # profile.json
+    profile_path = profile_dir / "profile.json"
+    existing = _read_json_dict(profile_path) or {}
+    organizations: list[JSONDict] = []
+    try:
+        old_orgs = existing["rootTokens"]["idToken"]["claims"]["org"]
+        if isinstance(old_orgs, list):
+            organizations = [o for o in old_orgs if isinstance(o, dict)]
+    except (KeyError, TypeError):
+        pass
+    org_entry = next((o for o in organizations if o.get("id") == org), None)
+    if org_entry is None:
+        org_entry = {"id": org, "displayName": org, "stacks": [], "applications": []}
+        organizations.append(org_entry)
+    stacks = org_entry.get("stacks")
+    if not isinstance(stacks, list):
+        stacks = []
+        org_entry["stacks"] = stacks
+    stacks[:] = [s for s in stacks if not (isinstance(s, dict) and s.get("id") == stack_id)]
+    stacks.append(
+        {
+            "id": stack_id,
+            "displayName": stack_id,
+            "uri": stack.stack_uri,
+            "scopes": ["stack:Read", "stack:Write"],
+        }
+    )
+    id_token = membership.mint_id_token(organizations)
+    root_access, root_refresh = membership.mint_root_tokens()
+    profile_doc = dict(existing)
+    profile_doc["membershipURI"] = membership.base_url
+    profile_doc["rootTokens"] = {
+        "accessToken": {
+            "token": root_access,
+            "claims": decode_jwt_unverified(root_access),
+            "refreshToken": root_refresh,
+        },
+        "idToken": {"token": id_token, "claims": decode_jwt_unverified(id_token)},
+    }
+    if set_defaults or "defaultOrganization" not in profile_doc:
+        profile_doc["defaultOrganization"] = org
+    if set_defaults or "defaultStack" not in profile_doc:
+        profile_doc["defaultStack"] = stack_id
+    _write_private_json(profile_path, profile_doc)
+
+    # accesses.json
+    access, refresh = membership.mint_stack_access(stack_access_exp_in, organization_id=org)
+    claims = decode_jwt_unverified(access)
+    accesses_path = stack_dir / "accesses.json"
+    _write_private_json(accesses_path, {"token": access, "claims": claims, "refreshToken": refresh})
+
+    return FctlProfile(
+        config_dir=config_dir,
+        config_path=config_path,
+        profile_dir=profile_dir,
+        profile_path=profile_path,
+        stack_dir=stack_dir,
+        accesses_path=accesses_path,
+        api_token_cache_path=stack_dir / "api_token_cache.json",
+        profile=profile,
+        organization=org,
+        stack_id=stack_id,
+        membership_uri=membership.base_url,
+        stack_uri=stack.stack_uri,
+        stack_access_token=access,
+        stack_refresh_token=refresh,
+        stack_access_claims=claims,
+        root_access_token=root_access,
+        root_refresh_token=root_refresh,
+        id_token=id_token,
+    )
+
+
+# --------------------------------------------------------------------------
+# pytest fixtures
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def membership_server() -> Iterator[MembershipServer]:
+    """A started :class:`MembershipServer`, stopped after the test."""
+    with MembershipServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stack_server(membership_server: MembershipServer) -> Iterator[StackAuthServer]:
+    """A started :class:`StackAuthServer` trusting ``membership_server``."""
+    with StackAuthServer(membership_server) as server:
+        yield server
+
+
+@pytest.fixture
+def fctl_profile(
+    tmp_path: Path, membership_server: MembershipServer, stack_server: StackAuthServer
+) -> FctlProfile:
+    """fctl layout under ``tmp_path / "fctl"`` for default/orgA/stk1."""
+    return write_fctl_profile(tmp_path / "fctl", membership_server, stack_server)
