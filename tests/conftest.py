@@ -1,0 +1,81 @@
+"""Shared fixtures: loopback OAuth servers, an fctl profile, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from oauth_servers import FctlProfile, MembershipServer, StackAuthServer, write_fctl_profile
+
+CLI_TIMEOUT_SECONDS = 60
+
+
+@dataclass
+class World:
+    """Two loopback OAuth servers, an fctl config dir pointing at them, and the CLI."""
+
+    membership: MembershipServer
+    stack: StackAuthServer
+    profile: FctlProfile
+    home: Path
+    cache_dir: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.profile.config_dir
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("STACK_TOKEN_CACHE_TTL", "FCTL_CONFIG_DIR", "XDG_CONFIG_HOME")
+        }
+        env.update(
+            HOME=str(self.home),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
+            FCTL_CONFIG_DIR=str(self.config_dir),
+        )
+        env.update(extra or {})
+        return env
+
+    def run(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        global_args: tuple[str, ...] | None = None,
+        timeout: float = CLI_TIMEOUT_SECONDS,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `python -m stacktoken [--cache-dir D] ARGS` as a user would."""
+        prefix = ("--cache-dir", str(self.cache_dir)) if global_args is None else global_args
+        return subprocess.run(
+            [sys.executable, "-m", "stacktoken", *prefix, *args],
+            capture_output=True,
+            text=True,
+            env=self.env(env),
+            timeout=timeout,
+            check=False,
+        )
+
+    def requests(self) -> int:
+        return self.membership.total_requests + self.stack.total_requests
+
+    def exchanges(self) -> int:
+        return self.stack.count(self.stack.TOKEN)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with MembershipServer() as membership, StackAuthServer(membership) as stack:
+        profile = write_fctl_profile(tmp_path / "fctl", membership, stack)
+        yield World(
+            membership=membership,
+            stack=stack,
+            profile=profile,
+            home=tmp_path / "home",
+            cache_dir=tmp_path / "cache",
+        )
