@@ -1,23 +1,23 @@
 """stacktoken's imperative shell: files, HTTP, discovery, clock, logging, the facade, the CLI.
 
-`StackTokenAuth` and `stack_client` need httpx, so they are loaded on first
-access: importing this package never imports the HTTP stack.
+Each name loads its module on first use (PEP 562): importing this package
+imports nothing else, so the warm command path (`_warm`) stays cheap, and the
+HTTP stack loads only with `StackTokenAuth`, `stack_client` or a request.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from ._exceptions import (
-    AuthenticationRequiredError,
-    InvalidUsageError,
-    LocalStorageError,
-    RemoteServerError,
-    StackTokenError,
-)
-from ._http import HttpPolicy
-from ._source import TokenSource
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._auth import StackTokenAuth, stack_client
+    from ._exceptions import (
+        AuthenticationRequiredError,
+        InvalidUsageError,
+        LocalStorageError,
+        RemoteServerError,
+        StackTokenError,
+    )
+    from ._http import HttpPolicy
+    from ._source import TokenSource
 
 __all__ = [
     "AuthenticationRequiredError",
@@ -32,9 +32,29 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("StackTokenAuth", "stack_client"):
-        from . import _auth
+# Where each public name lives, for `__getattr__`; tests/test_warm_path_imports.py
+# keeps it equal to `__all__`.
+_HOMES = {
+    "_auth": "StackTokenAuth stack_client",
+    "_exceptions": (
+        "AuthenticationRequiredError InvalidUsageError LocalStorageError RemoteServerError"
+        " StackTokenError"
+    ),
+    "_http": "HttpPolicy",
+    "_source": "TokenSource",
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names.split()}
 
-        return getattr(_auth, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
+
+    def __getattr__(name: str) -> object:
+        module = _HOME_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # `__import__`, unlike importlib, shows in `python -X importtime`.
+        value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -35,6 +35,7 @@ from stacktoken.core import (
 from ._fctl import config_dir_from, current_profile
 from ._files import read_private, remove_file
 from ._source import TokenSource, settings_from, utc_now
+from ._warm import printed
 
 __all__ = ["main"]
 
@@ -122,19 +123,7 @@ def _token(options: argparse.Namespace, config_dir: Path, log: Callable[[str], N
     result: Result[CachedToken, AcquireError] = built.bind(_token_of)
     if isinstance(result, Failure):
         return _fail(result.failure())
-    token = result.unwrap()
-    if options.output == "json":
-        import json
-
-        expiry = format_rfc3339(token.expiry) if token.expiry is not None else None
-        document = {
-            "access_token": token.access_token,
-            "token_type": token.token_type,
-            "expiry": expiry,
-        }
-        sys.stdout.write(json.dumps(document) + "\n")
-    else:
-        sys.stdout.write(token.access_token + "\n")
+    sys.stdout.write(printed(result.unwrap(), options.output))
     return 0
 
 
@@ -145,7 +134,9 @@ def _token_of(source: TokenSource) -> Result[CachedToken, AcquireError]:
 
 def _cache_entries(config_dir: Path, profile: str | None) -> Iterator[tuple[StackKey, Path]]:
     """Every stack cache file under the config dir (of one profile, if given)."""
-    pattern = f"{profile or '*'}/organizations/*/stacks/*/{CACHE_FILE}"
+    import glob  # a profile name is literal: `*` or `[od]*` must not reach other profiles
+
+    pattern = f"{glob.escape(profile) if profile else '*'}/organizations/*/stacks/*/{CACHE_FILE}"
     for path in sorted((config_dir / "profiles").glob(pattern)):
         stack_folder = path.parent
         org_folder = stack_folder.parent.parent

@@ -7,17 +7,15 @@ the lazy membership discovery.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
-    CONFIG_FILE,
     LOGIN_HINT,
-    PROFILE_FILE,
+    REFRESH_REJECTIONS,
     AcquireError,
     AuthRequired,
     CachedToken,
@@ -25,34 +23,33 @@ from stacktoken.core import (
     DiscoveryDocument,
     Effects,
     LocalError,
-    Profile,
+    OAuthError,
     Settings,
     StackAccess,
-    StackKey,
-    StackPaths,
     TokenRequest,
     TokenResponse,
     decode_accesses,
     decode_cache_entry,
-    decode_current_profile,
-    decode_profile,
     encode_accesses,
     encode_cache_entry,
     interpret_token_response,
     membership_discovery,
-    profile_folder,
-    resolve_organization,
-    resolve_stack,
     stack_discovery,
-    stack_paths,
     stack_uri,
-    validate_name,
 )
 
 from ._discovery import DiscoveryCache, discover
-from ._files import locked, read_plain, read_private, remove_file, write_atomic
+from ._files import (
+    LOCK_TIMEOUT_SECONDS,
+    check_writable,
+    locked,
+    read_private,
+    remove_file,
+    write_atomic,
+)
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
+from ._options import FctlStack, config_dir_from, current_profile, locate_stack_or_error
 
 __all__ = [
     "FctlStack",
@@ -60,70 +57,23 @@ __all__ = [
     "config_dir_from",
     "current_profile",
     "forget_cached",
-    "load_profile",
     "locate_stack",
     "post_token",
 ]
 
-
-def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """`--config-dir`, else `FCTL_CONFIG_DIR`, else `$XDG_CONFIG_HOME/formance/fctl`,
-    else `~/.config/formance/fctl` (fctl's default on every OS)."""
-    if flag:
-        return Path(flag)
-    if configured := environ.get("FCTL_CONFIG_DIR"):
-        return Path(configured)
-    if xdg := environ.get("XDG_CONFIG_HOME"):
-        return Path(xdg) / "formance" / "fctl"
-    return Path(os.path.expanduser("~")) / ".config" / "formance" / "fctl"
-
-
-def current_profile(config_dir: Path, flag: str | None) -> str:
-    """`--profile`, else the profile `config.yml` names, else `default`."""
-    return flag or decode_current_profile(read_plain(config_dir / CONFIG_FILE))
-
-
-def load_profile(config_dir: Path, name: str) -> Result[Profile, AcquireError]:
-    """Read and decode `profiles/<name>/profile.json`."""
-    valid = validate_name("profile", name)
-    if isinstance(valid, Failure):
-        return valid
-    data = read_plain(config_dir / profile_folder(name) / PROFILE_FILE)
-    if data is None:
-        return Failure(AuthRequired(message=f"profile {name!r} is not logged in; {LOGIN_HINT}"))
-    return decode_profile(name, data)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FctlStack:
-    """A stack of an fctl profile: its key, its profile and its files."""
-
-    key: StackKey
-    profile: Profile
-    root: Path
-    paths: StackPaths
+#: How long a rejected refresh waits for a concurrent writer's rotation to land.
+ROTATION_WAIT_SECONDS = 1.0
+ROTATION_POLL_SECONDS = 0.02
 
 
 def locate_stack(
     config_dir: Path, *, profile: str | None, organization: str | None, stack: str | None
 ) -> Result[FctlStack, AcquireError]:
     """Resolve profile, organization and stack as fctl does, and the stack's files."""
-    name = current_profile(config_dir, profile)
-
-    def with_profile(loaded: Profile) -> Result[FctlStack, AcquireError]:
-        organization_id: Result[str, AcquireError] = resolve_organization(loaded, organization)
-        key: Result[StackKey, AcquireError] = organization_id.bind(
-            lambda org: resolve_stack(loaded, stack).map(
-                lambda stack_id: StackKey(profile=name, organization=org, stack=stack_id)
-            )
-        )
-        return key.bind(
-            lambda valid: stack_paths(valid).map(
-                lambda paths: FctlStack(key=valid, profile=loaded, root=config_dir, paths=paths)
-            )
-        )
-
-    return load_profile(config_dir, name).bind(with_profile)
+    found = locate_stack_or_error(
+        config_dir, profile=profile, organization=organization, stack=stack
+    )
+    return Success(found) if isinstance(found, FctlStack) else Failure(found)
 
 
 def post_token(http: Http, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
@@ -144,8 +94,10 @@ def bind_fctl_effects(
     discovery_cache: DiscoveryCache,
     clock: Callable[[], datetime],
     log: Callable[[str], None],
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> Effects:
-    """Core's effects for a stack of an fctl profile."""
+    """Core's effects for a stack of an fctl profile; `lock_timeout` bounds the
+    wait for the stack's cross-process lock (seconds)."""
     cache_file = stack.root / stack.paths.cache
     accesses_file = stack.root / stack.paths.accesses
 
@@ -160,7 +112,7 @@ def bind_fctl_effects(
     def run_locked(
         body: Callable[[], Result[CachedToken, AcquireError]],
     ) -> Result[CachedToken, AcquireError]:
-        return locked(stack.root / stack.paths.lock, body, log=log)
+        return locked(stack.root / stack.paths.lock, body, timeout=lock_timeout, log=log)
 
     def read_access() -> Result[StackAccess, AcquireError]:
         found = read_private(accesses_file)
@@ -205,6 +157,31 @@ def bind_fctl_effects(
 
     membership: Lazy[DiscoveryDocument, AcquireError] = Lazy(discover_membership_now)
 
+    def await_rotation(error: AcquireError, sent: str) -> Result[TokenResponse, AcquireError]:
+        # A refresh token is single-use: a rejection may mean that a program
+        # taking no lock (fctl, or stacktoken with TTL 0) spent it a moment ago
+        # and is saving the new one. Give that write time to land, so that the
+        # workflow's re-read of accesses.json finds it (core's `_rotated_elsewhere`).
+        # An unreadable file may be fctl's write in progress (fctl writes in place).
+        if isinstance(error, OAuthError) and error.error in REFRESH_REJECTIONS:
+            deadline = time.monotonic() + ROTATION_WAIT_SECONDS
+            while time.monotonic() < deadline and _refresh_token_in(accesses_file) in (sent, None):
+                time.sleep(ROTATION_POLL_SECONDS)
+        return Failure(error)
+
+    def refresh(request: TokenRequest) -> Result[TokenResponse, AcquireError]:
+        # The IdP rotates the refresh token on use: spend it only when the new
+        # one can be saved (a read-only folder or a full disk would lose it).
+        writable: Result[None, AcquireError] = check_writable(accesses_file).alt(
+            lambda error: LocalError(
+                message=f"not refreshing the stack access token: {error.message}"
+            )
+        )
+        sent = dict(request.form).get("refresh_token", "")
+        return writable.bind(lambda _: post_token(http, request)).lash(
+            lambda error: await_rotation(error, sent)
+        )
+
     return Effects(
         clock=clock,
         log=log,
@@ -216,8 +193,13 @@ def bind_fctl_effects(
         discover_stack=discover_stack,
         exchange=lambda request: post_token(http, request),
         discover_membership=membership.get,
-        refresh=lambda request: post_token(http, request),
+        refresh=refresh,
     )
+
+
+def _refresh_token_in(accesses_file: Path) -> str | None:
+    found = read_private(accesses_file).bind(lambda read: decode_accesses(read[0]))
+    return found.map(lambda access: access.refresh_token).value_or(None)
 
 
 def forget_cached(stack: FctlStack) -> Result[bool, LocalError]:

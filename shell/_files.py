@@ -6,6 +6,9 @@ same folder, are flushed and fsynced, then `os.replace`d over the final path,
 so a reader never sees a torn file and a crash leaves the old content or the
 new, never a mix. `os.replace` renames over a symlink rather than through it,
 so a symlink planted at the final path is replaced, never followed.
+
+Every warm run reads through this module, so it imports `returns` only inside
+the functions that build a `Result`; the warm path uses `read_private_or_reason`.
 """
 
 from __future__ import annotations
@@ -16,24 +19,29 @@ import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from returns.result import Failure, Result, Success
 from stacktoken.core import LocalError
+
+if TYPE_CHECKING:
+    from returns.result import Result
 
 __all__ = [
     "LOCK_TIMEOUT_SECONDS",
     "MAX_FILE_BYTES",
+    "check_writable",
     "ensure_private_dir",
     "locked",
     "read_plain",
     "read_private",
+    "read_private_or_reason",
     "remove_file",
     "write_atomic",
 ]
 
 MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes; anything larger is not ours
 LOCK_TIMEOUT_SECONDS = 30.0
+WRITE_PROBE_BYTES = 4096  # accesses.json is 1-2 KB: a rewrite needs no more room than this
 _TEMP_SUFFIX = ".tmp"
 
 R = TypeVar("R")
@@ -43,31 +51,44 @@ E = TypeVar("E")
 def read_private(path: Path) -> Result[tuple[bytes, datetime], str]:
     """Read a token file we trust: a regular file, ours, not writable by others.
 
+    Success holds the bytes and the file's mtime; see `read_private_or_reason`.
+    """
+    from returns.result import Failure, Success
+
+    read = read_private_or_reason(path)
+    return Failure(read) if isinstance(read, str) else Success(read)
+
+
+def read_private_or_reason(path: Path) -> tuple[bytes, datetime] | str:
+    """`read_private` without the `Result`: the bytes and mtime, or the reason.
+
     The checks run on the opened descriptor (`O_NOFOLLOW`, `fstat`), so the file
-    checked is the file read. Failure carries the reason it cannot be used.
+    checked is the file read. A string is the reason it cannot be used.
+    `O_NONBLOCK` keeps a FIFO planted at the path from blocking the open
+    forever; it is then refused as not a regular file.
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        return Failure("no such file")
+        return "no such file"
     except OSError as error:
-        return Failure(_reason("cannot open", error))
+        return _reason("cannot open", error)
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            return Failure("not a regular file")
+            return "not a regular file"
         if info.st_uid != os.geteuid():
-            return Failure("owned by another user")
+            return "owned by another user"
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return Failure("writable by other users")
+            return "writable by other users"
         if info.st_size > MAX_FILE_BYTES:
-            return Failure("larger than any file we write")
+            return "larger than any file we write"
         data = _read_all(descriptor)
     except OSError as error:
-        return Failure(_reason("cannot read", error))
+        return _reason("cannot read", error)
     finally:
         os.close(descriptor)
-    return Success((data, datetime.fromtimestamp(info.st_mtime, tz=UTC)))
+    return data, datetime.fromtimestamp(info.st_mtime, tz=UTC)
 
 
 def read_plain(path: Path) -> bytes | None:
@@ -102,6 +123,8 @@ def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None
     caller holding the stack's lock may ask for it, as the lock is what tells
     a leftover from another process's write in progress.
     """
+    from returns.result import Failure, Success
+
     folder = path.parent
     temp: Path | None = None
     try:
@@ -124,8 +147,33 @@ def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None
     return Success(None)
 
 
+def check_writable(path: Path, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
+    """Show that `path` can be rewritten now: write `size` bytes to a temp file
+    beside it, fsync, remove it. For callers about to spend something only a
+    write can keep (a refresh token the IdP rotates on use): a read-only folder
+    or a full disk is found before, not after.
+    """
+    from returns.result import Failure, Success
+
+    temp: Path | None = None
+    try:
+        descriptor, temp = _create_temp(path)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(bytes(size))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        return Failure(LocalError(message=_reason(f"cannot write {path.name}", error)))
+    finally:
+        if temp is not None:
+            _unlink_quietly(temp)
+    return Success(None)
+
+
 def remove_file(path: Path) -> Result[bool, LocalError]:
     """Remove `path`; Success(False) if it was not there."""
+    from returns.result import Failure, Success
+
     try:
         path.unlink()
     except FileNotFoundError:
@@ -150,6 +198,7 @@ def locked(
     unlocked: the cache is best effort, and refusing would fail the command.
     """
     from filelock import FileLock, Timeout
+    from returns.result import Failure
 
     try:
         ensure_private_dir(lock_path.parent)

@@ -24,7 +24,6 @@ from stacktoken.core import (
     CachedToken,
     DiscoveryDocument,
     Effects,
-    LocalError,
     Settings,
     StackAccess,
     StackRef,
@@ -34,7 +33,6 @@ from stacktoken.core import (
     is_fresh,
     jwt_expiry,
     membership_discovery,
-    parse_ttl,
     stack_discovery,
 )
 
@@ -48,12 +46,12 @@ from ._fctl import (
     locate_stack,
     post_token,
 )
+from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
 from ._lazy import Lazy
+from ._options import TTL_ENV, settings_or_error
 
 __all__ = ["TTL_ENV", "TokenSource", "settings_from"]
-
-TTL_ENV = "STACK_TOKEN_CACHE_TTL"
 
 
 def utc_now() -> datetime:
@@ -69,12 +67,8 @@ def settings_from(
     ttl: str | timedelta | None, environ: Mapping[str, str]
 ) -> Result[Settings, AcquireError]:
     """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
-    if isinstance(ttl, timedelta):
-        return Success(Settings(cache_ttl=ttl))
-    text = ttl if ttl is not None else environ.get(TTL_ENV)
-    if text is None:
-        return Success(Settings())
-    return parse_ttl(text).map(lambda parsed: Settings(cache_ttl=parsed))
+    settings = settings_or_error(ttl, environ)
+    return Success(settings) if isinstance(settings, Settings) else Failure(settings)
 
 
 class TokenSource:
@@ -117,8 +111,13 @@ class TokenSource:
         log: Callable[[str], None] | None = None,
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
     ) -> TokenSource:
-        """A source for a stack of an fctl profile; raises `StackTokenError` subclasses."""
+        """A source for a stack of an fctl profile; raises `StackTokenError` subclasses.
+
+        `lock_timeout` bounds the wait (seconds) for the stack's cross-process
+        lock; when it runs out, `LocalStorageError` is raised.
+        """
         built = cls.from_fctl_result(
             config_dir=config_dir,
             profile=profile,
@@ -129,6 +128,7 @@ class TokenSource:
             log=log,
             http_policy=http_policy,
             environ=environ,
+            lock_timeout=lock_timeout,
         )
         if isinstance(built, Failure):
             raise as_exception(built.failure())
@@ -147,6 +147,7 @@ class TokenSource:
         log: Callable[[str], None] | None = None,
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
     ) -> Result[TokenSource, AcquireError]:
         """`from_fctl`, for callers who compose with `returns`."""
         env = os.environ if environ is None else environ
@@ -161,6 +162,7 @@ class TokenSource:
                     cache_dir=Path(cache_dir) if cache_dir is not None else None,
                     log=logger,
                     http_policy=http_policy,
+                    lock_timeout=lock_timeout,
                 )
             )
 
@@ -175,6 +177,7 @@ class TokenSource:
         cache_dir: Path | None,
         log: Callable[[str], None],
         http_policy: HttpPolicy | None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
     ) -> TokenSource:
         http, discovery_cache = _network(cache_dir, log=log, http_policy=http_policy)
         effects = bind_fctl_effects(
@@ -184,6 +187,7 @@ class TokenSource:
             discovery_cache=discovery_cache,
             clock=utc_now,
             log=log,
+            lock_timeout=lock_timeout,
         )
         refs: list[StackRef] = [
             ref
@@ -243,9 +247,12 @@ class TokenSource:
 
         def discover_membership_now() -> Result[DiscoveryDocument, AcquireError]:
             if membership_uri is None:
+                # Like an expired token without a refresh token (core's `_refresh`):
+                # nothing here can renew it, so new credentials are needed.
                 return Failure(
-                    LocalError(
-                        message="the stack access token expired and no membership URI was given"
+                    AuthRequired(
+                        message="the stack access token expired and no membership URI was "
+                        "given to refresh it"
                     )
                 )
             return discover(

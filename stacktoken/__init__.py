@@ -6,25 +6,26 @@
     with stack_client(source) as client:
         client.get("/api/ledger/v2/_info")
 
-The public API is re-exported here; importing it never imports httpx, pyjwt
-or cattrs (they load when first needed).
+The public API is re-exported here. Each name loads on first use (PEP 562),
+so `import stacktoken` imports nothing else, and httpx, pyjwt and cattrs load
+only when a request, a JWT or a cold-path message needs them.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from stacktoken.core import AcquireError, CachedToken, Settings, StackKey, parse_duration
-from stacktoken.shell import (
-    AuthenticationRequiredError,
-    HttpPolicy,
-    InvalidUsageError,
-    LocalStorageError,
-    RemoteServerError,
-    StackTokenError,
-    TokenSource,
-)
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stacktoken.shell import StackTokenAuth, stack_client
+    from stacktoken.core import AcquireError, CachedToken, Settings, StackKey, parse_duration
+    from stacktoken.shell import (
+        AuthenticationRequiredError,
+        HttpPolicy,
+        InvalidUsageError,
+        LocalStorageError,
+        RemoteServerError,
+        StackTokenAuth,
+        StackTokenError,
+        TokenSource,
+        stack_client,
+    )
 
 __all__ = [
     "AcquireError",
@@ -44,9 +45,27 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("StackTokenAuth", "stack_client"):
-        from stacktoken.shell import _auth
+# Where each public name lives, for `__getattr__`; tests/test_warm_path_imports.py
+# keeps it equal to `__all__`.
+_HOMES = {
+    "stacktoken.core": "AcquireError CachedToken Settings StackKey parse_duration",
+    "stacktoken.shell": (
+        "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
+        " RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
+    ),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names.split()}
 
-        return getattr(_auth, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
+
+    def __getattr__(name: str) -> object:
+        module = _HOME_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        # `__import__`, unlike importlib, shows in `python -X importtime`.
+        value = getattr(__import__(module, fromlist=[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

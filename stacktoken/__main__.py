@@ -2,6 +2,6 @@
 
 import sys
 
-from stacktoken.shell._cli import main
+from stacktoken.shell._warm import main
 
 sys.exit(main())
