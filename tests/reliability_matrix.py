@@ -1,0 +1,502 @@
+"""The reliability matrix: what stacktoken does under each fault, as data.
+
+The tests in `test_reliability_remote.py` and `test_reliability_local.py` are
+parametrized by these tables and assert every cell; `docs/reliability.md` is
+rendered from them, and `test_reliability_docs.py` fails when the two differ.
+Regenerate the document after changing a table:
+
+    python tests/reliability_matrix.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CRASH_KILLS",
+    "DOC_PATH",
+    "HEAVY_ENV",
+    "LOCAL_FAULTS",
+    "REMOTE_FAULTS",
+    "STRESS",
+    "Expect",
+    "LocalFault",
+    "Outcome",
+    "RemoteFault",
+    "Step",
+    "main",
+    "remote_cases",
+    "render",
+]
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+HEAVY_ENV = "STACKTOKEN_HEAVY"
+
+#: SIGKILLs of the crash test: (CI, with STACKTOKEN_HEAVY=1).
+CRASH_KILLS = (200, 2000)
+#: Stress test (processes, runs per process): (CI, with STACKTOKEN_HEAVY=1).
+STRESS = ((4, 10), (16, 50))
+
+
+class Step(enum.Enum):
+    """The remote steps of a cold run, in order (DESIGN §1)."""
+
+    MEMBERSHIP_DISCOVERY = "membership discovery"
+    REFRESH = "refresh"
+    STACK_DISCOVERY = "stack discovery"
+    EXCHANGE = "exchange"
+
+
+class Outcome(enum.Enum):
+    RETRIED = "retried, ok"
+    EXIT_1 = "exit 1"
+    EXIT_3 = "exit 3"
+
+    @property
+    def exit_code(self) -> int:
+        return {Outcome.RETRIED: 0, Outcome.EXIT_1: 1, Outcome.EXIT_3: 3}[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """A cell: the outcome, and how many requests the faulted endpoint received
+    during the faulty run (None: not countable, the server is down)."""
+
+    outcome: Outcome
+    requests: int | None
+
+    def __str__(self) -> str:
+        if self.requests is None:
+            return self.outcome.value
+        plural = "" if self.requests == 1 else "s"
+        return f"{self.outcome.value} ({self.requests} request{plural})"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFault:
+    """A row: a fault, how the tests inject it, and the outcome at each step
+    (a step that is absent does not apply)."""
+
+    id: str
+    title: str
+    how: str
+    via: str  # "cli": `python -m stacktoken`; "library": TokenSource with a short HttpPolicy
+    expect: Mapping[Step, Expect]
+
+
+def _all(outcome: Outcome, requests: int | None) -> Mapping[Step, Expect]:
+    return dict.fromkeys(Step, Expect(outcome, requests))
+
+
+_R, _E1, _E3 = Outcome.RETRIED, Outcome.EXIT_1, Outcome.EXIT_3
+
+REMOTE_FAULTS: tuple[RemoteFault, ...] = (
+    RemoteFault(
+        "refused",
+        "connection refused",
+        "server stopped (restarted on the same port afterwards); attempts retried with backoff",
+        "cli",
+        _all(_E1, None),
+    ),
+    RemoteFault(
+        "reset_once",
+        "connection closed without an answer, once",
+        "`Fault.close_connection(reset=True)`",
+        "cli",
+        _all(_R, 2),
+    ),
+    RemoteFault(
+        "timeout_once",
+        "timeout, once",
+        "`Fault.delay` beyond the 0.3 s timeout of the test's `HttpPolicy`",
+        "library",
+        _all(_R, 2),
+    ),
+    RemoteFault(
+        "timeout_always",
+        "timeout on every attempt",
+        "three `Fault.delay`s (the retry budget is 3 attempts)",
+        "library",
+        _all(_E1, 3),
+    ),
+    RemoteFault("s500", "500", "`Fault.status(500)`", "cli", _all(_E1, 1)),
+    RemoteFault("s503_once", "503, then success", "`Fault.status(503)`", "cli", _all(_R, 2)),
+    RemoteFault(
+        "s429_retry_after",
+        "429 with `Retry-After: 1`",
+        "`Fault.rate_limited(1)`; the retry waits at least 1 s",
+        "cli",
+        _all(_R, 2),
+    ),
+    RemoteFault("garbage", "garbage body (200)", "`Fault.garbage()`", "cli", _all(_E1, 1)),
+    RemoteFault("html", "HTML error page (500)", "`Fault.html_error()`", "cli", _all(_E1, 1)),
+    RemoteFault(
+        "missing_fields",
+        "200 with required fields missing",
+        "`Fault.missing_fields`: `token_endpoint` (discovery), `access_token` (token)",
+        "cli",
+        _all(_E1, 1),
+    ),
+    RemoteFault(
+        "oversized",
+        "body over the 1 MiB cap, with `Content-Length`",
+        "`Fault.oversized(1 MiB)`",
+        "cli",
+        _all(_E1, 1),
+    ),
+    RemoteFault(
+        "oversized_streamed",
+        "body over the 1 MiB cap, streamed without `Content-Length`",
+        "`Fault.oversized(1 MiB, send_content_length=False)`",
+        "cli",
+        _all(_E1, 1),
+    ),
+    RemoteFault(
+        "wrong_issuer",
+        "discovery document naming another `issuer`",
+        "`Fault.wrong_issuer()` (RFC 8414 §3.3)",
+        "cli",
+        {Step.MEMBERSHIP_DISCOVERY: Expect(_E1, 1), Step.STACK_DISCOVERY: Expect(_E1, 1)},
+    ),
+    RemoteFault(
+        "plain_http",
+        "plain-http endpoint on a non-loopback host",
+        "discovery steps: `http://example.com` as membershipURI / stack URI in profile.json; "
+        "token steps: discovery names `http://example.com/...` as `token_endpoint`. "
+        "Refused before any request (0 requests reach the step's endpoint)",
+        "cli",
+        _all(_E1, 0),
+    ),
+    RemoteFault(
+        "redirect",
+        "redirect to the right URL (302 on GET, 307 on POST)",
+        "`Fault.redirect(<the real URL>)`: not followed",
+        "cli",
+        _all(_E1, 1),
+    ),
+    RemoteFault(
+        "invalid_grant",
+        "400 `invalid_grant`",
+        "`Fault.invalid_grant()`; at the exchange: one refresh, then one retry",
+        "cli",
+        {Step.REFRESH: Expect(_E3, 1), Step.EXCHANGE: Expect(_R, 2)},
+    ),
+)
+
+
+def remote_cases() -> list[tuple[RemoteFault, Step]]:
+    """Every (fault, step) cell that applies."""
+    return [(fault, step) for fault in REMOTE_FAULTS for step in Step if step in fault.expect]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFault:
+    """A local fault: what is wrong, how the test makes it so, what happens."""
+
+    id: str
+    title: str
+    how: str
+    via: str
+    exit_code: int
+    outcome: str
+
+
+LOCAL_FAULTS: tuple[LocalFault, ...] = (
+    LocalFault(
+        "cache_is_directory",
+        "`api_token_cache.json` is a directory",
+        "`mkdir`",
+        "cli",
+        0,
+        "cache miss (`not a regular file`) and write failure logged at debug; "
+        "the token comes from the network; cached again once the directory is gone",
+    ),
+    LocalFault(
+        "cache_other_owner",
+        "cache file owned by another user",
+        "`chown 65534`",
+        "cli",
+        0,
+        "refused (`owned by another user` at debug), never served; replaced by our entry, 0600",
+    ),
+    LocalFault(
+        "cache_world_writable",
+        "cache file writable by others",
+        "`chmod 0666`",
+        "cli",
+        0,
+        "refused (`writable by other users` at debug); replaced by our entry, 0600",
+    ),
+    LocalFault(
+        "cache_symlink",
+        "symlink at the cache path, to a planted entry",
+        "`ln -s`",
+        "cli",
+        0,
+        "not followed (`cannot open` at debug), the planted token never printed; the symlink "
+        "is replaced by a regular file, its target left untouched",
+    ),
+    LocalFault(
+        "cache_garbage",
+        "cache file torn / not JSON",
+        "truncated JSON bytes",
+        "cli",
+        0,
+        "cache miss at debug; overwritten by the next good write",
+    ),
+    LocalFault(
+        "accesses_is_directory",
+        "`accesses.json` is a directory",
+        "`mkdir`",
+        "cli",
+        1,
+        "one-line error naming the file (`not a regular file`); works once repaired",
+    ),
+    LocalFault(
+        "accesses_other_owner",
+        "`accesses.json` owned by another user",
+        "`chown 65534`",
+        "cli",
+        1,
+        "one-line error (`owned by another user`); works once repaired",
+    ),
+    LocalFault(
+        "accesses_world_writable",
+        "`accesses.json` writable by others",
+        "`chmod 0666`",
+        "cli",
+        1,
+        "one-line error (`writable by other users`); works once repaired",
+    ),
+    LocalFault(
+        "accesses_symlink",
+        "symlink at `accesses.json`",
+        "`ln -s`",
+        "cli",
+        1,
+        "not followed: one-line error; works once repaired",
+    ),
+    LocalFault(
+        "accesses_garbage",
+        "`accesses.json` not JSON",
+        "garbage bytes",
+        "cli",
+        3,
+        "one-line error asking for `fctl login`",
+    ),
+    LocalFault(
+        "lock_is_directory",
+        "the lock path cannot be a lock file",
+        "`mkdir api_token_cache.json.lock`",
+        "cli",
+        0,
+        "runs unlocked (logged at debug): the cache is best effort",
+    ),
+    LocalFault(
+        "discovery_cache_unusable",
+        "`--cache-dir` is a regular file",
+        "`touch`",
+        "cli",
+        0,
+        "discovery documents are not cached (logged at debug); tokens still issued",
+    ),
+    LocalFault(
+        "read_only_folder",
+        "read-only stack folder, token needs no refresh",
+        "in-process `EROFS` on every create/rename/unlink in the folder (root ignores chmod)",
+        "library",
+        0,
+        "token returned; cache write failure and the unlocked run logged at debug",
+    ),
+    LocalFault(
+        "read_only_folder_refresh",
+        "read-only stack folder, token needs a refresh",
+        "as above, with an expired stack access token",
+        "library",
+        1,
+        "`LocalStorageError` before the refresh is sent: the refresh token is not spent; "
+        "the next run after the fault refreshes normally",
+    ),
+    LocalFault(
+        "disk_full",
+        "full disk, token needs no refresh",
+        "in-process `ENOSPC` after a partial write of every file written in the folder",
+        "library",
+        0,
+        "token returned; the previous cache file intact, no temp file left",
+    ),
+    LocalFault(
+        "disk_full_refresh",
+        "full disk, token needs a refresh",
+        "as above, with an expired stack access token",
+        "library",
+        1,
+        "`LocalStorageError` before the refresh is sent: `accesses.json` intact and its "
+        "refresh token still valid; the next run after the fault refreshes normally",
+    ),
+)
+
+
+def _cell(fault: RemoteFault, step: Step) -> str:
+    expect = fault.expect.get(step)
+    return "n/a" if expect is None else str(expect)
+
+
+def render() -> str:
+    """`docs/reliability.md`, from the tables above."""
+    ci_kills, heavy_kills = CRASH_KILLS
+    (ci_procs, ci_runs), (heavy_procs, heavy_runs) = STRESS
+    steps = list(Step)
+    lines = [
+        "# Reliability: faults, crashes and concurrency",
+        "",
+        "<!-- Generated by `python tests/reliability_matrix.py --write` from the tables",
+        "     the tests run; `tests/test_reliability_docs.py` fails if this file drifts. -->",
+        "",
+        "stacktoken's promises under failure, each one asserted by a test against real",
+        "loopback OAuth servers (`tests/oauth_servers.py`):",
+        "",
+        "- an error is exactly one line, `stacktoken: error: ...`, with exit code 1",
+        "  (network, server, protocol, local) or 3 (log in again), and never a traceback;",
+        "- no file is corrupted or lost: after every faulty run `accesses.json` decodes",
+        "  and its refresh token is still valid at the IdP, the cache file (if any)",
+        "  decodes, and the stack folder holds only `accesses.json`,",
+        "  `api_token_cache.json` and `api_token_cache.json.lock`;",
+        "- the next run succeeds once the fault is gone.",
+        "",
+        "## Remote faults",
+        "",
+        "A cold run has up to four remote steps. The membership steps are tested with",
+        "an expired stack access token (so a refresh is due), the stack steps with a",
+        "fresh one; the token steps start with their discovery document cached. Rows",
+        "marked *library* run through `TokenSource.from_fctl(http_policy=...)` with a",
+        "0.3 s timeout (the CLI's is 10 s); the others run `python -m stacktoken token`.",
+        "A cell gives the outcome and the number of requests the faulted endpoint",
+        "received (`tests/test_reliability_remote.py`).",
+        "",
+        "| fault | " + " | ".join(step.value for step in steps) + " | injected as |",
+        "|---|" + "---|" * len(steps) + "---|",
+    ]
+    for fault in REMOTE_FAULTS:
+        title = fault.title + (" *(library)*" if fault.via == "library" else "")
+        cells = " | ".join(_cell(fault, step) for step in steps)
+        lines.append(f"| {title} | {cells} | {fault.how} |")
+    lines += [
+        "",
+        "Retries: connect errors, timeouts, 429, 502, 503 and 504, at most 3 attempts,",
+        "jittered exponential backoff, `Retry-After` honoured up to 10 s. A 500 is not",
+        "retried. A refresh answered 200 without `access_token` has still rotated the",
+        "refresh token at the IdP: the new refresh token it carries is saved, so the",
+        "next run refreshes normally. A refresh that the IdP processes but never",
+        "answers (a timeout after the server acted) spends the refresh token, which no",
+        "client can tell; the tests model timeouts as requests never processed.",
+        "",
+        "## Local faults",
+        "",
+        "Tests run as root, whom `chmod` does not stop: read-only folders and full",
+        "disks are injected in-process (`tests/test_reliability_local.py`). Before a",
+        "refresh, which spends the single-use refresh token, a 4 KiB probe is written",
+        "beside `accesses.json` (temp file, fsync, unlink): a folder that cannot take",
+        "the rotated token fails the run *before* the refresh is sent.",
+        "",
+        "| fault | injected as | run | exit | outcome |",
+        "|---|---|---|---|---|",
+    ]
+    for local in LOCAL_FAULTS:
+        lines.append(
+            f"| {local.title} | {local.how} | {local.via} | {local.exit_code} | {local.outcome} |"
+        )
+    lines += [
+        "",
+        "## Single flight (`tests/test_concurrency_single_flight.py`)",
+        "",
+        "- 8 CLI processes started together on a cold cache (the exchange delayed so",
+        "  that all of them queue on the lock) print the same token; the IdP sees one",
+        "  refresh and the stack one exchange.",
+        "- 32 threads sharing one `TokenSource`, and 32 threads each with its own",
+        "  `TokenSource`: one token, one exchange.",
+        "- TTL 0: no lock file and no cache file are ever created. Without the lock,",
+        "  8 processes due for a refresh race with one single-use refresh token: the",
+        "  IdP rejects all but one, and each loser waits (up to 1 s) for the winner's",
+        "  rotation to land in `accesses.json` and uses it. All 8 succeed.",
+        "- The lock wait is bounded: with the lock held elsewhere,",
+        "  `TokenSource.from_fctl(lock_timeout=...)` raises `LocalStorageError` in time",
+        "  (default 30 s).",
+        "- A lock held by a SIGKILLed process does not block: `flock` dies with its",
+        "  holder; the lock file stays and the next run takes it at once.",
+        "",
+        "## Crash safety (`tests/test_crash_writes.py`, `tests/test_crash_refresh.py`)",
+        "",
+        "- A writer (`tests/crash_writer.py`) loops over `write_atomic` of",
+        "  `api_token_cache.json` and `accesses.json` under the stack lock, alternating",
+        f"  two contents, and is SIGKILLed at random moments: {ci_kills} kills in CI,",
+        f"  {heavy_kills} with `{HEAVY_ENV}=1`. After every kill both files decode and",
+        "  hold exactly the old or the new bytes; at most one temp file per target is",
+        "  left, and the next write of that file removes it.",
+        "- A run killed right after the refresh response (during stack discovery or",
+        "  the exchange) has already saved the rotated refresh token: the next run",
+        "  works without a login.",
+        "- fctl (which takes no lock) rotating the refresh token between our read and",
+        "  our refresh: the IdP answers `invalid_grant`, `accesses.json` is re-read,",
+        "  and its new token is used.",
+        "",
+        "## Stress (`tests/test_stress_cli.py`)",
+        "",
+        f"{ci_procs} processes x {ci_runs} runs in CI, {heavy_procs} x {heavy_runs} with",
+        f"`{HEAVY_ENV}=1`, of `token` mixed with `cache clear` on one stack: zero",
+        "failures, zero tracebacks, one refresh, and no more exchanges than the clears",
+        "and TTL windows require: half of the processes use a 2 s TTL, so the bound is",
+        "1 + clears + (run time / 2 s) + 1. Every token printed was issued by one",
+        "exchange and is accepted by the stack's API.",
+        "",
+        "## Known limits",
+        "",
+        "- Leftovers are swept per file, by the next write of that file under the",
+        "  lock: a warm run writes nothing, so a killed writer's `accesses.json` temp",
+        "  file stays until the next refresh (bounded: one per file).",
+        "- A refresh the IdP processes after we gave up (timeout) spends the refresh",
+        "  token; the next refresh is rejected and asks for `fctl login`.",
+        "- A refresh token that is really rejected is reported up to 1 s later than",
+        "  it could be: the time given to a concurrent writer's rotation to land.",
+        "",
+        "## Running",
+        "",
+        "```",
+        "python -m pytest tests/test_reliability_*.py tests/test_concurrency_*.py \\",
+        "    tests/test_crash_*.py tests/test_stress_*.py          # CI setting",
+        f"{HEAVY_ENV}=1 python -m pytest tests/test_crash_*.py tests/test_stress_*.py",
+        "python tests/reliability_matrix.py --write               # regenerate this file",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the document, or `--write` it to docs/reliability.md, or `--check` it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help=f"write {DOC_PATH.name}")
+    mode.add_argument("--check", action="store_true", help=f"fail if {DOC_PATH.name} differs")
+    options = parser.parse_args(argv)
+    text = render()
+    if options.write:
+        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+        DOC_PATH.write_text(text, encoding="utf-8")
+    elif options.check:
+        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
+        if current != text:
+            sys.stderr.write(f"{DOC_PATH} is out of date: python {__file__} --write\n")
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
