@@ -1,0 +1,289 @@
+"""Import discipline of the warm path: what a warm run and `import stacktoken` load.
+
+A warm `stacktoken token` runs in a subprocess that writes `sys.modules` to a
+file as it exits, so any module imported on the way, by whatever means, is
+seen. The in-process `TokenSource.token()` holding a fresh token is watched
+with an audit hook (every file open, `os` call and `flock`), a counting lock
+and tracemalloc.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType, TracebackType
+
+import pytest
+
+import stacktoken
+from conftest import CLI_TIMEOUT_SECONDS, World
+from stacktoken import TokenSource, core, shell
+
+# Never on a warm run: the HTTP and TLS stack, JWT and crypto, cattrs, the
+# cold path's helpers (platformdirs for the discovery cache, filelock for the
+# lock, tempfile for writes) and the test servers' authlib.
+NETWORK_AND_COLD_PATH = (
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "jwt",
+    "cryptography",
+    "ssl",
+    "cattrs",
+    "platformdirs",
+    "filelock",
+    "authlib",
+    "tempfile",
+)
+# Not on the warm path either: the full CLI and what it brings (logging only
+# with `--debug`, argparse, returns, the acquisition workflow, ...).
+FULL_CLI = (
+    "logging",
+    "argparse",
+    "returns",
+    "random",
+    "threading",
+    "stacktoken.shell._cli",
+    "stacktoken.shell._source",
+    "stacktoken.core._acquire",
+    "stacktoken.core._codecs",
+)
+
+# `python -m stacktoken ARGS`, writing `sys.modules` to the file named first as it exits.
+_DUMP_MODULES = """
+import atexit, runpy, sys
+
+def dump(path=sys.argv.pop(1)):
+    with open(path, "w") as handle:
+        handle.write("\\n".join(sorted(sys.modules)))
+
+atexit.register(dump)
+runpy.run_module("stacktoken", run_name="__main__", alter_sys=True)
+"""
+
+
+def _imported(names: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    """The modules of `names` that are, or belong to, one of `prefixes`."""
+    return sorted(
+        name
+        for name in names
+        for prefix in prefixes
+        if name == prefix or name.startswith(f"{prefix}.")
+    )
+
+
+def _run_with_module_dump(
+    world: World, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`python -m stacktoken --cache-dir D ARGS`, and the modules it had at exit."""
+    dump = tmp_path / "modules.txt"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _DUMP_MODULES,
+            str(dump),
+            "--cache-dir",
+            str(world.cache_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=world.env(),
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
+    return run, set(dump.read_text().split())
+
+
+@pytest.fixture
+def warm_token(world: World) -> str:
+    """What a first, cold run printed; its token is now in the disk cache."""
+    cold = world.run("token")
+    assert cold.returncode == 0, cold.stderr
+    return cold.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("token",),
+        ("token", "--output", "json"),
+        ("--profile", "default", "token", "--organization", "orgA", "--stack", "stk1"),
+        ("--profile=default", "token", "--stack=stk1", "--stack-token-cache-ttl=1h"),
+    ],
+)
+def test_warm_path_imports_no_network_stack(
+    world: World, warm_token: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    before = world.requests()
+    run, modules = _run_with_module_dump(world, tmp_path, *args)
+    assert run.returncode == 0, run.stderr
+    assert warm_token.strip() in run.stdout
+    assert world.requests() == before
+    assert _imported(modules, NETWORK_AND_COLD_PATH) == []
+    assert _imported(modules, FULL_CLI) == []
+
+
+def test_warm_path_debug_runs_the_full_cli_without_network_stack(
+    world: World, warm_token: str, tmp_path: Path
+) -> None:
+    """`--debug` is the full CLI (argparse, logging), yet a cache hit loads no HTTP code."""
+    run, modules = _run_with_module_dump(world, tmp_path, "--debug", "token")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == warm_token
+    assert "cache hit" in run.stderr
+    assert "logging" in modules
+    assert "stacktoken.shell._cli" in modules
+    assert _imported(modules, NETWORK_AND_COLD_PATH) == []
+
+
+def test_warm_path_cold_run_does_import_the_network_stack(world: World, tmp_path: Path) -> None:
+    """The check above can fail: a run that goes to the network shows httpx."""
+    run, modules = _run_with_module_dump(world, tmp_path, "token")
+    assert run.returncode == 0, run.stderr
+    assert "httpx" in modules
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import stacktoken",
+        "from stacktoken import TokenSource, StackTokenError, Settings, parse_duration",
+        "import stacktoken.core, stacktoken.shell",
+    ],
+)
+def test_warm_path_import_stacktoken_loads_no_http_jwt_or_cattrs(statement: str) -> None:
+    code = f"{statement}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=True,
+    )
+    modules = set(run.stdout.split())
+    assert _imported(modules, ("httpx", "httpcore", "h11", "anyio", "jwt", "cattrs", "ssl")) == []
+
+
+def test_warm_path_import_stacktoken_alone_loads_no_submodule() -> None:
+    code = "import sys, stacktoken\nprint(*sorted(sys.modules))"
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=True,
+    )
+    assert _imported(set(run.stdout.split()), ("stacktoken",)) == ["stacktoken"]
+
+
+@pytest.mark.parametrize("package", [stacktoken, core, shell])
+def test_warm_path_lazy_exports_match_all(package: ModuleType) -> None:
+    """Each package's table of lazily loaded names is its `__all__`, and every name loads."""
+    homes: dict[str, str] = package._HOME_OF
+    assert sorted(homes) == sorted(package.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+        assert name in dir(package)
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
+
+
+# -- the in-process fast path ------------------------------------------------
+
+
+class _CountingLock:
+    """Stands in for `TokenSource`'s thread lock and counts its uses."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.uses = 0
+
+    def __enter__(self) -> bool:
+        self.uses += 1
+        return self._lock.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.__exit__(kind, error, traceback)
+
+
+class _AuditLog:
+    """File and OS events (`open`, `os.*`, `fcntl.*`) while `recording` is set."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.events: list[str] = []
+
+    def __call__(self, event: str, _: tuple[object, ...]) -> None:
+        if self.recording and (event == "open" or event.startswith(("os.", "fcntl.", "shutil."))):
+            self.events.append(event)
+
+
+_AUDIT = _AuditLog()
+sys.addaudithook(_AUDIT)  # audit hooks cannot be removed: one for the whole session
+
+
+@pytest.fixture
+def audit() -> Iterator[_AuditLog]:
+    _AUDIT.events.clear()
+    yield _AUDIT
+    _AUDIT.recording = False
+
+
+@pytest.fixture
+def source(world: World) -> Iterator[TokenSource]:
+    with TokenSource.from_fctl(
+        config_dir=world.config_dir, cache_dir=world.cache_dir, environ=world.env()
+    ) as built:
+        yield built
+
+
+def test_warm_path_audit_hook_sees_file_access(source: TokenSource, audit: _AuditLog) -> None:
+    """The hook works: the first call reads the disk (and goes to the network)."""
+    audit.recording = True
+    source.token()
+    audit.recording = False
+    assert "open" in audit.events
+
+
+def test_warm_path_token_in_memory_touches_no_file_and_no_lock(
+    world: World, source: TokenSource, audit: _AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = source.token()
+    requests = world.requests()
+    lock = _CountingLock()
+    monkeypatch.setattr(source, "_lock", lock)
+    audit.recording = True
+    for _ in range(100):
+        assert source.token() == first
+    audit.recording = False
+    assert audit.events == []
+    assert lock.uses == 0
+    assert world.requests() == requests
+
+
+def test_warm_path_token_in_memory_keeps_no_allocation(source: TokenSource) -> None:
+    """Ten thousand fast-path calls leave nothing allocated in `_source.py` behind."""
+    source.token()
+    only_source = [tracemalloc.Filter(True, TokenSource.token.__code__.co_filename)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces(only_source)
+        for _ in range(10_000):
+            source.token()
+        after = tracemalloc.take_snapshot().filter_traces(only_source)
+    finally:
+        tracemalloc.stop()
+    grown = [stat for stat in after.compare_to(before, "lineno") if stat.size_diff > 0]
+    assert grown == []
