@@ -212,6 +212,8 @@ def _refresh(
     def rescue(error: AcquireError) -> Result[TokenResponse | StackAccess, AcquireError]:
         if isinstance(error, OAuthError) and error.error in REFRESH_REJECTIONS:
             return _rotated_elsewhere(access, settings=settings, now=now, effects=effects)
+        if isinstance(error, RemoteError) and error.rotated_refresh_token is not None:
+            return _keep_stray_rotation(access, error, effects=effects)
         return Failure(error)
 
     def persist(outcome: TokenResponse | StackAccess) -> Result[StackAccess, AcquireError]:
@@ -228,6 +230,18 @@ def _refresh(
         )
     )
     return refreshed.lash(rescue).bind(persist)
+
+
+def _keep_stray_rotation(
+    access: StackAccess, error: RemoteError, *, effects: Effects
+) -> Result[TokenResponse | StackAccess, AcquireError]:
+    """The IdP rotated the refresh token in an answer we cannot otherwise use:
+    the old one is spent, so save the new one, then report the failure."""
+    effects.log("refresh answer unusable but it rotated the refresh token: saving it")
+    kept = replace(access, refresh_token=error.rotated_refresh_token)
+    reported = replace(error, rotated_refresh_token=None)
+    saved = effects.write_access(kept)
+    return Failure(reported if isinstance(saved, Success) else _lost_rotation(saved.failure()))
 
 
 def _rotated_elsewhere(
@@ -260,8 +274,10 @@ def refreshed_access(old: StackAccess, response: TokenResponse) -> StackAccess:
     token carries none (opaque, or a JWT without `exp`) the one derived from
     `expires_in` is written there.
     """
-    claims = dict(jwt_claims(response.access_token) or old.claims)
-    expiry = claims_expiry(claims) or response.expiry
+    own_claims = jwt_claims(response.access_token)
+    # An opaque new token keeps the file's other claims, but never the old `exp`.
+    claims = dict(own_claims if own_claims is not None else old.claims)
+    expiry = (claims_expiry(own_claims) if own_claims is not None else None) or response.expiry
     if expiry is None:
         claims.pop("exp", None)
     else:

@@ -1,7 +1,9 @@
 """`api_token_cache.json` and Go's RFC 3339 timestamps, with the stdlib only.
 
-This document is read on every warm run, so it is decoded without cattrs or
-pyjwt (importing either costs more than the whole warm run). fctl writes
+This document is read on every warm run, so it is decoded with the stdlib:
+without cattrs or pyjwt (importing either costs more than the whole warm run),
+and without returns (as much again): the `..._or_reason` functions return the
+value or the reason, and their namesakes wrap that in a `Result`. fctl writes
 `accessToken`, `tokenType` and `expiry` (Go's `time.Time` JSON: RFC 3339 with
 0-9 fractional digits and any offset, or `Z`); `savedAt` is ours and Go
 ignores it. Decoding is total: any input gives a value or a reason.
@@ -12,17 +14,21 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
-
-from returns.result import Failure, Result, Success
+from typing import TYPE_CHECKING
 
 from ._types import CachedToken
+
+if TYPE_CHECKING:
+    from returns.result import Result
 
 __all__ = [
     "GO_ZERO_TIME",
     "decode_cache_entry",
+    "decode_cache_entry_or_reason",
     "encode_cache_entry",
     "format_rfc3339",
     "parse_rfc3339",
+    "parse_rfc3339_or_reason",
 ]
 
 # Go's zero `time.Time`, which oauth2 writes for a token with no expiry.
@@ -37,9 +43,17 @@ _RFC3339 = re.compile(
 
 def parse_rfc3339(text: str) -> Result[datetime, str]:
     """Parse RFC 3339 as Go writes it; nanoseconds are truncated to microseconds."""
+    from returns.result import Failure, Success
+
+    parsed = parse_rfc3339_or_reason(text)
+    return Failure(parsed) if isinstance(parsed, str) else Success(parsed)
+
+
+def parse_rfc3339_or_reason(text: str) -> datetime | str:
+    """`parse_rfc3339` without the `Result`: the time, or why it is not one."""
     match = _RFC3339.fullmatch(text)
     if match is None:
-        return Failure(f"not an RFC 3339 time: {text[:40]!r}")
+        return f"not an RFC 3339 time: {text[:40]!r}"
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     micros = int((fraction or "0").ljust(6, "0")[:6])
     try:
@@ -53,8 +67,8 @@ def parse_rfc3339(text: str) -> Result[datetime, str]:
         )
         moment.astimezone(UTC)  # a time that cannot be told in UTC is of no use to us
     except (ValueError, OverflowError):
-        return Failure(f"not a valid date and time: {text[:40]!r}")
-    return Success(moment)
+        return f"not a valid date and time: {text[:40]!r}"
+    return moment
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -69,43 +83,44 @@ def format_rfc3339(moment: datetime) -> str:
 
 def decode_cache_entry(data: bytes) -> Result[CachedToken, str]:
     """Decode a cache file; Failure carries the reason it is a cache miss."""
+    from returns.result import Failure, Success
+
+    decoded = decode_cache_entry_or_reason(data)
+    return Failure(decoded) if isinstance(decoded, str) else Success(decoded)
+
+
+def decode_cache_entry_or_reason(data: bytes) -> CachedToken | str:
+    """`decode_cache_entry` without the `Result`: the entry, or why it is a cache miss."""
     try:
         document = json.loads(data)
     except (ValueError, RecursionError):
-        return Failure("not JSON")
+        return "not JSON"
     if not isinstance(document, dict):
-        return Failure("not a JSON object")
+        return "not a JSON object"
     access_token = document.get("accessToken")
     token_type = document.get("tokenType", "Bearer")
     expiry_text = document.get("expiry")
     saved_at_text = document.get("savedAt")
     if not isinstance(access_token, str) or not access_token:
-        return Failure("accessToken missing or not a string")
+        return "accessToken missing or not a string"
     if not isinstance(token_type, str):
-        return Failure("tokenType not a string")
+        return "tokenType not a string"
     if not isinstance(expiry_text, str):
-        return Failure("expiry missing or not a string")
+        return "expiry missing or not a string"
     if saved_at_text is not None and not isinstance(saved_at_text, str):
-        return Failure("savedAt not a string")
-    return parse_rfc3339(expiry_text).bind(
-        lambda expiry: _with_saved_at(access_token, token_type, expiry, saved_at_text)
+        return "savedAt not a string"
+    expiry = parse_rfc3339_or_reason(expiry_text)
+    if isinstance(expiry, str):
+        return expiry
+    saved_at = None if saved_at_text is None else parse_rfc3339_or_reason(saved_at_text)
+    if isinstance(saved_at, str):
+        return saved_at
+    return CachedToken(
+        access_token=access_token,
+        token_type=token_type,
+        expiry=None if expiry == GO_ZERO_TIME else expiry,
+        saved_at=saved_at,
     )
-
-
-def _with_saved_at(
-    access_token: str, token_type: str, expiry: datetime, saved_at_text: str | None
-) -> Result[CachedToken, str]:
-    def entry(saved_at: datetime | None) -> CachedToken:
-        return CachedToken(
-            access_token=access_token,
-            token_type=token_type,
-            expiry=None if expiry == GO_ZERO_TIME else expiry,
-            saved_at=saved_at,
-        )
-
-    if saved_at_text is None:
-        return Success(entry(None))
-    return parse_rfc3339(saved_at_text).map(entry)
 
 
 def encode_cache_entry(entry: CachedToken) -> bytes:

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-
-from returns.result import Failure, Result, Success
+from typing import TYPE_CHECKING
 
 from ._errors import UsageError
 
-__all__ = ["MAX_DURATION_NS", "format_duration", "parse_duration", "parse_ttl"]
+if TYPE_CHECKING:
+    from returns.result import Result
+
+__all__ = [
+    "MAX_DURATION_NS",
+    "format_duration",
+    "parse_duration",
+    "parse_duration_or_error",
+    "parse_ttl",
+    "parse_ttl_or_error",
+]
 
 # Go's Duration is an int64 of nanoseconds.
 MAX_DURATION_NS = 2**63 - 1
@@ -38,9 +47,17 @@ _MAX_TEXT_LENGTH = 100
 
 def parse_duration(text: str) -> Result[int, UsageError]:
     """Parse a Go duration or bare integer seconds into nanoseconds (>= 0)."""
+    from returns.result import Failure, Success
+
+    parsed = parse_duration_or_error(text)
+    return Failure(parsed) if isinstance(parsed, UsageError) else Success(parsed)
+
+
+def parse_duration_or_error(text: str) -> int | UsageError:
+    """`parse_duration` without the `Result`, for the warm path (which does not import returns)."""
     stripped = text.strip()
     if len(stripped) > _MAX_TEXT_LENGTH:
-        return Failure(_invalid(text))
+        return _invalid(text)
     if _BARE_SECONDS.fullmatch(stripped):
         return _within_range(int(stripped) * _UNIT_NS["s"], text)
     body = stripped
@@ -49,33 +66,43 @@ def parse_duration(text: str) -> Result[int, UsageError]:
     else:
         negative = False
     if body == "0":
-        return Success(0)
+        return 0
     if not body:
-        return Failure(_invalid(text))
+        return _invalid(text)
     total = 0
     position = 0
     while position < len(body):
         match = _COMPONENT.match(body, position)
         if match is None:
-            return Failure(_invalid(text))
+            return _invalid(text)
         whole, fraction, unit = match.groups()
         if (not whole and not fraction) or unit not in _UNIT_NS:
-            return Failure(_invalid(text))
+            return _invalid(text)
         scale = _UNIT_NS[unit]
         total += int(whole or "0") * scale
         if fraction:
             total += int(fraction) * scale // 10 ** len(fraction)
         if total > MAX_DURATION_NS:
-            return Failure(_out_of_range(text))
+            return _out_of_range(text)
         position = match.end()
     if negative and total:
-        return Failure(UsageError(message=f"invalid duration {_shown(text)}: must not be negative"))
-    return Success(total)
+        return UsageError(message=f"invalid duration {_shown(text)}: must not be negative")
+    return total
 
 
 def parse_ttl(text: str) -> Result[timedelta, UsageError]:
     """Parse a cache TTL; sub-microsecond parts are dropped (timedelta's resolution)."""
-    return parse_duration(text).map(lambda ns: timedelta(microseconds=ns // 1_000))
+    return parse_duration(text).map(_as_ttl)
+
+
+def parse_ttl_or_error(text: str) -> timedelta | UsageError:
+    """`parse_ttl` without the `Result`, for the warm path."""
+    parsed = parse_duration_or_error(text)
+    return parsed if isinstance(parsed, UsageError) else _as_ttl(parsed)
+
+
+def _as_ttl(nanoseconds: int) -> timedelta:
+    return timedelta(microseconds=nanoseconds // 1_000)
 
 
 def format_duration(nanoseconds: int) -> str:
@@ -105,10 +132,10 @@ def _with_fraction(value: int, digits: int) -> str:
     return f"{whole}.{decimals}" if decimals else str(whole)
 
 
-def _within_range(nanoseconds: int, text: str) -> Result[int, UsageError]:
+def _within_range(nanoseconds: int, text: str) -> int | UsageError:
     if nanoseconds > MAX_DURATION_NS:
-        return Failure(_out_of_range(text))
-    return Success(nanoseconds)
+        return _out_of_range(text)
+    return nanoseconds
 
 
 def _invalid(text: str) -> UsageError:

@@ -14,7 +14,7 @@ written for the user and never contain a token, refresh token or assertion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "EXIT_CODES",
@@ -49,11 +49,14 @@ class RemoteError:
     `endpoint_gone` marks a token endpoint that answered 404 or kept refusing
     connections: the discovery document that named it is stale (DESIGN §3.4).
     `transient` marks failures worth retrying later (timeouts, 5xx).
+    `rotated_refresh_token` is a new refresh token found in a token answer that
+    is otherwise unusable: the IdP has spent the old one, so it must be kept.
     """
 
     message: str
     endpoint_gone: bool = False
     transient: bool = False
+    rotated_refresh_token: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-
-from returns.result import Failure, Result, Success
+from typing import TYPE_CHECKING
 
 from ._errors import UsageError
 from ._types import StackKey
+
+if TYPE_CHECKING:
+    from returns.result import Result
 
 __all__ = [
     "ACCESSES_FILE",
@@ -25,8 +27,10 @@ __all__ = [
     "PROFILE_FILE",
     "StackPaths",
     "discovery_cache_name",
+    "name_error",
     "profile_folder",
     "stack_paths",
+    "stack_paths_or_error",
     "validate_key",
     "validate_name",
 ]
@@ -49,12 +53,21 @@ class StackPaths:
     lock: PurePosixPath
 
 
-def validate_name(kind: str, name: str) -> Result[str, UsageError]:
-    """Accept `name` as one path segment, or say why not."""
+def name_error(kind: str, name: str) -> UsageError | None:
+    """Why `name` cannot be one path segment; None when it can (`validate_name`
+    without the `Result`, for the warm path, which does not import returns)."""
     problem = _name_problem(name)
     if problem is None:
-        return Success(name)
-    return Failure(UsageError(message=f"invalid {kind} name {_shown(name)}: {problem}"))
+        return None
+    return UsageError(message=f"invalid {kind} name {_shown(name)}: {problem}")
+
+
+def validate_name(kind: str, name: str) -> Result[str, UsageError]:
+    """Accept `name` as one path segment, or say why not."""
+    from returns.result import Failure, Success
+
+    error = name_error(kind, name)
+    return Success(name) if error is None else Failure(error)
 
 
 def validate_key(key: StackKey) -> Result[StackKey, UsageError]:
@@ -77,6 +90,19 @@ def stack_paths(key: StackKey) -> Result[StackPaths, UsageError]:
     return validate_key(key).map(_paths_of)
 
 
+def stack_paths_or_error(key: StackKey) -> StackPaths | UsageError:
+    """`stack_paths` without the `Result`, for the warm path."""
+    for kind, name in (
+        ("profile", key.profile),
+        ("organization", key.organization),
+        ("stack", key.stack),
+    ):
+        error = name_error(kind, name)
+        if error is not None:
+            return error
+    return _paths_of(key)
+
+
 def _paths_of(key: StackKey) -> StackPaths:
     folder = profile_folder(key.profile) / "organizations" / key.organization / "stacks" / key.stack
     return StackPaths(
@@ -91,7 +117,10 @@ def discovery_cache_name(discovery_url: str) -> str:
     """The discovery cache's file name for a URL: a hash, so any URL is a safe name."""
     import hashlib  # cold path only: hashlib loads OpenSSL
 
-    return hashlib.sha256(discovery_url.encode("utf-8")).hexdigest() + ".json"
+    # surrogatepass: JSON's "\ud800" escapes reach us as lone surrogates; still one
+    # distinct name per URL, never a UnicodeEncodeError.
+    encoded = discovery_url.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(encoded).hexdigest() + ".json"
 
 
 def _name_problem(name: str) -> str | None:

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from returns.result import Failure, Result, Success
+from typing import TYPE_CHECKING, Any
 
 from ._errors import AuthRequired, UsageError
 
+if TYPE_CHECKING:
+    from returns.result import Result
+
 __all__ = [
     "DEFAULT_PROFILE",
+    "LOGIN_HINT",
     "Organization",
     "Profile",
     "StackRef",
     "decode_current_profile",
     "decode_profile",
+    "decode_profile_or_error",
     "resolve_organization",
+    "resolve_organization_or_error",
     "resolve_stack",
+    "resolve_stack_or_error",
     "stack_uri",
 ]
 
@@ -66,55 +71,77 @@ def decode_current_profile(data: bytes | None) -> str:
 
 def decode_profile(name: str, data: bytes) -> Result[Profile, AuthRequired]:
     """Decode `profile.json`; a file we cannot use means the user must log in again."""
+    from returns.result import Failure, Success
+
+    decoded = decode_profile_or_error(name, data)
+    return Failure(decoded) if isinstance(decoded, AuthRequired) else Success(decoded)
+
+
+def decode_profile_or_error(name: str, data: bytes) -> Profile | AuthRequired:
+    """`decode_profile` without the `Result`, for the warm path (which does not import returns)."""
     document = _json_object(data)
     if document is None:
-        return Failure(AuthRequired(message=f"profile {name!r} is unreadable; {LOGIN_HINT}"))
+        return AuthRequired(message=f"profile {name!r} is unreadable; {LOGIN_HINT}")
     root_tokens = document.get("rootTokens")
     claims = _path(root_tokens, "idToken", "claims")
     organizations = tuple(
         org for item in _list(_dict(claims).get("org")) if (org := _organization(item)) is not None
     )
-    return Success(
-        Profile(
-            name=name,
-            membership_uri=_str(document.get("membershipURI")),
-            logged_in=isinstance(root_tokens, dict) and bool(root_tokens),
-            organizations=organizations,
-            default_organization=_str(document.get("defaultOrganization")),
-            default_stack=_str(document.get("defaultStack")),
-        )
+    return Profile(
+        name=name,
+        membership_uri=_str(document.get("membershipURI")),
+        logged_in=isinstance(root_tokens, dict) and bool(root_tokens),
+        organizations=organizations,
+        default_organization=_str(document.get("defaultOrganization")),
+        default_stack=_str(document.get("defaultStack")),
     )
 
 
 def resolve_organization(profile: Profile, flag: str | None) -> Result[str, UsageError]:
     """`--organization`, else the profile's default, else its only organization (as fctl)."""
+    from returns.result import Failure, Success
+
+    chosen = resolve_organization_or_error(profile, flag)
+    return Failure(chosen) if isinstance(chosen, UsageError) else Success(chosen)
+
+
+def resolve_organization_or_error(profile: Profile, flag: str | None) -> str | UsageError:
+    """`resolve_organization` without the `Result`, for the warm path."""
     if flag:
-        return Success(flag)
+        return flag
     if profile.default_organization:
-        return Success(profile.default_organization)
+        return profile.default_organization
     if len(profile.organizations) == 1:
-        return Success(profile.organizations[0].id)
+        return profile.organizations[0].id
     found = "no organization" if not profile.organizations else "several organizations"
-    return Failure(
-        UsageError(message=f"profile {profile.name!r} has {found}; choose one with --organization")
+    return UsageError(
+        message=f"profile {profile.name!r} has {found}; choose one with --organization"
     )
 
 
 def resolve_stack(profile: Profile, flag: str | None) -> Result[str, UsageError]:
     """`--stack`, else the profile's default stack."""
+    from returns.result import Failure, Success
+
+    chosen = resolve_stack_or_error(profile, flag)
+    return Failure(chosen) if isinstance(chosen, UsageError) else Success(chosen)
+
+
+def resolve_stack_or_error(profile: Profile, flag: str | None) -> str | UsageError:
+    """`resolve_stack` without the `Result`, for the warm path."""
     if flag:
-        return Success(flag)
+        return flag
     if profile.default_stack:
-        return Success(profile.default_stack)
-    return Failure(
-        UsageError(
-            message=f"profile {profile.name!r} has no default stack; choose one with --stack"
-        )
+        return profile.default_stack
+    return UsageError(
+        message=f"profile {profile.name!r} has no default stack; choose one with --stack"
     )
 
 
 def stack_uri(profile: Profile, organization: str, stack: str) -> Result[str, AuthRequired]:
     """The stack's URI from the ID-token claims `org[].stacks[].uri`."""
+    from returns.result import Failure, Success
+
     if not profile.logged_in:
         return Failure(
             AuthRequired(message=f"profile {profile.name!r} is not logged in; {LOGIN_HINT}")

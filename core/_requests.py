@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 
 from returns.result import Failure, Result, Success
 
-from ._codecs import decode_discovery, decode_error_response, decode_token_response, one_line
+from ._codecs import (
+    decode_discovery,
+    decode_error_response,
+    decode_json_object,
+    decode_token_response,
+    one_line,
+)
 from ._errors import OAuthError, RemoteError
 from ._types import DiscoveryDocument, TokenRequest, TokenResponse
 
@@ -169,7 +175,10 @@ def interpret_token_response(
     where = safe_url(request.url)
     if status_code == 200:
         return decode_token_response(body, sent_at=sent_at).alt(
-            lambda reason: RemoteError(message=f"token endpoint {where} answered badly: {reason}")
+            lambda reason: RemoteError(
+                message=f"token endpoint {where} answered badly: {reason}",
+                rotated_refresh_token=_stray_refresh_token(body),
+            )
         )
     if status_code == 404:
         return Failure(
@@ -184,6 +193,14 @@ def interpret_token_response(
             transient=status_code >= 500 or status_code == 429,
         )
     )
+
+
+def _stray_refresh_token(body: bytes) -> str | None:
+    # A 200 we cannot use may still carry a rotated refresh token (RFC 6749 §6):
+    # the old one is spent by now, so the caller must keep this one.
+    value = decode_json_object(body).map(lambda document: document.get("refresh_token"))
+    found = value.value_or(None)
+    return found if isinstance(found, str) and found else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
