@@ -50,9 +50,12 @@ class World:
         global_args: tuple[str, ...] | None = None,
         timeout: float = CLI_TIMEOUT_SECONDS,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `python -m stacktoken [--cache-dir D] ARGS` as a user would."""
+        """Run `python -m stacktoken [--cache-dir D] ARGS` as a user would.
+
+        Whatever the outcome, the user must never see a traceback.
+        """
         prefix = ("--cache-dir", str(self.cache_dir)) if global_args is None else global_args
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "stacktoken", *prefix, *args],
             capture_output=True,
             text=True,
@@ -60,6 +63,8 @@ class World:
             timeout=timeout,
             check=False,
         )
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
 
     def requests(self) -> int:
         return self.membership.total_requests + self.stack.total_requests

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from stacktoken.core import (
 )
 from stacktoken.shell import HttpPolicy, TokenSource
 
-from conftest import World
+from conftest import CLI_TIMEOUT_SECONDS, World
 
 ERROR_PREFIX = "stacktoken: error: "
 LOCK_FILE = CACHE_FILE + LOCK_SUFFIX
@@ -135,3 +136,25 @@ def library_source(
         environ={},
         **options,
     )
+
+
+def start_cli(world: World, *args: str) -> subprocess.Popen[str]:
+    """Start the CLI without waiting, for runs that overlap."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "stacktoken", "--cache-dir", str(world.cache_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=world.env(),
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    """Wait for a started CLI, bounded; a run past the bound is killed."""
+    try:
+        stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -7,26 +7,11 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from oauth_servers import FctlProfile, MembershipServer, StackAuthServer, write_fctl_profile
 
 from conftest import World
-
-
-@pytest.fixture(autouse=True)
-def _never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every CLI run of this module, whatever its outcome, keeps tracebacks from the user."""
-    run = World.run
-
-    def checked(world: World, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-        result = run(world, *args, **options)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    monkeypatch.setattr(World, "run", checked)
-
 
 # (profile, organization, stack) of every stack the fixture logs in to.
 STACKS = [

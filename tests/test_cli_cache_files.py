@@ -11,27 +11,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from oauth_servers import MembershipServer, StackAuthServer, write_fctl_profile
 
 from conftest import World
 from stacktoken import TokenSource
-
-
-@pytest.fixture(autouse=True)
-def _never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every CLI run of this module, whatever its outcome, keeps tracebacks from the user."""
-    run = World.run
-
-    def checked(world: World, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-        result = run(world, *args, **options)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    monkeypatch.setattr(World, "run", checked)
-
 
 # What Go's time.Time JSON parser accepts for what we write (UTC, `Z`).
 GO_RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")

@@ -8,26 +8,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from stacktoken.shell._cli import main
 
 from conftest import World
-
-
-@pytest.fixture(autouse=True)
-def _never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every CLI run of this module, whatever its outcome, keeps tracebacks from the user."""
-    run = World.run
-
-    def checked(world: World, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-        result = run(world, *args, **options)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    monkeypatch.setattr(World, "run", checked)
-
 
 HOSTILE_NAMES = {
     "dot": ".",

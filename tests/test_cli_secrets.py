@@ -6,25 +6,11 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from oauth_servers import Fault, MembershipServer, StackAuthServer, write_fctl_profile
 
 from conftest import World
-
-
-@pytest.fixture(autouse=True)
-def _never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every CLI run of this module, whatever its outcome, keeps tracebacks from the user."""
-    run = World.run
-
-    def checked(world: World, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-        result = run(world, *args, **options)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    monkeypatch.setattr(World, "run", checked)
 
 
 def debug_run(world: World, *args: str) -> subprocess.CompletedProcess[str]:

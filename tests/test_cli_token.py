@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from oauth_servers import (
@@ -23,20 +22,6 @@ from oauth_servers import (
 )
 
 from conftest import World
-
-
-@pytest.fixture(autouse=True)
-def _never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every CLI run of this module, whatever its outcome, keeps tracebacks from the user."""
-    run = World.run
-
-    def checked(world: World, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-        result = run(world, *args, **options)
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    monkeypatch.setattr(World, "run", checked)
-
 
 ERROR_PREFIX = "stacktoken: error: "
 STACK_FOLDER_FILES = {"accesses.json", "api_token_cache.json", "api_token_cache.json.lock"}

@@ -23,37 +23,19 @@ from reliability_helpers import (
     LOCK_FILE,
     assert_files_intact,
     assert_ok,
+    finish,
     library_source,
     stack_folder_names,
+    start_cli,
     write_accesses,
 )
 
-from conftest import CLI_TIMEOUT_SECONDS, World
+from conftest import World
 from stacktoken import HttpPolicy, LocalStorageError, TokenSource
 
 PROCESSES = 8
 THREADS = 32
 CRASH_WRITER = Path(__file__).with_name("crash_writer.py")
-
-
-def start_cli(world: World, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stacktoken", "--cache-dir", str(world.cache_dir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=world.env(),
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def run_together(world: World, count: int, *args: str) -> list[subprocess.CompletedProcess[str]]:

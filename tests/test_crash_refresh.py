@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -18,32 +17,14 @@ from reliability_helpers import (
     assert_files_intact,
     assert_ok,
     assert_one_line_error,
+    finish,
     prime_discovery,
     stack_folder_names,
+    start_cli,
     write_accesses,
 )
 
-from conftest import CLI_TIMEOUT_SECONDS, World
-
-
-def start_cli(world: World, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "stacktoken", "--cache-dir", str(world.cache_dir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=world.env(),
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+from conftest import World
 
 
 def wait_for_request(
