@@ -1,0 +1,192 @@
+"""An in-memory, recording world for the acquisition workflow.
+
+`FakeWorld` plays a `Scenario` back through the `Effects` record of
+`core/_acquire.py`: the cache and `accesses.json` are variables, the network
+effects answer from their timelines, and every call is recorded in order so a
+property can state what happened, and in which order. No files, no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+from returns.result import Failure, Result, Success
+from stacktoken.core import (
+    AcquireError,
+    AuthRequired,
+    CachedToken,
+    CacheRead,
+    DiscoveryDocument,
+    Effects,
+    LocalError,
+    StackAccess,
+    TokenRequest,
+    TokenResponse,
+    acquire,
+)
+from strategies import Scenario
+
+T = TypeVar("T")
+
+# The effects that reach the network or the lock (DESIGN §1: a warm run makes none).
+NETWORK_EFFECTS = frozenset(
+    {
+        "read_access",
+        "write_access",
+        "discover_stack",
+        "exchange",
+        "discover_membership",
+        "refresh",
+        "locked",
+    }
+)
+CACHE_EFFECTS = frozenset({"read_cache", "write_cache", "locked"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """One effect call: its name, its argument, and what it answered."""
+
+    effect: str
+    argument: object = None
+    answer: object = None
+
+
+class FakeWorld:
+    """The world one acquisition runs in; read `calls`, `cache` and `accesses` afterwards."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.calls: list[Call] = []
+        self.logs: list[str] = []
+        self.cache: Result[CacheRead, str] = scenario.disk
+        self.accesses: StackAccess | None = scenario.access
+        self._positions: dict[str, int] = {}
+
+    # --- running ------------------------------------------------------------
+
+    def acquire(self) -> Result[CachedToken, AcquireError]:
+        return acquire(
+            settings=self.scenario.settings, now=self.scenario.now, effects=self.effects()
+        )
+
+    def effects(self) -> Effects:
+        return Effects(
+            clock=self._clock,
+            log=self.logs.append,
+            read_cache=self._read_cache,
+            write_cache=self._write_cache,
+            locked=self._locked,
+            read_access=self._read_access,
+            write_access=self._write_access,
+            discover_stack=self._discover_stack,
+            exchange=self._exchange,
+            discover_membership=self._discover_membership,
+            refresh=self._refresh,
+        )
+
+    # --- reading the record -------------------------------------------------
+
+    def names(self) -> list[str]:
+        return [call.effect for call in self.calls]
+
+    def count(self, effect: str) -> int:
+        return self.names().count(effect)
+
+    def called(self, effect: str) -> list[Call]:
+        return [call for call in self.calls if call.effect == effect]
+
+    def first_access(self) -> StackAccess:
+        """The stack access token the workflow read first (it must have read one)."""
+        answer = self.called("read_access")[0].answer
+        assert isinstance(answer, Success)
+        access = answer.unwrap()
+        assert isinstance(access, StackAccess)
+        return access
+
+    @property
+    def decision_now(self) -> datetime:
+        """The `now` core must have decided with: the clock's, once it held the lock."""
+        return self.scenario.lock_now if "locked" in self.names() else self.scenario.now
+
+    # --- the effects --------------------------------------------------------
+
+    def _record(self, effect: str, argument: object, answer: T) -> T:
+        self.calls.append(Call(effect=effect, argument=argument, answer=answer))
+        return answer
+
+    def _next(
+        self, effect: str, timeline: tuple[Result[T, AcquireError], ...]
+    ) -> Result[T, AcquireError]:
+        position = self._positions.get(effect, 0)
+        self._positions[effect] = position + 1
+        return timeline[min(position, len(timeline) - 1)]
+
+    def _clock(self) -> datetime:
+        return self.scenario.lock_now
+
+    def _read_cache(self) -> Result[CacheRead, str]:
+        return self._record("read_cache", None, self.cache)
+
+    def _write_cache(self, entry: CachedToken) -> Result[None, LocalError]:
+        if self.scenario.cache_write_fails:
+            return self._record("write_cache", entry, Failure(LocalError(message="disk full")))
+        self.cache = Success((entry, self.scenario.lock_now))
+        return self._record("write_cache", entry, Success(None))
+
+    def _locked(
+        self, body: Callable[[], Result[CachedToken, AcquireError]]
+    ) -> Result[CachedToken, AcquireError]:
+        if self.scenario.lock_fails:
+            return self._record(
+                "locked", None, Failure(LocalError(message="lock not acquired in time"))
+            )
+        self._record("locked", None, None)
+        if self.scenario.other_writer is not None:
+            self.cache = Success(self.scenario.other_writer)
+        return body()
+
+    def _read_access(self) -> Result[StackAccess, AcquireError]:
+        if self.accesses is None:
+            return self._record("read_access", None, Failure(AuthRequired(message="no access")))
+        return self._record("read_access", None, Success(self.accesses))
+
+    def _write_access(self, access: StackAccess) -> Result[None, AcquireError]:
+        if self.scenario.access_write_fails:
+            return self._record(
+                "write_access", access, Failure(LocalError(message="read-only file system"))
+            )
+        self.accesses = access
+        return self._record("write_access", access, Success(None))
+
+    def _discover_stack(self, force: bool) -> Result[DiscoveryDocument, AcquireError]:
+        answer = self._next("discover_stack", self.scenario.stack_discoveries)
+        return self._record("discover_stack", force, answer)
+
+    def _exchange(self, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
+        answer = self._next("exchange", self.scenario.exchanges)
+        return self._record("exchange", request, answer)
+
+    def _discover_membership(self) -> Result[DiscoveryDocument, AcquireError]:
+        answer = self._next("discover_membership", self.scenario.membership_discoveries)
+        return self._record("discover_membership", None, answer)
+
+    def _refresh(self, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
+        if self.scenario.rotated_elsewhere is not None:
+            self.accesses = self.scenario.rotated_elsewhere  # fctl refreshed meanwhile
+        answer = self._next("refresh", self.scenario.refreshes)
+        return self._record("refresh", request, answer)
+
+
+def with_cache_write(scenario: Scenario, *, fails: bool) -> Scenario:
+    """The same scenario, with the cache write failing or not."""
+    return replace(scenario, cache_write_fails=fails)
+
+
+def form_value(request: object, name: str) -> str | None:
+    """A form field of a recorded `TokenRequest`."""
+    assert isinstance(request, TokenRequest)
+    return dict(request.form).get(name)

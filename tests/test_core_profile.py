@@ -1,0 +1,167 @@
+"""fctl's config.yml and profile.json, and which organization and stack to use (DESIGN §3.1-3.2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from returns.result import Failure, Success
+from stacktoken.core import (
+    AuthRequired,
+    Organization,
+    Profile,
+    StackRef,
+    UsageError,
+    decode_current_profile,
+    decode_profile,
+    resolve_organization,
+    resolve_stack,
+    stack_uri,
+)
+
+
+def _profile(
+    *,
+    orgs: tuple[str, ...] = ("orgA",),
+    default_org: str | None = None,
+    default_stack: str | None = None,
+) -> Profile:
+    return Profile(
+        name="default",
+        membership_uri="https://app.formance.cloud/api",
+        logged_in=True,
+        organizations=tuple(
+            Organization(id=org, stacks=(StackRef(id="stk1", uri=f"https://{org}-stk1.example"),))
+            for org in orgs
+        ),
+        default_organization=default_org,
+        default_stack=default_stack,
+    )
+
+
+ORGANIZATIONS = [
+    ("flag wins over default", _profile(orgs=("a", "b"), default_org="b"), "a", "a"),
+    ("default wins over the only org", _profile(orgs=("a",), default_org="b"), None, "b"),
+    ("the only organization", _profile(orgs=("a",)), None, "a"),
+    ("empty flag counts as none", _profile(orgs=("a",)), "", "a"),
+]
+
+
+@pytest.mark.parametrize(("case", "profile", "flag", "chosen"), ORGANIZATIONS)
+def test_resolve_organization_flag_then_default_then_only(
+    case: str, profile: Profile, flag: str | None, chosen: str
+) -> None:
+    assert resolve_organization(profile, flag) == Success(chosen), case
+
+
+@pytest.mark.parametrize(
+    ("profile", "found"),
+    [(_profile(orgs=()), "no organization"), (_profile(orgs=("a", "b")), "several organizations")],
+)
+def test_resolve_organization_none_or_several_is_a_usage_error(
+    profile: Profile, found: str
+) -> None:
+    result = resolve_organization(profile, None)
+    assert isinstance(result, Failure)
+    assert isinstance(result.failure(), UsageError)
+    assert found in result.failure().message
+    assert "--organization" in result.failure().message
+
+
+def test_resolve_stack_flag_then_default() -> None:
+    assert resolve_stack(_profile(default_stack="s"), "f") == Success("f")
+    assert resolve_stack(_profile(default_stack="s"), None) == Success("s")
+    missing = resolve_stack(_profile(), None)
+    assert isinstance(missing, Failure) and isinstance(missing.failure(), UsageError)
+    assert "--stack" in missing.failure().message
+
+
+PROFILE_JSON: dict[str, Any] = {
+    "membershipURI": "https://app.formance.cloud/api",
+    "rootTokens": {
+        "accessToken": {"token": "jwt", "claims": {}, "refreshToken": "r"},
+        "idToken": {
+            "token": "jwt",
+            "claims": {
+                "sub": "u",
+                "org": [
+                    {
+                        "id": "orgA",
+                        "displayName": "A",
+                        "stacks": [
+                            {"id": "stk1", "uri": "https://orga-stk1.formance.cloud", "scopes": []},
+                            {"id": "nouri"},
+                        ],
+                        "applications": [],
+                    }
+                ],
+            },
+        },
+    },
+    "defaultOrganization": "orgA",
+    "defaultStack": "stk1",
+}
+
+
+def test_decode_profile_reads_what_fctl_writes() -> None:
+    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode()).unwrap()
+    assert profile == Profile(
+        name="default",
+        membership_uri="https://app.formance.cloud/api",
+        logged_in=True,
+        organizations=(
+            Organization(
+                id="orgA",
+                stacks=(
+                    StackRef(id="stk1", uri="https://orga-stk1.formance.cloud"),
+                    StackRef(id="nouri", uri=None),
+                ),
+            ),
+        ),
+        default_organization="orgA",
+        default_stack="stk1",
+    )
+    assert stack_uri(profile, "orgA", "stk1") == Success("https://orga-stk1.formance.cloud")
+
+
+@pytest.mark.parametrize("root_tokens", [None, {}, "absent"])
+def test_decode_profile_without_root_tokens_is_logged_out(root_tokens: object) -> None:
+    document = {key: value for key, value in PROFILE_JSON.items() if key != "rootTokens"}
+    if root_tokens != "absent":
+        document["rootTokens"] = root_tokens
+    profile = decode_profile("p", json.dumps(document).encode()).unwrap()
+    assert not profile.logged_in
+    result = stack_uri(profile, "orgA", "stk1")
+    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+    assert "fctl login" in result.failure().message
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[]", b"null", b"\xff"])
+def test_decode_profile_unreadable_means_log_in_again(data: bytes) -> None:
+    result = decode_profile("p", data)
+    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+
+
+@pytest.mark.parametrize(
+    ("organization", "stack"), [("orgA", "nouri"), ("orgA", "other"), ("orgB", "stk1")]
+)
+def test_stack_uri_unknown_or_without_uri_is_auth_required(organization: str, stack: str) -> None:
+    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode()).unwrap()
+    result = stack_uri(profile, organization, stack)
+    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+
+
+CURRENT = [
+    (None, "default"),
+    (b'{"currentProfile": "work", "uniqueID": "x"}', "work"),
+    (b'{"currentProfile": ""}', "default"),
+    (b'{"currentProfile": 5}', "default"),
+    (b"{}", "default"),
+    (b"not json", "default"),
+]
+
+
+@pytest.mark.parametrize(("data", "name"), CURRENT)
+def test_decode_current_profile_defaults_to_default(data: bytes | None, name: str) -> None:
+    assert decode_current_profile(data) == name
