@@ -178,7 +178,12 @@ def _exchange(
             return effects.discover_stack(True).bind(exchange_at)
         return Failure(error)
 
-    result = effects.discover_stack(False).bind(exchange_at).lash(rediscover).map(_as_token)
+    # Only the exchange's own failures say the endpoint is gone, not discovery's.
+    result = (
+        effects.discover_stack(False)
+        .bind(lambda document: exchange_at(document).lash(rediscover))
+        .map(_as_token)
+    )
     return result if may_refresh else result.alt(_exchange_failure)
 
 

@@ -60,6 +60,8 @@ def parse_rfc3339_or_reason(text: str) -> datetime | str:
         if zulu:
             zone = UTC
         else:
+            if int(off_h) > 23 or int(off_m) > 59:
+                raise ValueError("offset out of range")  # as Go's time.Parse refuses
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             zone = timezone(-offset if sign == "-" else offset)
         moment = datetime(

@@ -61,7 +61,7 @@ class _DiscoveryWire:
 class _TokenWire:
     access_token: str
     token_type: str
-    expires_in: int | None = None
+    expires_in: Any = None  # RFC 6749 says a number; some servers send "3600" or 3599.5
     refresh_token: str | None = None
 
 
@@ -147,12 +147,11 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
             return Failure(wire)
         if not wire.access_token:
             return Failure("access_token is empty")
-        if wire.expires_in is not None and wire.expires_in < 0:
-            return Failure("expires_in is negative")
-        if wire.expires_in is not None:
-            expiry: datetime | None = sent_at + timedelta(
-                seconds=min(wire.expires_in, MAX_EXPIRES_IN)
-            )
+        lifetime = _lifetime_seconds(wire.expires_in)
+        if isinstance(lifetime, str):
+            return Failure(lifetime)
+        if lifetime is not None:
+            expiry: datetime | None = sent_at + timedelta(seconds=min(lifetime, MAX_EXPIRES_IN))
         else:
             expiry = jwt_expiry(wire.access_token)
         return Success(
@@ -165,6 +164,19 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
         )
 
     return decode_json_object(data).bind(from_document)
+
+
+def _lifetime_seconds(expires_in: Any) -> int | str | None:
+    """`expires_in` as whole seconds (rounded down), None when absent, else why not."""
+    if expires_in is None:
+        return None
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
+        expires_in = int(expires_in[:12])  # more digits would be clamped anyway
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return "expires_in is not a number"
+    if not 0 <= expires_in < float("inf"):
+        return "expires_in is negative or not finite"
+    return int(expires_in)
 
 
 def decode_error_response(status_code: int, data: bytes) -> Result[OAuthError, str]:

@@ -91,7 +91,7 @@ def parse_duration_or_error(text: str) -> int | UsageError:
 
 
 def parse_ttl(text: str) -> Result[timedelta, UsageError]:
-    """Parse a cache TTL; sub-microsecond parts are dropped (timedelta's resolution)."""
+    """Parse a cache TTL, rounded up to timedelta's microsecond resolution."""
     return parse_duration(text).map(_as_ttl)
 
 
@@ -102,7 +102,8 @@ def parse_ttl_or_error(text: str) -> timedelta | UsageError:
 
 
 def _as_ttl(nanoseconds: int) -> timedelta:
-    return timedelta(microseconds=nanoseconds // 1_000)
+    # Rounded up: a positive TTL must never become 0, which disables the cache.
+    return timedelta(microseconds=-(-nanoseconds // 1_000))
 
 
 def format_duration(nanoseconds: int) -> str:

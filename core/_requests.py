@@ -242,13 +242,14 @@ def _retry_after_seconds(value: str) -> float | None:
     return float(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.ASCII | re.I)
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*([^,]*)", re.ASCII | re.I)
+_DELTA_SECONDS = re.compile(r"\"?(\d{1,10})\"?", re.ASCII)
 _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.ASCII | re.I)
 
 
 def discovery_max_age(cache_control: str | None) -> timedelta:
     """How long a discovery document may be kept: `max-age`, 1 h without the header,
-    nothing for `no-store`, `no-cache` or `max-age=0` (DESIGN §3.4)."""
+    nothing for `no-store`, `no-cache`, `max-age=0` or an invalid `max-age` (DESIGN §3.4)."""
     if cache_control is None:
         return DEFAULT_DISCOVERY_MAX_AGE
     if _NO_STORE.search(cache_control):
@@ -256,4 +257,6 @@ def discovery_max_age(cache_control: str | None) -> timedelta:
     match = _MAX_AGE.search(cache_control)
     if match is None:
         return DEFAULT_DISCOVERY_MAX_AGE
-    return timedelta(seconds=int(match.group(1)))
+    seconds = _DELTA_SECONDS.fullmatch(match.group(1).strip())
+    # RFC 9111 §4.2.1: an invalid max-age makes the response stale: keep nothing.
+    return timedelta(seconds=int(seconds.group(1))) if seconds else timedelta(0)

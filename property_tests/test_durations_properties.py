@@ -79,9 +79,11 @@ def test_parse_never_raises_and_failures_are_one_line(text: str) -> None:
 
 @given(st.one_of(durations_ns().map(format_duration), ANY_TEXT))
 def test_parse_ttl_is_parse_duration_in_microseconds(text: str) -> None:
-    """parse_ttl agrees with parse_duration, truncated to timedelta's microseconds."""
-    expected = parse_duration(text).map(lambda ns: timedelta(microseconds=ns // 1000))
+    """parse_ttl agrees with parse_duration, rounded up to timedelta's microseconds,
+    so a positive TTL never becomes 0 (which would disable the cache)."""
+    expected = parse_duration(text).map(lambda ns: timedelta(microseconds=-(-ns // 1000)))
     assert parse_ttl(text) == expected
+    assert parse_ttl(text).map(bool) == parse_duration(text).map(bool)
 
 
 @given(durations_ns())

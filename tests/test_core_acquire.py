@@ -301,6 +301,14 @@ def test_acquire_endpoint_gone_rediscovers_once() -> None:
     ]
 
 
+def test_acquire_discovery_that_cannot_connect_is_not_retried_as_a_gone_endpoint() -> None:
+    refused = RemoteError(message="GET discovery: cannot connect", endpoint_gone=True)
+    fake = Fake(stack=[Failure(refused)])
+    assert fake.run() == Failure(refused)
+    assert "rediscover_stack" not in fake.calls
+    assert "exchange" not in fake.calls
+
+
 def test_acquire_endpoint_still_gone_after_rediscovery_fails() -> None:
     fake = Fake(exchanges=[Failure(GONE)])
     result = fake.run()

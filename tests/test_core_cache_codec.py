@@ -51,6 +51,7 @@ REFUSED = [
     "2026-02-20T16:45:60Z",  # Go refuses leap seconds too
     "2026-02-20T16:45:16+24:00",
     "2026-02-20T16:45:16+0100",
+    "2026-02-20T16:45:16+01:75",  # Go refuses offset minutes past 59
     "0001-01-01T00:00:00+00:01",  # before year 1 in UTC
     "9999-12-31T23:59:59-00:01",  # after year 9999 in UTC
     "\u0662\u0660\u0662\u0666-02-20T16:45:16Z",  # Arabic-Indic digits are not digits here

@@ -104,7 +104,8 @@ TTLS = [
     ("5m", timedelta(minutes=5)),
     ("300ms", timedelta(milliseconds=300)),
     ("0", timedelta(0)),
-    ("1500ns", timedelta(microseconds=1)),  # below a microsecond is dropped
+    ("1500ns", timedelta(microseconds=2)),  # rounded up to timedelta's resolution
+    ("1ns", timedelta(microseconds=1)),  # a positive TTL never becomes 0 (disabled)
 ]
 
 

@@ -188,6 +188,25 @@ def test_interpret_token_response_counts_expires_in_from_sent_at() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [(b"3600", 3600), (b'"3600"', 3600), (b"3599.5", 3599), (b"0", 0)],
+)
+def test_interpret_token_response_accepts_expires_in_as_servers_send_it(
+    expires_in: bytes, lifetime: int
+) -> None:
+    body = b'{"access_token": "tok", "token_type": "Bearer", "expires_in": ' + expires_in + b"}"
+    answer = interpret_token_response(200, body, request=REQUEST, sent_at=SENT_AT)
+    assert answer.unwrap().expiry == SENT_AT + timedelta(seconds=lifetime)
+
+
+@pytest.mark.parametrize("expires_in", [b"-1", b'"abc"', b"true", b"1e400", b"[]"])
+def test_interpret_token_response_refuses_a_bad_expires_in(expires_in: bytes) -> None:
+    body = b'{"access_token": "tok", "token_type": "Bearer", "expires_in": ' + expires_in + b"}"
+    answer = interpret_token_response(200, body, request=REQUEST, sent_at=SENT_AT)
+    assert isinstance(answer.failure(), RemoteError)
+
+
 def test_interpret_token_response_opaque_without_expires_in_has_no_expiry() -> None:
     body = b'{"access_token": "opaque", "token_type": "Bearer"}'
     assert (
@@ -264,6 +283,10 @@ CACHE_CONTROL = [
     ("private", timedelta(hours=1)),
     ("s-maxage=10", timedelta(hours=1)),
     ("", timedelta(hours=1)),
+    # RFC 9111 §4.2.1: an invalid max-age means stale, so nothing is kept
+    ("max-age=abc", timedelta(0)),
+    ("max-age=-1", timedelta(0)),
+    ("max-age=99999999999", timedelta(0)),
 ]
 
 
