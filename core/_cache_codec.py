@@ -27,6 +27,7 @@ __all__ = [
     "decode_cache_entry_or_reason",
     "encode_cache_entry",
     "format_rfc3339",
+    "is_token_text",
     "parse_rfc3339",
     "parse_rfc3339_or_reason",
 ]
@@ -39,6 +40,14 @@ _RFC3339 = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
     re.ASCII,
 )
+# RFC 6749 Appendix A.12/A.17: access and refresh tokens are 1*VSCHAR (%x20-7E).
+_VSCHARS = re.compile(r"[\x20-\x7e]+", re.ASCII)
+
+
+def is_token_text(text: str) -> bool:
+    """Whether `text` can be a token: printable ASCII (RFC 6749 Appendix A), so
+    it prints on one line and goes into a header or a form as it is."""
+    return _VSCHARS.fullmatch(text) is not None
 
 
 def parse_rfc3339(text: str) -> Result[datetime, str]:
@@ -105,6 +114,8 @@ def decode_cache_entry_or_reason(data: bytes) -> CachedToken | str:
     saved_at_text = document.get("savedAt")
     if not isinstance(access_token, str) or not access_token:
         return "accessToken missing or not a string"
+    if not is_token_text(access_token):
+        return "accessToken has characters no token has"
     if not isinstance(token_type, str):
         return "tokenType not a string"
     if not isinstance(expiry_text, str):

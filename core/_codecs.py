@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from returns.result import Failure, Result, Success
 
+from ._cache_codec import is_token_text
 from ._errors import OAuthError
 from ._types import DiscoveryDocument, JsonObject, StackAccess, TokenResponse
 
@@ -98,6 +99,8 @@ def _accesses_from(document: dict[str, Any]) -> Result[StackAccess, str]:
         return Failure(wire)
     if not wire.token:
         return Failure("token is empty")
+    if not is_token_text(wire.token) or not is_token_text(wire.refreshToken or "-"):
+        return Failure("token or refreshToken has characters no token has")
     claims = wire.claims if wire.claims is not None else (jwt_claims(wire.token) or {})
     return Success(
         StackAccess(
@@ -147,6 +150,8 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
             return Failure(wire)
         if not wire.access_token:
             return Failure("access_token is empty")
+        if not is_token_text(wire.access_token):  # it could not be printed nor sent as is
+            return Failure("access_token has characters outside RFC 6749 VSCHAR")
         lifetime = _lifetime_seconds(wire.expires_in)
         if isinstance(lifetime, str):
             return Failure(lifetime)
@@ -179,16 +184,25 @@ def _lifetime_seconds(expires_in: Any) -> int | str | None:
     return int(expires_in)
 
 
-def decode_error_response(status_code: int, data: bytes) -> Result[OAuthError, str]:
-    """Decode an RFC 6749 §5.2 error body."""
+def decode_error_response(
+    status_code: int, data: bytes, *, redact: tuple[str, ...] = ()
+) -> Result[OAuthError, str]:
+    """Decode an RFC 6749 §5.2 error body; the `redact` texts (the secrets the
+    request carried, which a server may quote) are cut out of the description."""
 
     def from_document(document: dict[str, Any]) -> Result[OAuthError, str]:
         wire = _structure(document, _ErrorWire)
         if isinstance(wire, str):
             return Failure(wire)
-        description = one_line(wire.error_description) if wire.error_description else None
+        description = wire.error_description or ""
+        for secret in redact:
+            description = description.replace(secret, "[redacted]")
         return Success(
-            OAuthError(error=one_line(wire.error), description=description, status_code=status_code)
+            OAuthError(
+                error=one_line(wire.error),
+                description=one_line(description) if description else None,
+                status_code=status_code,
+            )
         )
 
     return decode_json_object(data).bind(from_document)

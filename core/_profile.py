@@ -106,8 +106,12 @@ def resolve_organization(profile: Profile, flag: str | None) -> Result[str, Usag
 
 
 def resolve_organization_or_error(profile: Profile, flag: str | None) -> str | UsageError:
-    """`resolve_organization` without the `Result`, for the warm path."""
-    if flag:
+    """`resolve_organization` without the `Result`, for the warm path.
+
+    A flag given empty is kept: the name check refuses it (DESIGN §3.6), so that
+    `--organization "$ORG"` with ORG unset never quietly means the default.
+    """
+    if flag is not None:
         return flag
     if profile.default_organization:
         return profile.default_organization
@@ -128,8 +132,8 @@ def resolve_stack(profile: Profile, flag: str | None) -> Result[str, UsageError]
 
 
 def resolve_stack_or_error(profile: Profile, flag: str | None) -> str | UsageError:
-    """`resolve_stack` without the `Result`, for the warm path."""
-    if flag:
+    """`resolve_stack` without the `Result`, for the warm path (an empty flag is kept)."""
+    if flag is not None:
         return flag
     if profile.default_stack:
         return profile.default_stack

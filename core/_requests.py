@@ -50,6 +50,7 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2
 EXCHANGE_SCOPE = "openid email"
 FCTL_CLIENT_ID = "fctl"
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+_SECRET_FIELDS = frozenset({"assertion", "refresh_token"})  # form fields that are secrets
 DEFAULT_DISCOVERY_MAX_AGE = timedelta(hours=1)
 
 
@@ -184,7 +185,9 @@ def interpret_token_response(
         return Failure(
             RemoteError(message=f"token endpoint {where} answered 404", endpoint_gone=True)
         )
-    oauth_error = decode_error_response(status_code, body)
+    # The secrets this request carried, should the server quote them back.
+    sent = tuple(value for key, value in request.form if key in _SECRET_FIELDS and value)
+    oauth_error = decode_error_response(status_code, body, redact=sent)
     if status_code in (400, 401) and isinstance(oauth_error.value_or(None), OAuthError):
         return Failure(oauth_error.unwrap())
     return Failure(

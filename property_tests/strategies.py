@@ -227,6 +227,13 @@ def secrets(kind: str) -> SearchStrategy[str]:
     )
 
 
+def token_texts(*, max_size: int = 30) -> SearchStrategy[str]:
+    """Any text a token can be: 1*VSCHAR, printable ASCII (RFC 6749 Appendix A.12)."""
+    return st.text(
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=max_size
+    )
+
+
 _TOKEN_TYPES = st.sampled_from(["Bearer", "bearer", "DPoP"])
 _MAYBE_TIME = st.one_of(st.none(), aware_datetimes())
 

@@ -60,6 +60,7 @@ from strategies import (
     odd_jwts,
     odd_numeric_dates,
     stack_accesses,
+    token_texts,
 )
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)
@@ -80,10 +81,10 @@ GO_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?Z")
         expiry=st.one_of(st.none(), any_representable_datetimes()),
         saved_at=st.one_of(st.none(), any_representable_datetimes()),
     ),
-    st.text(st.characters(exclude_categories=()), min_size=1, max_size=30),
+    token_texts(),
 )
 def test_cache_entry_round_trips(entry: CachedToken, access_token: str) -> None:
-    """decode(encode(entry)) is the entry: any token text, any instant, no expiry as Go's zero."""
+    """decode(encode(entry)) is the entry: any VSCHAR token, any instant, no expiry as Go's zero."""
     entry = CachedToken(
         access_token=access_token,
         token_type=entry.token_type,
@@ -155,8 +156,8 @@ def test_accesses_round_trip(access: StackAccess) -> None:
 
 
 @given(
-    st.text(min_size=1, max_size=20),
-    st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+    token_texts(max_size=20),
+    st.one_of(st.none(), token_texts(max_size=20)),
     st.one_of(st.none(), json_objects(max_leaves=6)),
     json_objects(max_leaves=6),
 )

@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error("interrupted")
         return 130
     except Exception as error:  # the promise is one line and no traceback, whatever happens
-        _print_error(f"unexpected {type(error).__name__}: {one_line(str(error))}")
+        # The type only: an unexpected exception's text may hold anything, a token included.
+        _print_error(f"unexpected {type(error).__name__}")
         return 1
 
 
@@ -164,19 +165,29 @@ def _cache_list(options: argparse.Namespace, config_dir: Path) -> int:
 
 
 def _describe(key: StackKey, path: Path, *, settings: Settings, now: datetime) -> str:
+    shown = _printable(str(key))
     read = read_private(path)
     if isinstance(read, Failure):
-        return f"{key}  unreadable ({read.failure()})"
+        return f"{shown}  unreadable ({read.failure()})"
     data, mtime = read.unwrap()
     decoded = decode_cache_entry(data)
     if isinstance(decoded, Failure):
-        return f"{key}  unreadable ({decoded.failure()})"
+        return f"{shown}  unreadable ({decoded.failure()})"
     entry = decoded.unwrap()
     saved_at = entry.saved_at or mtime
     verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
     expiry = format_rfc3339(entry.expiry) if entry.expiry else "none"
     age = _seconds(now - saved_at)
-    return f"{key}  expiry {expiry}  age {age}  {verdict.value}"
+    return f"{shown}  expiry {expiry}  age {age}  {verdict.value}"
+
+
+def _printable(text: str) -> str:
+    """Folder names as found on disk, escaped to one printable line: a newline
+    or an undecodable byte (a lone surrogate here) must not break the listing."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def _seconds(delta: timedelta) -> str:

@@ -88,16 +88,33 @@ def read_private_or_reason(path: Path) -> tuple[bytes, datetime] | str:
         return _reason("cannot read", error)
     finally:
         os.close(descriptor)
-    return data, datetime.fromtimestamp(info.st_mtime, tz=UTC)
+    return data, _mtime(info.st_mtime)
+
+
+def _mtime(seconds: float) -> datetime:
+    # Some file systems (tmpfs) keep times outside datetime's years 1-9999:
+    # such a time is as far as it can be, never an exception.
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.max.replace(tzinfo=UTC) if seconds > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def read_plain(path: Path) -> bytes | None:
-    """Read fctl's config and profile files; None when absent or unreadable."""
+    """Read fctl's config and profile files; None when absent, unreadable or not
+    a regular file (`O_NONBLOCK`: a FIFO planted there must not block the open)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_FILE_BYTES + 1)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return _read_all(descriptor)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
 
 
 def _read_all(descriptor: int) -> bytes:
@@ -113,7 +130,14 @@ def _read_all(descriptor: int) -> bytes:
 
 def ensure_private_dir(folder: Path) -> None:
     """Create `folder` and missing parents with mode 0700 (existing ones are left as they are)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Not `mkdir(parents=True)`, which makes the parents with the umask's mode, not 0700.
+    missing: list[Path] = []
+    for level in (folder, *folder.parents):
+        if level.is_dir():
+            break
+        missing.append(level)
+    for level in reversed(missing):
+        level.mkdir(mode=0o700, exist_ok=True)
 
 
 def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None, LocalError]:
@@ -200,8 +224,12 @@ def locked(
     from filelock import FileLock, Timeout
     from returns.result import Failure
 
+    if not lock_path.parent.is_dir():
+        # No stack folder means no `accesses.json` either: `body` will say so, and
+        # creating the folder (as filelock would) only leaves litter behind.
+        log("running unlocked: the stack folder does not exist")
+        return body()
     try:
-        ensure_private_dir(lock_path.parent)
         lock = FileLock(lock_path, timeout=timeout, mode=0o600, fallback_to_soft=False)
         lock.acquire()
     except Timeout:

@@ -154,6 +154,14 @@ class Http:
             return Failure(
                 RemoteError(message=f"{where}: cannot connect", transient=True, endpoint_gone=True)
             ), None
+        except (httpx.InvalidURL, UnicodeError) as error:
+            # A URL that passed `check_endpoint_url` but that httpx or IDNA refuses
+            # (control characters, bad labels): the document that named it is no good.
+            # (A form value outside UTF-8 lands here too; the type alone is logged.)
+            self._log(f"{where} -> cannot be sent: {type(error).__name__}")
+            return Failure(
+                RemoteError(message=f"{where}: cannot be sent (invalid URL)", endpoint_gone=True)
+            ), None
         except httpx.HTTPError as error:
             self._log(f"{where} -> {type(error).__name__}")
             return Failure(

@@ -62,8 +62,12 @@ def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> Path:
 
 
 def current_profile(config_dir: Path, flag: str | None) -> str:
-    """`--profile`, else the profile `config.yml` names, else `default`."""
-    return flag or decode_current_profile(read_plain(config_dir / CONFIG_FILE))
+    """`--profile`, else the profile `config.yml` names, else `default`.
+
+    `--profile ""` is kept, for the name check to refuse (DESIGN §3.6)."""
+    if flag is not None:
+        return flag
+    return decode_current_profile(read_plain(config_dir / CONFIG_FILE))
 
 
 def settings_or_error(
@@ -71,6 +75,8 @@ def settings_or_error(
 ) -> Settings | UsageError:
     """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
     if isinstance(ttl, timedelta):
+        if ttl < timedelta(0):  # as `parse_ttl` refuses "-5m"
+            return UsageError(message=f"invalid cache TTL {ttl}: must not be negative")
         return Settings(cache_ttl=ttl)
     text = ttl if ttl is not None else environ.get(TTL_ENV)
     if text is None:

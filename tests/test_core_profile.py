@@ -44,7 +44,8 @@ ORGANIZATIONS = [
     ("flag wins over default", _profile(orgs=("a", "b"), default_org="b"), "a", "a"),
     ("default wins over the only org", _profile(orgs=("a",), default_org="b"), None, "b"),
     ("the only organization", _profile(orgs=("a",)), None, "a"),
-    ("empty flag counts as none", _profile(orgs=("a",)), "", "a"),
+    # DESIGN §3.6: an empty name is refused (by the path check), never read as "no flag".
+    ("empty flag is a name, kept for the name check", _profile(orgs=("a",)), "", ""),
 ]
 
 

@@ -178,7 +178,7 @@ def test_interpret_discovery_refuses(
     assert error.transient is transient
 
 
-REQUEST = exchange_request(TOKEN_ENDPOINT, "assertion")
+REQUEST = exchange_request(TOKEN_ENDPOINT, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
 
 
 def test_interpret_token_response_counts_expires_in_from_sent_at() -> None:

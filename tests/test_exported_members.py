@@ -12,6 +12,7 @@ import stacktoken.core as core
 SHARED_INSIDE_CORE = {
     "decode_json_object": "core._codecs, used by core._requests",
     "MAX_EXPIRES_IN": "core._codecs, the clamp of `expires_in`",
+    "is_token_text": "core._cache_codec, used by core._codecs",
 }
 
 

@@ -106,7 +106,7 @@ CASES = {
         ("--profile", "nobody", "--profile=default", "token", "--stack", "x", "--stack", "stk1"),
         answers=True,
     ),
-    "empty stack flag means the default": Case(("token", "--stack="), answers=True),
+    "empty stack flag (a usage error)": Case(("token", "--stack="), answers=False),
     "fctl entry without savedAt": Case(("token",), answers=True, change=_fctl_entry),
     "old entry, long TTL from env": Case(
         ("token",),
