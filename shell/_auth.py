@@ -30,10 +30,11 @@ class StackTokenAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._source.token()}"
+        token = self._source.token()
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED:
-            self._source.invalidate()
+            self._source.invalidate(token)
             request.headers["Authorization"] = f"Bearer {self._source.token()}"
             yield request
 
@@ -46,7 +47,7 @@ class StackTokenAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED:
-            await anyio.to_thread.run_sync(self._source.invalidate)
+            await anyio.to_thread.run_sync(self._source.invalidate, token)
             token = await anyio.to_thread.run_sync(self._source.token)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request

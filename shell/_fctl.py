@@ -106,13 +106,27 @@ def bind_fctl_effects(
             lambda found: decode_cache_entry(found[0]).map(lambda entry: (entry, found[1]))
         )
 
+    # Leftover temp files may be swept only while this source holds the stack's
+    # lock: without it they cannot be told from another process's write in
+    # progress. `TokenSource` runs one acquisition at a time, so one flag does.
+    lock_held = [False]
+
     def write_cache(entry: CachedToken) -> Result[None, LocalError]:
-        return write_atomic(cache_file, encode_cache_entry(entry), sweep=True)
+        return write_atomic(cache_file, encode_cache_entry(entry), sweep=lock_held[0])
 
     def run_locked(
         body: Callable[[], Result[CachedToken, AcquireError]],
     ) -> Result[CachedToken, AcquireError]:
-        return locked(stack.root / stack.paths.lock, body, timeout=lock_timeout, log=log)
+        def body_noting_the_lock(held: bool) -> Result[CachedToken, AcquireError]:
+            lock_held[0] = held
+            try:
+                return body()
+            finally:
+                lock_held[0] = False
+
+        return locked(
+            stack.root / stack.paths.lock, body_noting_the_lock, timeout=lock_timeout, log=log
+        )
 
     def read_access() -> Result[StackAccess, AcquireError]:
         found = read_private(accesses_file)
@@ -130,10 +144,7 @@ def bind_fctl_effects(
         return Failure(LocalError(message=f"cannot use {accesses_file}: {found.failure()}"))
 
     def write_access(access: StackAccess) -> Result[None, AcquireError]:
-        # Sweeping leftovers is safe only under the lock, which TTL 0 does not take.
-        return write_atomic(
-            accesses_file, encode_accesses(access), sweep=settings.disk_cache_enabled
-        )
+        return write_atomic(accesses_file, encode_accesses(access), sweep=lock_held[0])
 
     def discover_stack(refresh: bool) -> Result[DiscoveryDocument, AcquireError]:
         uri: Result[str, AcquireError] = stack_uri(

@@ -209,17 +209,18 @@ def remove_file(path: Path) -> Result[bool, LocalError]:
 
 def locked(
     lock_path: Path,
-    body: Callable[[], Result[R, E]],
+    body: Callable[[bool], Result[R, E]],
     *,
     timeout: float = LOCK_TIMEOUT_SECONDS,
     log: Callable[[str], None],
 ) -> Result[R, E | LocalError]:
-    """Run `body` holding the cross-process lock at `lock_path`.
+    """Run `body(held)` holding the cross-process lock at `lock_path`.
 
     The lock is an advisory `flock` (through filelock): the kernel drops it
     when its holder dies, so a killed process never leaves a stale lock. When
-    the lock file cannot be created at all (a read-only folder), `body` runs
-    unlocked: the cache is best effort, and refusing would fail the command.
+    the lock file cannot be created at all (a read-only folder), `body(False)`
+    runs unlocked: the cache is best effort, and refusing would fail the
+    command. `held` tells `body` whether it may sweep leftovers.
     """
     from filelock import FileLock, Timeout
     from returns.result import Failure
@@ -228,7 +229,7 @@ def locked(
         # No stack folder means no `accesses.json` either: `body` will say so, and
         # creating the folder (as filelock would) only leaves litter behind.
         log("running unlocked: the stack folder does not exist")
-        return body()
+        return body(False)
     try:
         lock = FileLock(lock_path, timeout=timeout, mode=0o600, fallback_to_soft=False)
         lock.acquire()
@@ -238,9 +239,9 @@ def locked(
         )
     except OSError as error:
         log(_reason("running unlocked: cannot take the lock", error))
-        return body()
+        return body(False)
     try:
-        return body()
+        return body(True)
     finally:
         lock.release()
 

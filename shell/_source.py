@@ -324,9 +324,16 @@ class TokenSource:
                     self._fast = (token.access_token, fresh_until)
             return result
 
-    def invalidate(self) -> None:
-        """Drop the token held in memory and on disk (a server rejected it)."""
+    def invalidate(self, rejected: str | None = None) -> None:
+        """Drop the token held in memory and on disk (a server rejected it).
+
+        Given the `rejected` token, nothing is dropped if this source already
+        holds another one: N requests refused at once then cost one new token.
+        """
         with self._lock:
+            held = self._held
+            if rejected is not None and held is not None and held.access_token != rejected:
+                return
             self._held = None
             self._fast = None
             self._forget()

@@ -69,9 +69,9 @@ VERSIONS: dict[str, tuple[bytes, bytes]] = {
 _NO_LOG: Callable[[str], None] = lambda _: None  # noqa: E731
 
 
-def _write_all(folder: Path, version: int) -> Result[None, LocalError]:
+def _write_all(folder: Path, version: int, held: bool) -> Result[None, LocalError]:
     for name, contents in VERSIONS.items():
-        written = write_atomic(folder / name, contents[version], sweep=True)
+        written = write_atomic(folder / name, contents[version], sweep=held)
         if isinstance(written, Failure):
             return written
     return Success(None)
@@ -91,7 +91,7 @@ def _writer(folder: Path) -> None:
 
 def _zygote(folder: Path) -> int:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if isinstance(_write_all(folder, 0), Failure):
+    if isinstance(_write_all(folder, 0, True), Failure):  # alone: nothing to race
         return 2
     print("ready", flush=True)
     for line in sys.stdin:
@@ -113,7 +113,7 @@ def _zygote(folder: Path) -> int:
 
 
 def _hold_lock(lock: Path) -> int:
-    def hold() -> Result[None, LocalError]:
+    def hold(_held: bool) -> Result[None, LocalError]:
         print("locked", flush=True)
         time.sleep(600)
         return Success(None)

@@ -90,6 +90,20 @@ def test_auth_flow_generator_protocol(world: World, source: TokenSource) -> None
         flow.send(httpx.Response(401, request=retried))
 
 
+def test_auth_concurrent_401s_replace_the_token_once(world: World, source: TokenSource) -> None:
+    """Two requests refused with the same stale token cost one new token, not two."""
+    auth = StackTokenAuth(source)
+    first_flow = auth.sync_auth_flow(httpx.Request("GET", world.stack.resource_url))
+    second_flow = auth.sync_auth_flow(httpx.Request("GET", world.stack.resource_url))
+    first_sent, second_sent = next(first_flow), next(second_flow)
+    assert world.exchanges() == 1
+    first_flow.send(httpx.Response(401, request=first_sent))
+    assert world.exchanges() == 2
+    retried = second_flow.send(httpx.Response(401, request=second_sent))
+    assert world.exchanges() == 2  # the second refusal finds the new token already held
+    assert retried.headers["Authorization"] == f"Bearer {issued(world)[1]}"
+
+
 def test_auth_raises_typed_error_when_login_needed(world: World, source: TokenSource) -> None:
     world.membership.revoke_all_refresh_tokens()
     world.stack.reject_all_assertions()
