@@ -187,9 +187,9 @@ def interpret_token_response(
         )
     # The secrets this request carried, should the server quote them back.
     sent = tuple(value for key, value in request.form if key in _SECRET_FIELDS and value)
-    oauth_error = decode_error_response(status_code, body, redact=sent)
-    if status_code in (400, 401) and isinstance(oauth_error.value_or(None), OAuthError):
-        return Failure(oauth_error.unwrap())
+    oauth_error = decode_error_response(status_code, body, redact=sent).value_or(None)
+    if status_code in (400, 401) and oauth_error is not None:
+        return Failure(oauth_error)
     return Failure(
         RemoteError(
             message=f"token endpoint {where} answered {status_code}",

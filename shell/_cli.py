@@ -24,7 +24,6 @@ from stacktoken.core import (
     Settings,
     StackKey,
     UsageError,
-    decode_cache_entry,
     exit_code,
     format_rfc3339,
     judge_disk_entry,
@@ -32,8 +31,8 @@ from stacktoken.core import (
     validate_name,
 )
 
-from ._fctl import config_dir_from, current_profile
-from ._files import read_private, remove_file
+from ._fctl import config_dir_from, current_profile, read_cache_entry
+from ._files import remove_file
 from ._source import TokenSource, settings_from, utc_now
 from ._warm import printed
 
@@ -122,10 +121,13 @@ def _token(options: argparse.Namespace, config_dir: Path, log: Callable[[str], N
         log=log,
     )
     result: Result[CachedToken, AcquireError] = built.bind(_token_of)
-    if isinstance(result, Failure):
-        return _fail(result.failure())
-    sys.stdout.write(printed(result.unwrap(), options.output))
-    return 0
+    match result:
+        case Success(token):
+            sys.stdout.write(printed(token, options.output))
+            return 0
+        case Failure(error):
+            return _fail(error)
+    raise AssertionError("a Result is a Success or a Failure")  # for mypy's exhaustiveness
 
 
 def _token_of(source: TokenSource) -> Result[CachedToken, AcquireError]:
@@ -166,14 +168,11 @@ def _cache_list(options: argparse.Namespace, config_dir: Path) -> int:
 
 def _describe(key: StackKey, path: Path, *, settings: Settings, now: datetime) -> str:
     shown = _printable(str(key))
-    read = read_private(path)
-    if isinstance(read, Failure):
-        return f"{shown}  unreadable ({read.failure()})"
-    data, mtime = read.unwrap()
-    decoded = decode_cache_entry(data)
-    if isinstance(decoded, Failure):
-        return f"{shown}  unreadable ({decoded.failure()})"
-    entry = decoded.unwrap()
+    match read_cache_entry(path):
+        case Failure(reason):
+            return f"{shown}  unreadable ({reason})"
+        case Success((entry, mtime)):
+            pass
     saved_at = entry.saved_at or mtime
     verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
     expiry = format_rfc3339(entry.expiry) if entry.expiry else "none"

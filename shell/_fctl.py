@@ -59,6 +59,7 @@ __all__ = [
     "forget_cached",
     "locate_stack",
     "post_token",
+    "read_cache_entry",
 ]
 
 #: How long a rejected refresh waits for a concurrent writer's rotation to land.
@@ -74,6 +75,13 @@ def locate_stack(
         config_dir, profile=profile, organization=organization, stack=stack
     )
     return Success(found) if isinstance(found, FctlStack) else Failure(found)
+
+
+def read_cache_entry(path: Path) -> Result[CacheRead, str]:
+    """A cache file's entry and mtime, or the reason it is a cache miss."""
+    return read_private(path).bind(
+        lambda found: decode_cache_entry(found[0]).map(lambda entry: (entry, found[1]))
+    )
 
 
 def post_token(http: Http, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
@@ -102,9 +110,7 @@ def bind_fctl_effects(
     accesses_file = stack.root / stack.paths.accesses
 
     def read_cache() -> Result[CacheRead, str]:
-        return read_private(cache_file).bind(
-            lambda found: decode_cache_entry(found[0]).map(lambda entry: (entry, found[1]))
-        )
+        return read_cache_entry(cache_file)
 
     # Leftover temp files may be swept only while this source holds the stack's
     # lock: without it they cannot be told from another process's write in
@@ -131,7 +137,8 @@ def bind_fctl_effects(
     def read_access() -> Result[StackAccess, AcquireError]:
         found = read_private(accesses_file)
         if isinstance(found, Success):
-            return decode_accesses(found.unwrap()[0]).alt(
+            data, _ = found.value_or((b"", None))
+            return decode_accesses(data).alt(
                 lambda reason: AuthRequired(
                     message=f"the stack access token of {stack.key} is unreadable "
                     f"({reason}); {LOGIN_HINT}"

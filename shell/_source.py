@@ -49,9 +49,9 @@ from ._fctl import (
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
 from ._lazy import Lazy
-from ._options import TTL_ENV, settings_or_error
+from ._options import settings_or_error
 
-__all__ = ["TTL_ENV", "TokenSource", "settings_from"]
+__all__ = ["TokenSource", "settings_from"]
 
 
 def utc_now() -> datetime:
@@ -130,9 +130,10 @@ class TokenSource:
             environ=environ,
             lock_timeout=lock_timeout,
         )
-        if isinstance(built, Failure):
+        source = built.value_or(None)
+        if source is None:
             raise as_exception(built.failure())
-        return built.unwrap()
+        return source
 
     @classmethod
     def from_fctl_result(
@@ -303,9 +304,10 @@ class TokenSource:
         if fast is not None and time.time() < fast[1]:
             return fast[0]
         result = self.token_result()
-        if isinstance(result, Failure):
+        token = result.value_or(None)
+        if token is None:
             raise as_exception(result.failure())
-        return result.unwrap().access_token
+        return token.access_token
 
     def token_result(self) -> Result[CachedToken, AcquireError]:
         """The stack API token with its type and expiry, as a `Result`."""
