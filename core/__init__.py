@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         Running,
         Start,
         Use,
+        on_forget,
         on_request,
         on_settle,
     )
@@ -216,6 +217,7 @@ __all__ = [
     "name_error",
     "needs_refresh",
     "on_request",
+    "on_forget",
     "on_settle",
     "one_line",
     "parse_duration",
@@ -264,7 +266,9 @@ _HOMES = {
         "EXIT_CODES AcquireError AuthRequired LocalError OAuthError RemoteError UsageError"
         " exit_code"
     ),
-    "_lazy": "Idle Join LazyAction LazyState Ready Running Start Use on_request on_settle",
+    "_lazy": (
+        "Idle Join LazyAction LazyState Ready Running Start Use on_forget on_request on_settle"
+    ),
     "_paths": (
         "ACCESSES_FILE CACHE_FILE CONFIG_FILE LOCK_SUFFIX MAX_NAME_BYTES PROFILE_FILE StackPaths"
         " discovery_cache_name name_error profile_folder stack_paths stack_paths_or_error"

@@ -7,8 +7,9 @@ Theory of operation
     3. Under the stack's lock, at a new `now` (the wait may have been long):
        re-read the cache (another process may have filled it), then
        a. refresh the stack access token if it is not fresh: lazy membership
-          discovery, refresh grant, and the rotated tokens written to
-          `accesses.json` before anything else can fail;
+          discovery, refresh grant (a gone endpoint is rediscovered once), and
+          the rotated tokens written to `accesses.json` before anything else
+          can fail;
        b. stack discovery, then the RFC 7523 exchange. A token endpoint that
           is gone (404, refusing connections) is rediscovered once; an
           exchange refused with `invalid_grant` although our clock thinks the
@@ -64,8 +65,9 @@ class Effects:
 
     `read_cache` fails with the reason it is a miss. `locked(body)` runs
     `body` while holding the stack's cross-process lock. `discover_stack(True)`
-    drops a cached document and asks the network again. `discover_membership`
-    is memoised by the shell (lazy, single-flight, failures not kept).
+    and `discover_membership(True)` drop a cached document and ask the network
+    again. `discover_membership` is memoised by the shell (lazy, single-flight,
+    failures not kept).
     """
 
     clock: Callable[[], datetime]
@@ -79,7 +81,7 @@ class Effects:
     write_access: Callable[[StackAccess], Result[None, AcquireError]]
     discover_stack: Callable[[bool], Result[DiscoveryDocument, AcquireError]]
     exchange: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
-    discover_membership: Callable[[], Result[DiscoveryDocument, AcquireError]]
+    discover_membership: Callable[[bool], Result[DiscoveryDocument, AcquireError]]
     refresh: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
 
 
@@ -227,13 +229,20 @@ def _refresh(
         fresh = refreshed_access(access, outcome)
         return effects.write_access(fresh).alt(_lost_rotation).map(lambda _: fresh)
 
-    refreshed: Result[TokenResponse | StackAccess, AcquireError] = (
-        effects.discover_membership().bind(
-            lambda document: effects.refresh(
-                refresh_request(document.token_endpoint, refresh_token)
-            )
-        )
-    )
+    def refresh_at(document: DiscoveryDocument) -> Result[TokenResponse, AcquireError]:
+        return effects.refresh(refresh_request(document.token_endpoint, refresh_token))
+
+    def rediscover(error: AcquireError) -> Result[TokenResponse, AcquireError]:
+        # 404 or refused connections: the refresh token was not spent, so it is
+        # safe to ask the rediscovered endpoint once (DESIGN §3.4).
+        if isinstance(error, RemoteError) and error.endpoint_gone:
+            effects.log("membership token endpoint gone: dropping its discovery document")
+            return effects.discover_membership(True).bind(refresh_at)
+        return Failure(error)
+
+    refreshed: Result[TokenResponse | StackAccess, AcquireError] = effects.discover_membership(
+        False
+    ).bind(lambda document: refresh_at(document).lash(rediscover))
     return refreshed.lash(rescue).bind(persist)
 
 

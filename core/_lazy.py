@@ -13,6 +13,9 @@ When the attempt settles:
     Running --failure--> Idle           the failure is returned to the callers
                                         of that attempt and NOT remembered;
                                         the next caller starts a new attempt
+    Ready   --forget---> Idle           the value turned out stale (a token
+                                        endpoint it named is gone): the next
+                                        caller starts a new attempt
 
 `fctl` once kept a failed lazy init forever; here a transient failure can
 never outlive the attempt that met it. The shell's thread-safe wrapper holds
@@ -35,6 +38,7 @@ __all__ = [
     "Running",
     "Start",
     "Use",
+    "on_forget",
     "on_request",
     "on_settle",
 ]
@@ -110,3 +114,10 @@ def on_settle(state: LazyState[T], attempt: int, outcome: Result[T, E]) -> LazyS
             return Ready(value=value, attempt=attempt)
         case _:
             return Idle(attempts=attempt)
+
+
+def on_forget(state: LazyState[T]) -> LazyState[T]:
+    """The value is known to be stale: forget it. An attempt in flight is left alone."""
+    if isinstance(state, Ready):
+        return Idle(attempts=state.attempt)
+    return state

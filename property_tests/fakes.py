@@ -170,9 +170,9 @@ class FakeWorld:
         answer = self._next("exchange", self.scenario.exchanges)
         return self._record("exchange", request, answer)
 
-    def _discover_membership(self) -> Result[DiscoveryDocument, AcquireError]:
+    def _discover_membership(self, force: bool) -> Result[DiscoveryDocument, AcquireError]:
         answer = self._next("discover_membership", self.scenario.membership_discoveries)
-        return self._record("discover_membership", None, answer)
+        return self._record("discover_membership", force, answer)
 
     def _refresh(self, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
         if self.scenario.rotated_elsewhere is not None:

@@ -58,6 +58,7 @@ __all__ = [
     "current_profile",
     "forget_cached",
     "locate_stack",
+    "membership_discoverer",
     "post_token",
     "read_cache_entry",
 ]
@@ -75,6 +76,36 @@ def locate_stack(
         config_dir, profile=profile, organization=organization, stack=stack
     )
     return Success(found) if isinstance(found, FctlStack) else Failure(found)
+
+
+def membership_discoverer(
+    membership_uri: str | None,
+    *,
+    missing: AcquireError,
+    http: Http,
+    discovery_cache: DiscoveryCache,
+    clock: Callable[[], datetime],
+) -> Callable[[bool], Result[DiscoveryDocument, AcquireError]]:
+    """Core's `discover_membership` effect: lazy and memoised (DESIGN §6); with
+    `refresh`, the memoised and the cached document are dropped first."""
+
+    def discover_now() -> Result[DiscoveryDocument, AcquireError]:
+        if membership_uri is None:
+            return Failure(missing)
+        return discover(
+            membership_discovery(membership_uri), http=http, cache=discovery_cache, clock=clock
+        )
+
+    lazy: Lazy[DiscoveryDocument, AcquireError] = Lazy(discover_now)
+
+    def discover_membership(refresh: bool) -> Result[DiscoveryDocument, AcquireError]:
+        if refresh:
+            lazy.forget()
+            if membership_uri is not None:
+                discovery_cache.drop(membership_discovery(membership_uri).url)
+        return lazy.get()
+
+    return discover_membership
 
 
 def read_cache_entry(path: Path) -> Result[CacheRead, str]:
@@ -163,17 +194,15 @@ def bind_fctl_effects(
             )
         )
 
-    def discover_membership_now() -> Result[DiscoveryDocument, AcquireError]:
-        uri = stack.profile.membership_uri
-        if uri is None:
-            return Failure(
-                AuthRequired(
-                    message=f"profile {stack.key.profile!r} has no membership URI; {LOGIN_HINT}"
-                )
-            )
-        return discover(membership_discovery(uri), http=http, cache=discovery_cache, clock=clock)
-
-    membership: Lazy[DiscoveryDocument, AcquireError] = Lazy(discover_membership_now)
+    membership = membership_discoverer(
+        stack.profile.membership_uri,
+        missing=AuthRequired(
+            message=f"profile {stack.key.profile!r} has no membership URI; {LOGIN_HINT}"
+        ),
+        http=http,
+        discovery_cache=discovery_cache,
+        clock=clock,
+    )
 
     def await_rotation(error: AcquireError, sent: str) -> Result[TokenResponse, AcquireError]:
         # A refresh token is single-use: a rejection may mean that a program
@@ -210,7 +239,7 @@ def bind_fctl_effects(
         write_access=write_access,
         discover_stack=discover_stack,
         exchange=lambda request: post_token(http, request),
-        discover_membership=membership.get,
+        discover_membership=membership,
         refresh=refresh,
     )
 

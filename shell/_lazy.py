@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from returns.result import Result, Success
-from stacktoken.core import Idle, Join, LazyState, Start, Use, on_request, on_settle
+from stacktoken.core import Idle, Join, LazyState, Start, Use, on_forget, on_request, on_settle
 
 __all__ = ["Lazy"]
 
@@ -57,6 +57,11 @@ class Lazy(Generic[T, E]):
             raise attempt.raised
         assert attempt.outcome is not None  # set before `done`
         return attempt.outcome
+
+    def forget(self) -> None:
+        """Drop a remembered value (it turned out stale); the next `get` starts anew."""
+        with self._lock:
+            self._state = on_forget(self._state)
 
     def _run(self, number: int, attempt: _Attempt[T, E]) -> Result[T, E]:
         try:

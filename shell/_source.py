@@ -22,7 +22,6 @@ from stacktoken.core import (
     AcquireError,
     AuthRequired,
     CachedToken,
-    DiscoveryDocument,
     Effects,
     Settings,
     StackAccess,
@@ -32,7 +31,6 @@ from stacktoken.core import (
     acquire,
     is_fresh,
     jwt_expiry,
-    membership_discovery,
     stack_discovery,
 )
 
@@ -44,11 +42,11 @@ from ._fctl import (
     config_dir_from,
     forget_cached,
     locate_stack,
+    membership_discoverer,
     post_token,
 )
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
-from ._lazy import Lazy
 from ._options import settings_or_error
 
 __all__ = ["TokenSource", "settings_from"]
@@ -246,24 +244,18 @@ class TokenSource:
                 on_refresh(access.token, access.refresh_token)
             return Success(None)
 
-        def discover_membership_now() -> Result[DiscoveryDocument, AcquireError]:
-            if membership_uri is None:
-                # Like an expired token without a refresh token (core's `_refresh`):
-                # nothing here can renew it, so new credentials are needed.
-                return Failure(
-                    AuthRequired(
-                        message="the stack access token expired and no membership URI was "
-                        "given to refresh it"
-                    )
-                )
-            return discover(
-                membership_discovery(membership_uri),
-                http=http,
-                cache=discovery_cache,
-                clock=utc_now,
-            )
-
-        membership: Lazy[DiscoveryDocument, AcquireError] = Lazy(discover_membership_now)
+        membership = membership_discoverer(
+            membership_uri,
+            # Like an expired token without a refresh token (core's `_refresh`):
+            # nothing here can renew it, so new credentials are needed.
+            missing=AuthRequired(
+                message="the stack access token expired and no membership URI was "
+                "given to refresh it"
+            ),
+            http=http,
+            discovery_cache=discovery_cache,
+            clock=utc_now,
+        )
 
         def post(request: TokenRequest) -> Result[TokenResponse, AcquireError]:
             return post_token(http, request)
@@ -284,7 +276,7 @@ class TokenSource:
                 refresh=refresh,
             ),
             exchange=post,
-            discover_membership=membership.get,
+            discover_membership=membership,
             refresh=post,
         )
         return cls(

@@ -98,7 +98,9 @@ class Fake:
             write_access=self.write_access,
             discover_stack=self.discover_stack,
             exchange=self.exchange,
-            discover_membership=lambda: self.answer("discover_membership", self.membership),
+            discover_membership=lambda force: self.answer(
+                "rediscover_membership" if force else "discover_membership", self.membership
+            ),
             refresh=self.refresh,
         )
 
@@ -306,6 +308,21 @@ def test_acquire_discovery_that_cannot_connect_is_not_retried_as_a_gone_endpoint
     fake = Fake(stack=[Failure(refused)])
     assert fake.run() == Failure(refused)
     assert "rediscover_stack" not in fake.calls
+    assert "exchange" not in fake.calls
+
+
+def test_acquire_refresh_endpoint_gone_rediscovers_the_membership_once() -> None:
+    fake = Fake(access=STALE_ACCESS, refreshes=[Failure(GONE), Success(REFRESHED)])
+    assert isinstance(fake.run(), Success)
+    assert fake.calls.count("discover_membership") == 1
+    assert fake.calls.count("rediscover_membership") == 1
+    assert fake.calls.count("refresh") == 2
+
+
+def test_acquire_refresh_endpoint_still_gone_is_reported_after_one_rediscovery() -> None:
+    fake = Fake(access=STALE_ACCESS, refreshes=[Failure(GONE)])
+    assert fake.run() == Failure(GONE)
+    assert fake.calls.count("rediscover_membership") == 1
     assert "exchange" not in fake.calls
 
 
