@@ -36,7 +36,11 @@ __all__ = ["Http", "HttpAnswer", "HttpPolicy"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpPolicy:
-    """Limits of every request."""
+    """Limits of every request.
+
+    `timeout` (seconds) bounds each connect, read and write, and also the time
+    from sending a request to having its whole body.
+    """
 
     timeout: float = 10.0
     max_body_bytes: int = 1 << 20
@@ -55,6 +59,10 @@ class HttpAnswer:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _TooSlow(Exception):
+    """The body kept coming, but too slowly to finish within the timeout."""
 
 
 class Http:
@@ -131,7 +139,7 @@ class Http:
             with self._http_client().stream(
                 method, url, data=dict(form) if form else None
             ) as response:
-                body = self._read_capped(response)
+                body = self._read_capped(response, deadline=started + self._policy.timeout)
                 elapsed = time.perf_counter() - started
                 self._log(f"{where} -> {response.status_code} in {elapsed * 1000:.0f} ms")
                 answer = HttpAnswer(
@@ -146,7 +154,7 @@ class Http:
             return Failure(
                 RemoteError(message=f"{where} answered with a body over the size limit")
             ), None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, _TooSlow):
             self._log(f"{where} -> timed out")
             return Failure(RemoteError(message=f"{where} timed out", transient=True)), None
         except httpx.ConnectError:
@@ -168,7 +176,9 @@ class Http:
                 RemoteError(message=f"{where} failed: {type(error).__name__}", transient=True)
             ), None
 
-    def _read_capped(self, response: httpx.Response) -> bytes:
+    def _read_capped(self, response: httpx.Response, *, deadline: float) -> bytes:
+        # httpx's timeout bounds each read, not the whole body: a server dripping
+        # a byte at a time would hold the stack's lock for ever without `deadline`.
         limit = self._policy.max_body_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -179,6 +189,8 @@ class Http:
             size += len(chunk)
             if size > limit:
                 raise _BodyTooLarge
+            if time.perf_counter() > deadline:
+                raise _TooSlow
             chunks.append(chunk)
         return b"".join(chunks)
 
