@@ -43,18 +43,7 @@ _HOMES = {
     "_http": "HttpPolicy",
     "_source": "TokenSource",
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names.split()}
-
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
+    from stacktoken.core._exports import lazy_exports
 
-    def __getattr__(name: str) -> object:
-        module = _HOME_OF.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        # `__import__`, unlike importlib, shows in `python -X importtime`.
-        value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_exports(globals(), _HOMES, __all__)

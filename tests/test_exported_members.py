@@ -13,6 +13,7 @@ SHARED_INSIDE_CORE = {
     "decode_json_object": "core._codecs, used by core._requests",
     "MAX_EXPIRES_IN": "core._codecs, the clamp of `expires_in`",
     "is_token_text": "core._cache_codec, used by core._codecs",
+    "lazy_exports": "core._exports, the packages' own machinery, not part of the API",
 }
 
 
