@@ -25,6 +25,23 @@ class World:
     home: Path
     cache_dir: Path
 
+    @classmethod
+    def at(
+        cls,
+        tmp_path: Path,
+        membership: MembershipServer,
+        stack: StackAuthServer,
+        profile: FctlProfile,
+    ) -> World:
+        """A world whose home and discovery cache live under `tmp_path`."""
+        return cls(
+            membership=membership,
+            stack=stack,
+            profile=profile,
+            home=tmp_path / "home",
+            cache_dir=tmp_path / "cache",
+        )
+
     @property
     def config_dir(self) -> Path:
         return self.profile.config_dir
@@ -76,11 +93,6 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
-        profile = write_fctl_profile(tmp_path / "fctl", membership, stack)
-        yield World(
-            membership=membership,
-            stack=stack,
-            profile=profile,
-            home=tmp_path / "home",
-            cache_dir=tmp_path / "cache",
+        yield World.at(
+            tmp_path, membership, stack, write_fctl_profile(tmp_path / "fctl", membership, stack)
         )

@@ -76,7 +76,7 @@ def estate(tmp_path: Path) -> Iterator[Estate]:
             )
             for key in STACKS
         }
-        world = World(membership, stack, profiles[STACKS[0]], tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profiles[STACKS[0]])
         estate = Estate(world, profiles)
         for key, p in profiles.items():
             write_entry(p.api_token_cache_path, "st_cached_" + "_".join(key))

@@ -365,7 +365,7 @@ def test_token_two_stacks_have_separate_entries(tmp_path: Path) -> None:
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
         write_fctl_profile(tmp_path / "fctl", membership, stack, stack_id="stk1")
         second = write_fctl_profile(tmp_path / "fctl", membership, stack, stack_id="stk2")
-        world = World(membership, stack, second, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, second)
         one = world.run("token", "--stack", "stk1")
         two = world.run("token", "--stack", "stk2")
         assert one.returncode == 0 and two.returncode == 0, (one.stderr, two.stderr)

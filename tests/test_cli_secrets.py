@@ -46,7 +46,7 @@ def assert_no_secret(text: str, secrets: set[str]) -> None:
 
 def expired_world(tmp_path: Path, membership: MembershipServer, stack: StackAuthServer) -> World:
     profile = write_fctl_profile(tmp_path / "fctl", membership, stack, stack_access_exp_in=-60)
-    return World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+    return World.at(tmp_path, membership, stack, profile)
 
 
 def _nothing(world: World) -> None:
@@ -107,7 +107,7 @@ def test_token_debug_never_logs_secrets(
         profile = write_fctl_profile(
             tmp_path / "fctl", membership, stack, stack_access_exp_in=-60 if expired else 3600
         )
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         prepare(world)
         runs = [debug_run(world, "token")]
         if code == 0:

@@ -67,13 +67,8 @@ def saved_at(world: World) -> datetime:
 
 
 def new_world(tmp_path: Path, membership: MembershipServer, stack: StackAuthServer) -> World:
-    profile = write_fctl_profile(tmp_path / "fctl", membership, stack)
-    return World(
-        membership=membership,
-        stack=stack,
-        profile=profile,
-        home=tmp_path / "home",
-        cache_dir=tmp_path / "cache",
+    return World.at(
+        tmp_path, membership, stack, write_fctl_profile(tmp_path / "fctl", membership, stack)
     )
 
 
@@ -215,7 +210,7 @@ def test_token_bad_ttl_is_usage_error(
 def test_token_expired_access_refreshes_then_exchanges(tmp_path: Path) -> None:
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
         profile = write_fctl_profile(tmp_path / "fctl", membership, stack, stack_access_exp_in=-60)
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         original = json.loads(profile.accesses_path.read_text())
         original["fctlFutureField"] = {"kept": [1, 2, 3]}
         original["claims"]["custom_claim"] = "x"
@@ -257,7 +252,7 @@ def test_token_access_expiry_read_from_jwt_without_claims(
         profile = write_fctl_profile(
             tmp_path / "fctl", membership, stack, stack_access_exp_in=expires_in
         )
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         document = json.loads(profile.accesses_path.read_text())
         del document["claims"]
         profile.accesses_path.write_text(json.dumps(document))
@@ -271,7 +266,7 @@ def test_token_access_expiry_read_from_jwt_without_claims(
 def test_token_refresh_rejected_asks_for_login(tmp_path: Path) -> None:
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
         profile = write_fctl_profile(tmp_path / "fctl", membership, stack, stack_access_exp_in=-60)
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         before = profile.accesses_path.read_bytes()
         membership.revoke_all_refresh_tokens()
         assert_error(run(world, "token"), 3, "fctl login")
@@ -412,7 +407,7 @@ def test_token_several_organizations_without_default_is_usage_error(tmp_path: Pa
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
         write_fctl_profile(tmp_path / "fctl", membership, stack, org="orgA")
         profile = write_fctl_profile(tmp_path / "fctl", membership, stack, org="orgB")
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         document = json.loads(profile.profile_path.read_text())
         del document["defaultOrganization"]
         profile.profile_path.write_text(json.dumps(document))

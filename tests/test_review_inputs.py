@@ -322,7 +322,7 @@ def test_token_error_description_echoing_the_refresh_token_is_redacted(tmp_path:
     """A server may quote the request in `error_description`; the quote must not leak."""
     with MembershipServer() as membership, StackAuthServer(membership) as stack:
         profile = write_fctl_profile(tmp_path / "fctl", membership, stack, stack_access_exp_in=-60)
-        world = World(membership, stack, profile, tmp_path / "home", tmp_path / "cache")
+        world = World.at(tmp_path, membership, stack, profile)
         refresh = profile.stack_refresh_token
         membership.inject(
             membership.TOKEN,
