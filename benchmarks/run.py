@@ -47,7 +47,6 @@ from oauth_servers import (  # noqa: E402 (tests/ goes on the path first)
     decode_jwt_unverified,
     write_fctl_profile,
 )
-
 from stacktoken import TokenSource  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="where discovery documents are cached")
     parser.add_argument("--profile", help="fctl profile (default: config.yml's current profile)")
     parser.add_argument("--debug", action="store_true", help="debug logs on stderr")
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     token = commands.add_parser("token", help="print a stack API token")
@@ -82,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("--organization")
     clear.add_argument("--stack")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PROGRAM)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from oauth_servers import Fault
+from stacktoken import AuthenticationRequiredError, StackTokenAuth, TokenSource, stack_client
 
 from conftest import World
-from stacktoken import AuthenticationRequiredError, StackTokenAuth, TokenSource, stack_client
 
 ASYNC_TIMEOUT_SECONDS = 30
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from oauth_servers import MembershipServer, StackAuthServer, write_fctl_profile
+from stacktoken import TokenSource
 
 from conftest import World
-from stacktoken import TokenSource
 
 # What Go's time.Time JSON parser accepts for what we write (UTC, `Z`).
 GO_RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")

@@ -29,9 +29,9 @@ from reliability_helpers import (
     start_cli,
     write_accesses,
 )
+from stacktoken import HttpPolicy, LocalStorageError, TokenSource
 
 from conftest import World
-from stacktoken import HttpPolicy, LocalStorageError, TokenSource
 
 PROCESSES = 8
 THREADS = 32

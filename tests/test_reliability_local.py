@@ -31,10 +31,10 @@ from reliability_helpers import (
     write_accesses,
 )
 from reliability_matrix import LOCAL_FAULTS, LocalFault
+from stacktoken import LocalStorageError, StackTokenError
 from stacktoken.core import CachedToken, encode_cache_entry
 
 from conftest import World
-from stacktoken import LocalStorageError, StackTokenError
 
 NOBODY = 65534
 

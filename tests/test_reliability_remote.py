@@ -25,9 +25,9 @@ from reliability_helpers import (
     write_accesses,
 )
 from reliability_matrix import Outcome, RemoteFault, Step, remote_cases
+from stacktoken import StackTokenError
 
 from conftest import World
-from stacktoken import StackTokenError
 
 ONE_MIB = 1 << 20
 PLAIN_HTTP_HOST = "http://example.com"

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from oauth_servers import Fault, MembershipServer, StackAuthServer, write_fctl_profile
 from returns.result import Failure, Success
+from stacktoken import InvalidUsageError, RemoteServerError, TokenSource
 from stacktoken.core import (
     CachedToken,
     Settings,
@@ -31,7 +32,6 @@ from stacktoken.core import (
 from stacktoken.shell import _cli, _files
 
 from conftest import World
-from stacktoken import InvalidUsageError, RemoteServerError, TokenSource
 
 ERROR_PREFIX = "stacktoken: error: "
 

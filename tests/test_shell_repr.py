@@ -7,15 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stacktoken.core import decode_accesses, exchange_request, refresh_request
-
-from conftest import World
 from stacktoken import (
     StackTokenAuth,
     StackTokenError,
     TokenSource,
     stack_client,
 )
+from stacktoken.core import decode_accesses, exchange_request, refresh_request
+
+from conftest import World
 
 
 def secrets_of(world: World) -> set[str]:

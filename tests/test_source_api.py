@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 from oauth_servers import MembershipServer, StackAuthServer
 from returns.result import Failure, Result, Success
-from stacktoken.core import AuthRequired, UsageError
-
-from conftest import World
 from stacktoken import (
     AuthenticationRequiredError,
     CachedToken,
@@ -22,6 +19,9 @@ from stacktoken import (
     StackTokenError,
     TokenSource,
 )
+from stacktoken.core import AuthRequired, UsageError
+
+from conftest import World
 
 
 def source_of(

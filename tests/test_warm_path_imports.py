@@ -18,10 +18,10 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 
 import pytest
-
 import stacktoken
-from conftest import CLI_TIMEOUT_SECONDS, World
 from stacktoken import TokenSource, core, shell
+
+from conftest import CLI_TIMEOUT_SECONDS, World
 
 # Never on a warm run: the HTTP and TLS stack, JWT and crypto, cattrs, the
 # cold path's helpers (platformdirs for the discovery cache, filelock for the
