@@ -11,7 +11,7 @@ so `import stacktoken` imports nothing else, and httpx, pyjwt and cattrs load
 only when a request, a JWT or a cold-path message needs them.
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 
 if TYPE_CHECKING:
     from stacktoken.core import AcquireError, CachedToken, Settings, StackKey, parse_duration

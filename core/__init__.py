@@ -2,28 +2,24 @@
 
 Nothing here reads a file, the clock, the environment or the network; time
 comes in as `now`, effects as callables. Importing this package is cheap: each
-name loads its module on first use (PEP 562), so a warm run, which needs only
-the cache decisions, never loads the cold path's modules nor `returns`; cattrs
-and pyjwt are imported only by the functions that need them.
-
-The warm path's functions each have a twin named `..._or_error` (or
-`..._or_reason`): the same decision, returning the value or the error value
-itself instead of a `Result`, so that the warm path never imports `returns`.
+name loads its module on first use (PEP 562). The modules a warm run needs
+(records, decisions, paths, the profile and cache-entry decoders, the cache's
+`usable_entry`) import neither `returns` nor `typing`, `dataclasses`, `enum`,
+`re`, `json` or `pathlib`: their functions return the value or the error value
+itself, and `lift` makes a `Result` of it for the cold path.
 """
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._acquire import REFRESH_REJECTIONS, CacheRead, Effects, acquire, refreshed_access
+    from ._cache import CacheRead, Grant, Store, usable_entry, write_failed
     from ._cache_codec import (
         GO_ZERO_TIME,
         decode_cache_entry,
-        decode_cache_entry_or_reason,
         encode_cache_entry,
         format_rfc3339,
         parse_rfc3339,
-        parse_rfc3339_or_reason,
     )
+    from ._client_grant import CLIENT_REJECTIONS, ClientEffects, client_credentials_grant
     from ._codecs import (
         claims_expiry,
         decode_accesses,
@@ -35,17 +31,10 @@ if TYPE_CHECKING:
         encode_discovery_cache,
         jwt_claims,
         jwt_expiry,
-        one_line,
     )
-    from ._decisions import DiskVerdict, is_fresh, judge_disk_entry, needs_refresh
-    from ._durations import (
-        MAX_DURATION_NS,
-        format_duration,
-        parse_duration,
-        parse_duration_or_error,
-        parse_ttl,
-        parse_ttl_or_error,
-    )
+    from ._decisions import DiskVerdict, fresh_until, is_fresh, judge_disk_entry, needs_refresh
+    from ._durations import MAX_DURATION_NS, format_duration, parse_duration, parse_ttl
+    from ._endpoint import at_token_endpoint
     from ._errors import (
         EXIT_CODES,
         AcquireError,
@@ -56,6 +45,14 @@ if TYPE_CHECKING:
         UsageError,
         exit_code,
     )
+    from ._fctl_grant import (
+        EXCHANGE_REJECTIONS,
+        REFRESH_REJECTIONS,
+        FctlEffects,
+        fctl_grant,
+        refreshed_access,
+    )
+    from ._json import json_object, json_value
     from ._lazy import (
         Idle,
         Join,
@@ -69,6 +66,7 @@ if TYPE_CHECKING:
         on_request,
         on_settle,
     )
+    from ._output import OUTPUTS, render_token
     from ._paths import (
         ACCESSES_FILE,
         CACHE_FILE,
@@ -76,14 +74,14 @@ if TYPE_CHECKING:
         LOCK_SUFFIX,
         MAX_NAME_BYTES,
         PROFILE_FILE,
+        Segments,
         StackPaths,
+        client_key,
+        client_paths,
         discovery_cache_name,
         name_error,
-        profile_folder,
+        profile_file,
         stack_paths,
-        stack_paths_or_error,
-        validate_key,
-        validate_name,
     )
     from ._profile import (
         DEFAULT_PROFILE,
@@ -93,22 +91,23 @@ if TYPE_CHECKING:
         StackRef,
         decode_current_profile,
         decode_profile,
-        decode_profile_or_error,
         resolve_organization,
-        resolve_organization_or_error,
         resolve_stack,
-        resolve_stack_or_error,
         stack_uri,
     )
+    from ._record import Record, replace, secret
     from ._requests import (
+        CLIENT_CREDENTIALS_GRANT,
         DEFAULT_DISCOVERY_MAX_AGE,
         EXCHANGE_SCOPE,
         FCTL_CLIENT_ID,
         JWT_BEARER_GRANT,
+        NOT_ACTED_ON_STATUSES,
         RETRYABLE_STATUSES,
         DiscoveryTarget,
         RetryPolicy,
-        check_endpoint_url,
+        client_auth_method,
+        client_credentials_request,
         discovery_max_age,
         exchange_request,
         interpret_discovery,
@@ -116,31 +115,38 @@ if TYPE_CHECKING:
         membership_discovery,
         refresh_request,
         retry_delay,
-        safe_url,
         stack_discovery,
     )
+    from ._results import lift, lift_reason
+    from ._text import one_line
+    from ._time import UTC, datetime, timedelta, timezone
     from ._types import (
         CLOCK_SKEW_ALLOWANCE,
         DEFAULT_CACHE_TTL,
         EXPIRY_GRACE,
         CachedToken,
+        ClientCredentials,
         DiscoveryDocument,
-        JsonObject,
         Settings,
         StackAccess,
         StackKey,
         TokenRequest,
         TokenResponse,
     )
+    from ._urls import check_endpoint_url, is_loopback, safe_url
+    from ._workflow import acquire
 
 __all__ = [
     "ACCESSES_FILE",
     "CACHE_FILE",
+    "CLIENT_CREDENTIALS_GRANT",
+    "CLIENT_REJECTIONS",
     "CLOCK_SKEW_ALLOWANCE",
     "CONFIG_FILE",
     "DEFAULT_CACHE_TTL",
     "DEFAULT_DISCOVERY_MAX_AGE",
     "DEFAULT_PROFILE",
+    "EXCHANGE_REJECTIONS",
     "EXCHANGE_SCOPE",
     "EXIT_CODES",
     "EXPIRY_GRACE",
@@ -151,20 +157,25 @@ __all__ = [
     "LOGIN_HINT",
     "MAX_DURATION_NS",
     "MAX_NAME_BYTES",
+    "NOT_ACTED_ON_STATUSES",
+    "OUTPUTS",
     "PROFILE_FILE",
     "REFRESH_REJECTIONS",
     "RETRYABLE_STATUSES",
+    "UTC",
     "AcquireError",
     "AuthRequired",
     "CacheRead",
     "CachedToken",
+    "ClientCredentials",
+    "ClientEffects",
     "DiscoveryDocument",
     "DiscoveryTarget",
     "DiskVerdict",
-    "Effects",
+    "FctlEffects",
+    "Grant",
     "Idle",
     "Join",
-    "JsonObject",
     "LazyAction",
     "LazyState",
     "LocalError",
@@ -172,31 +183,39 @@ __all__ = [
     "Organization",
     "Profile",
     "Ready",
+    "Record",
     "RemoteError",
     "RetryPolicy",
     "Running",
+    "Segments",
     "Settings",
     "StackAccess",
     "StackKey",
     "StackPaths",
     "StackRef",
     "Start",
+    "Store",
     "TokenRequest",
     "TokenResponse",
     "UsageError",
     "Use",
     "acquire",
+    "at_token_endpoint",
     "check_endpoint_url",
     "claims_expiry",
+    "client_auth_method",
+    "client_credentials_grant",
+    "client_credentials_request",
+    "client_key",
+    "client_paths",
+    "datetime",
     "decode_accesses",
     "decode_cache_entry",
-    "decode_cache_entry_or_reason",
     "decode_current_profile",
     "decode_discovery",
     "decode_discovery_cache",
     "decode_error_response",
     "decode_profile",
-    "decode_profile_or_error",
     "decode_token_response",
     "discovery_cache_name",
     "discovery_max_age",
@@ -205,90 +224,103 @@ __all__ = [
     "encode_discovery_cache",
     "exchange_request",
     "exit_code",
+    "fctl_grant",
     "format_duration",
     "format_rfc3339",
+    "fresh_until",
     "interpret_discovery",
     "interpret_token_response",
     "is_fresh",
+    "is_loopback",
+    "json_object",
+    "json_value",
     "judge_disk_entry",
     "jwt_claims",
     "jwt_expiry",
+    "lift",
+    "lift_reason",
     "membership_discovery",
     "name_error",
     "needs_refresh",
-    "on_request",
     "on_forget",
+    "on_request",
     "on_settle",
     "one_line",
     "parse_duration",
-    "parse_duration_or_error",
     "parse_rfc3339",
-    "parse_rfc3339_or_reason",
     "parse_ttl",
-    "parse_ttl_or_error",
-    "profile_folder",
+    "profile_file",
     "refresh_request",
     "refreshed_access",
+    "render_token",
+    "replace",
     "resolve_organization",
-    "resolve_organization_or_error",
     "resolve_stack",
-    "resolve_stack_or_error",
     "retry_delay",
     "safe_url",
+    "secret",
     "stack_discovery",
     "stack_paths",
-    "stack_paths_or_error",
     "stack_uri",
-    "validate_key",
-    "validate_name",
+    "timedelta",
+    "timezone",
+    "usable_entry",
+    "write_failed",
 ]
 
 
 # Where each public name lives, for `__getattr__`; tests/test_warm_path_imports.py
 # keeps it equal to `__all__`.
 _HOMES = {
-    "_acquire": "REFRESH_REJECTIONS CacheRead Effects acquire refreshed_access",
+    "_cache": "CacheRead Grant Store usable_entry write_failed",
     "_cache_codec": (
-        "GO_ZERO_TIME decode_cache_entry decode_cache_entry_or_reason encode_cache_entry"
-        " format_rfc3339 parse_rfc3339 parse_rfc3339_or_reason"
+        "GO_ZERO_TIME decode_cache_entry encode_cache_entry format_rfc3339 parse_rfc3339"
     ),
+    "_client_grant": "CLIENT_REJECTIONS ClientEffects client_credentials_grant",
     "_codecs": (
         "claims_expiry decode_accesses decode_discovery decode_discovery_cache"
         " decode_error_response decode_token_response encode_accesses encode_discovery_cache"
-        " jwt_claims jwt_expiry one_line"
+        " jwt_claims jwt_expiry"
     ),
-    "_decisions": "DiskVerdict is_fresh judge_disk_entry needs_refresh",
-    "_durations": (
-        "MAX_DURATION_NS format_duration parse_duration parse_duration_or_error parse_ttl"
-        " parse_ttl_or_error"
-    ),
+    "_decisions": "DiskVerdict fresh_until is_fresh judge_disk_entry needs_refresh",
+    "_durations": "MAX_DURATION_NS format_duration parse_duration parse_ttl",
+    "_endpoint": "at_token_endpoint",
     "_errors": (
         "EXIT_CODES AcquireError AuthRequired LocalError OAuthError RemoteError UsageError"
         " exit_code"
     ),
+    "_fctl_grant": "EXCHANGE_REJECTIONS REFRESH_REJECTIONS FctlEffects fctl_grant refreshed_access",
+    "_json": "json_object json_value",
     "_lazy": (
         "Idle Join LazyAction LazyState Ready Running Start Use on_forget on_request on_settle"
     ),
+    "_output": "OUTPUTS render_token",
     "_paths": (
-        "ACCESSES_FILE CACHE_FILE CONFIG_FILE LOCK_SUFFIX MAX_NAME_BYTES PROFILE_FILE StackPaths"
-        " discovery_cache_name name_error profile_folder stack_paths stack_paths_or_error"
-        " validate_key validate_name"
+        "ACCESSES_FILE CACHE_FILE CONFIG_FILE LOCK_SUFFIX MAX_NAME_BYTES PROFILE_FILE Segments"
+        " StackPaths client_key client_paths discovery_cache_name name_error profile_file"
+        " stack_paths"
     ),
     "_profile": (
         "DEFAULT_PROFILE LOGIN_HINT Organization Profile StackRef decode_current_profile"
-        " decode_profile decode_profile_or_error resolve_organization"
-        " resolve_organization_or_error resolve_stack resolve_stack_or_error stack_uri"
+        " decode_profile resolve_organization resolve_stack stack_uri"
     ),
+    "_record": "Record replace secret",
     "_requests": (
-        "DEFAULT_DISCOVERY_MAX_AGE EXCHANGE_SCOPE FCTL_CLIENT_ID JWT_BEARER_GRANT"
-        " RETRYABLE_STATUSES DiscoveryTarget RetryPolicy check_endpoint_url discovery_max_age"
-        " exchange_request interpret_discovery interpret_token_response membership_discovery"
-        " refresh_request retry_delay safe_url stack_discovery"
+        "CLIENT_CREDENTIALS_GRANT DEFAULT_DISCOVERY_MAX_AGE EXCHANGE_SCOPE FCTL_CLIENT_ID"
+        " JWT_BEARER_GRANT NOT_ACTED_ON_STATUSES RETRYABLE_STATUSES DiscoveryTarget RetryPolicy"
+        " client_auth_method client_credentials_request discovery_max_age exchange_request"
+        " interpret_discovery interpret_token_response membership_discovery refresh_request"
+        " retry_delay stack_discovery"
     ),
+    "_results": "lift lift_reason",
+    "_text": "one_line",
+    "_time": "UTC datetime timedelta timezone",
     "_types": (
-        "CLOCK_SKEW_ALLOWANCE DEFAULT_CACHE_TTL EXPIRY_GRACE CachedToken DiscoveryDocument"
-        " JsonObject Settings StackAccess StackKey TokenRequest TokenResponse"
+        "CLOCK_SKEW_ALLOWANCE DEFAULT_CACHE_TTL EXPIRY_GRACE CachedToken ClientCredentials"
+        " DiscoveryDocument Settings StackAccess StackKey TokenRequest TokenResponse"
     ),
+    "_urls": "check_endpoint_url is_loopback safe_url",
+    "_workflow": "acquire",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
     from ._exports import lazy_exports

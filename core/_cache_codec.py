@@ -1,80 +1,84 @@
-"""`api_token_cache.json` and Go's RFC 3339 timestamps, with the stdlib only.
+"""`api_token_cache.json` and Go's RFC 3339 timestamps, cheap to import.
 
-This document is read on every warm run, so it is decoded with the stdlib:
-without cattrs or pyjwt (importing either costs more than the whole warm run),
-and without returns (as much again): the `..._or_reason` functions return the
-value or the reason, and their namesakes wrap that in a `Result`. fctl writes
-`accessToken`, `tokenType` and `expiry` (Go's `time.Time` JSON: RFC 3339 with
-0-9 fractional digits and any offset, or `Z`); `savedAt` is ours and Go
-ignores it. Decoding is total: any input gives a value or a reason.
+This document is read on every warm run, so this module imports neither
+cattrs nor `json` nor `re` (each costs more than the whole warm run) nor
+returns: decoders return the value or the reason it is a cache miss. fctl
+writes `accessToken`, `tokenType` and `expiry` (Go's `time.Time` JSON: RFC
+3339 with 0-9 fractional digits and any offset, or `Z`); `savedAt` is ours
+and Go ignores it. Decoding is total: any input gives a value or a reason.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
-
+from ._json import json_object
+from ._time import UTC, datetime, timedelta, timezone
 from ._types import CachedToken
-
-if TYPE_CHECKING:
-    from returns.result import Result
 
 __all__ = [
     "GO_ZERO_TIME",
     "decode_cache_entry",
-    "decode_cache_entry_or_reason",
     "encode_cache_entry",
     "format_rfc3339",
     "is_token_text",
     "parse_rfc3339",
-    "parse_rfc3339_or_reason",
 ]
 
 # Go's zero `time.Time`, which oauth2 writes for a token with no expiry.
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
-    re.ASCII,
-)
-# RFC 6749 Appendix A.12/A.17: access and refresh tokens are 1*VSCHAR (%x20-7E).
-_VSCHARS = re.compile(r"[\x20-\x7e]+", re.ASCII)
+_SHORTEST = len("2006-01-02T15:04:05Z")
 
 
 def is_token_text(text: str) -> bool:
-    """Whether `text` can be a token: printable ASCII (RFC 6749 Appendix A), so
-    it prints on one line and goes into a header or a form as it is."""
-    return _VSCHARS.fullmatch(text) is not None
+    """Whether `text` can be a token: printable ASCII (RFC 6749 Appendix A,
+    1*VSCHAR), so it prints on one line and goes into a header or a form as it is."""
+    return bool(text) and text.isascii() and text.isprintable()
 
 
-def parse_rfc3339(text: str) -> Result[datetime, str]:
-    """Parse RFC 3339 as Go writes it; nanoseconds are truncated to microseconds."""
-    from returns.result import Failure, Success
-
-    parsed = parse_rfc3339_or_reason(text)
-    return Failure(parsed) if isinstance(parsed, str) else Success(parsed)
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
-def parse_rfc3339_or_reason(text: str) -> datetime | str:
-    """`parse_rfc3339` without the `Result`: the time, or why it is not one."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        return f"not an RFC 3339 time: {text[:40]!r}"
-    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    micros = int((fraction or "0").ljust(6, "0")[:6])
+def parse_rfc3339(text: str) -> datetime | str:
+    """Parse RFC 3339 as Go writes it (nanoseconds truncated to microseconds);
+    the time, or why it is not one."""
+    bad = f"not an RFC 3339 time: {text[:40]!r}"
+    if len(text) < _SHORTEST or not text.isascii():
+        return bad
+    date, clock = text[:10], text[11:19]
+    if not (
+        text[10] in "Tt"
+        and date[4] == date[7] == "-"
+        and clock[2] == clock[5] == ":"
+        and all(map(_digits, (date[:4], date[5:7], date[8:], clock[:2], clock[3:5], clock[6:])))
+    ):
+        return bad
+    rest = text[19:]
+    fraction = ""
+    if rest.startswith("."):
+        digits = len(rest) - len(rest[1:].lstrip("0123456789")) - 1
+        fraction, rest = rest[1 : 1 + digits], rest[1 + digits :]
+        if not 1 <= len(fraction) <= 9:
+            return bad
+    if rest in ("Z", "z"):
+        zone = UTC
+    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":" and _digits(rest[1:3] + rest[4:]):
+        hours, minutes = int(rest[1:3]), int(rest[4:])
+        if hours > 23 or minutes > 59:  # as Go's time.Parse refuses
+            return f"not a valid date and time: {text[:40]!r}"
+        offset = timedelta(hours=hours, minutes=minutes)
+        zone = timezone(-offset if rest[0] == "-" else offset)
+    else:
+        return bad
     try:
-        if zulu:
-            zone = UTC
-        else:
-            if int(off_h) > 23 or int(off_m) > 59:
-                raise ValueError("offset out of range")  # as Go's time.Parse refuses
-            offset = timedelta(hours=int(off_h), minutes=int(off_m))
-            zone = timezone(-offset if sign == "-" else offset)
         moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, zone
+            int(date[:4]),
+            int(date[5:7]),
+            int(date[8:]),
+            int(clock[:2]),
+            int(clock[3:5]),
+            int(clock[6:]),
+            int(fraction.ljust(6, "0")[:6]),
+            zone,
         )
         moment.astimezone(UTC)  # a time that cannot be told in UTC is of no use to us
     except (ValueError, OverflowError):
@@ -92,22 +96,11 @@ def format_rfc3339(moment: datetime) -> str:
     )
 
 
-def decode_cache_entry(data: bytes) -> Result[CachedToken, str]:
-    """Decode a cache file; Failure carries the reason it is a cache miss."""
-    from returns.result import Failure, Success
-
-    decoded = decode_cache_entry_or_reason(data)
-    return Failure(decoded) if isinstance(decoded, str) else Success(decoded)
-
-
-def decode_cache_entry_or_reason(data: bytes) -> CachedToken | str:
-    """`decode_cache_entry` without the `Result`: the entry, or why it is a cache miss."""
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return "not JSON"
-    if not isinstance(document, dict):
-        return "not a JSON object"
+def decode_cache_entry(data: bytes) -> CachedToken | str:
+    """Decode a cache file: the entry, or the reason it is a cache miss."""
+    document = json_object(data)
+    if isinstance(document, str):
+        return document
     access_token = document.get("accessToken")
     token_type = document.get("tokenType", "Bearer")
     expiry_text = document.get("expiry")
@@ -122,10 +115,14 @@ def decode_cache_entry_or_reason(data: bytes) -> CachedToken | str:
         return "expiry missing or not a string"
     if saved_at_text is not None and not isinstance(saved_at_text, str):
         return "savedAt not a string"
-    expiry = parse_rfc3339_or_reason(expiry_text)
+    stack_uri = document.get("stackURI")
+    client_id = document.get("clientId")
+    if not isinstance(stack_uri, str | None) or not isinstance(client_id, str | None):
+        return "stackURI or clientId not a string"
+    expiry = parse_rfc3339(expiry_text)
     if isinstance(expiry, str):
         return expiry
-    saved_at = None if saved_at_text is None else parse_rfc3339_or_reason(saved_at_text)
+    saved_at = None if saved_at_text is None else parse_rfc3339(saved_at_text)
     if isinstance(saved_at, str):
         return saved_at
     return CachedToken(
@@ -133,11 +130,15 @@ def decode_cache_entry_or_reason(data: bytes) -> CachedToken | str:
         token_type=token_type,
         expiry=None if expiry == GO_ZERO_TIME else expiry,
         saved_at=saved_at,
+        stack_uri=stack_uri,
+        client_id=client_id,
     )
 
 
 def encode_cache_entry(entry: CachedToken) -> bytes:
-    """Encode as fctl does, plus our `savedAt`."""
+    """Encode as fctl does, plus our `savedAt` (writers run on the cold path: `json` is fine)."""
+    import json
+
     document: dict[str, str] = {
         "accessToken": entry.access_token,
         "tokenType": entry.token_type,
@@ -145,4 +146,8 @@ def encode_cache_entry(entry: CachedToken) -> bytes:
     }
     if entry.saved_at is not None:
         document["savedAt"] = format_rfc3339(entry.saved_at)
+    if entry.stack_uri is not None:
+        document["stackURI"] = entry.stack_uri
+    if entry.client_id is not None:
+        document["clientId"] = entry.client_id
     return json.dumps(document).encode("utf-8")

@@ -1,9 +1,11 @@
 """Wire formats of the cold path: `accesses.json`, OIDC discovery, token and error responses.
 
 One private cattrs converter, with strict hooks for the simple types so that
-`5` is never silently read as the string `"5"`; cattrs and pyjwt are imported
-on first use, never on the warm path. Every decoder is total: bytes in, a
-`Result` out, whatever the bytes are.
+`5` is never silently read as the string `"5"`; cattrs is imported on first
+use, never on the warm path. A JWT's claims are read without verification
+by base64url and JSON alone: pyjwt (which pulls in cryptography) is for
+verifying signatures, at login. Every decoder is total: bytes in, a `Result`
+out, whatever the bytes are.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,10 +20,15 @@ from returns.result import Failure, Result, Success
 
 from ._cache_codec import is_token_text
 from ._errors import OAuthError
-from ._types import DiscoveryDocument, JsonObject, StackAccess, TokenResponse
+from ._json import json_object
+from ._text import one_line
+from ._time import UTC, datetime, timedelta
+from ._types import DiscoveryDocument, StackAccess, TokenResponse
 
 if TYPE_CHECKING:
     from cattrs import Converter
+
+    from ._types import JsonObject
 
 __all__ = [
     "MAX_EXPIRES_IN",
@@ -37,7 +43,6 @@ __all__ = [
     "encode_accesses",
     "jwt_claims",
     "jwt_expiry",
-    "one_line",
 ]
 
 # Longer lifetimes are clamped: nothing we cache should outlive a year, and it
@@ -56,6 +61,9 @@ class _AccessesWire:
 class _DiscoveryWire:
     token_endpoint: str
     issuer: str | None = None
+    token_endpoint_auth_methods_supported: list[str] | None = None
+    device_authorization_endpoint: str | None = None
+    jwks_uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +72,7 @@ class _TokenWire:
     token_type: str
     expires_in: Any = None  # RFC 6749 says a number; some servers send "3600" or 3599.5
     refresh_token: str | None = None
+    id_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,13 +88,8 @@ _ACCESSES_KEYS = frozenset({"token", "claims", "refreshToken"})
 
 def decode_json_object(data: bytes) -> Result[dict[str, Any], str]:
     """Parse bytes as a JSON object, or say why not."""
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return Failure("not JSON")
-    if not isinstance(document, dict):
-        return Failure("not a JSON object")
-    return Success(document)
+    document = json_object(data)
+    return Failure(document) if isinstance(document, str) else Success(document)
 
 
 def decode_accesses(data: bytes) -> Result[StackAccess, str]:
@@ -130,7 +134,16 @@ def decode_discovery(data: bytes) -> Result[DiscoveryDocument, str]:
         wire = _structure(document, _DiscoveryWire)
         if isinstance(wire, str):
             return Failure(wire)
-        return Success(DiscoveryDocument(token_endpoint=wire.token_endpoint, issuer=wire.issuer))
+        methods = wire.token_endpoint_auth_methods_supported
+        return Success(
+            DiscoveryDocument(
+                token_endpoint=wire.token_endpoint,
+                issuer=wire.issuer,
+                auth_methods=tuple(methods) if methods is not None else None,
+                device_authorization_endpoint=wire.device_authorization_endpoint,
+                jwks_uri=wire.jwks_uri,
+            )
+        )
 
     return decode_json_object(data).bind(from_document)
 
@@ -165,6 +178,7 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
                 token_type=wire.token_type,
                 expiry=expiry,
                 refresh_token=wire.refresh_token or None,
+                id_token=wire.id_token or None,
             )
         )
 
@@ -216,6 +230,11 @@ def encode_discovery_cache(document: DiscoveryDocument, *, expires_at: datetime)
         {
             "token_endpoint": document.token_endpoint,
             "issuer": document.issuer,
+            "token_endpoint_auth_methods_supported": (
+                list(document.auth_methods) if document.auth_methods is not None else None
+            ),
+            "device_authorization_endpoint": document.device_authorization_endpoint,
+            "jwks_uri": document.jwks_uri,
             "expiresAt": format_rfc3339(expires_at),
         }
     ).encode("utf-8")
@@ -229,34 +248,44 @@ def decode_discovery_cache(data: bytes) -> Result[tuple[DiscoveryDocument, datet
         expires_at = document.get("expiresAt")
         if not isinstance(expires_at, str):
             return Failure("expiresAt missing or not a string")
-        return parse_rfc3339(expires_at).bind(
-            lambda moment: decode_discovery(data).map(lambda found: (found, moment))
-        )
+        moment = parse_rfc3339(expires_at)
+        if isinstance(moment, str):
+            return Failure(moment)
+        return decode_discovery(data).map(lambda found: (found, moment))
 
     return decode_json_object(data).bind(from_document)
 
 
 def jwt_claims(token: str) -> JsonObject | None:
-    """A JWT's payload, decoded WITHOUT verification (we only read `exp`); None if not a JWT."""
-    import jwt  # cold path only: pyjwt pulls in cryptography
+    """A JWT's payload, decoded WITHOUT verification (we only read `exp` and
+    `organization_id`); None if `token` is not a JWS compact serialization.
 
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+    RFC 7515 §7.1: three base64url parts; the header must be a JSON object too,
+    as pyjwt's unverified decode also requires.
+    """
+    import binascii
+    from base64 import urlsafe_b64decode
+
+    parts = token.split(".")
+    if len(parts) != 3 or not all(part.isascii() for part in parts):
         return None
-    return claims if isinstance(claims, dict) else None
+    decoded: list[dict[str, Any]] = []
+    for part in parts[:2]:
+        try:
+            raw = urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        document = json_object(raw)
+        if isinstance(document, str):
+            return None
+        decoded.append(document)
+    return decoded[1]
 
 
 def jwt_expiry(token: str) -> datetime | None:
     """A JWT's `exp`, unverified; None for an opaque token or a JWT without `exp`."""
     claims = jwt_claims(token)
     return claims_expiry(claims) if claims is not None else None
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Server-provided text made safe for a one-line error: no control chars, bounded."""
-    cleaned = "".join(char if char.isprintable() else " " for char in text)
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
 def claims_expiry(claims: JsonObject) -> datetime | None:

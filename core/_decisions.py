@@ -7,37 +7,80 @@ one decision can never disagree about the time.
 
 from __future__ import annotations
 
-import enum
-from datetime import datetime
+from ._record import Record
 
-from ._types import CachedToken, Settings, StackAccess
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+    from typing import ClassVar
+
+    from ._types import CachedToken, Settings, StackAccess
 
 __all__ = [
     "DiskVerdict",
+    "fresh_until",
     "is_fresh",
     "judge_disk_entry",
     "needs_refresh",
 ]
 
 
-class DiskVerdict(enum.Enum):
-    """Why a disk cache entry is, or is not, used. The shell logs the value."""
+class DiskVerdict(Record):
+    """Why a stored cache entry is, or is not, used; the shell logs `reason`.
 
-    USABLE = "usable"
-    DISABLED = "cache disabled (TTL 0)"
-    NO_EXPIRY = "entry has no expiry"
-    EXPIRED = "token expired or within the expiry grace"
-    TOO_OLD = "entry older than the cache TTL"
-    FROM_FUTURE = "entry saved in the future beyond the clock-skew allowance"
+    The verdicts are the class attributes below (`DiskVerdict.USABLE`, ...),
+    compared by identity or equality, as enum members would be.
+    """
+
+    name: str
+    reason: str
+
+    USABLE: ClassVar[DiskVerdict]
+    DISABLED: ClassVar[DiskVerdict]
+    NO_EXPIRY: ClassVar[DiskVerdict]
+    EXPIRED: ClassVar[DiskVerdict]
+    TOO_OLD: ClassVar[DiskVerdict]
+    FROM_FUTURE: ClassVar[DiskVerdict]
 
     @property
     def usable(self) -> bool:
-        return self is DiskVerdict.USABLE
+        return self.name == "USABLE"
+
+    @property
+    def value(self) -> str:
+        return self.reason
+
+    @classmethod
+    def all(cls) -> Iterator[DiskVerdict]:
+        """Every verdict, in the order the rules are applied."""
+        return iter(_ALL)
+
+
+_ALL = tuple(
+    DiskVerdict(name=name, reason=reason)
+    for name, reason in (
+        ("USABLE", "usable"),
+        ("DISABLED", "cache disabled (TTL 0)"),
+        ("NO_EXPIRY", "entry has no expiry"),
+        ("EXPIRED", "token expired or within the expiry grace"),
+        ("TOO_OLD", "entry older than the cache TTL"),
+        ("FROM_FUTURE", "entry saved in the future beyond the clock-skew allowance"),
+    )
+)
+for _verdict in _ALL:
+    setattr(DiskVerdict, _verdict.name, _verdict)
+del _verdict
 
 
 def is_fresh(expiry: datetime | None, *, settings: Settings, now: datetime) -> bool:
     """A token is fresh iff `now + grace < expiry`; no known expiry is never fresh."""
     return expiry is not None and now + settings.expiry_grace < expiry
+
+
+def fresh_until(token: CachedToken, *, settings: Settings) -> datetime | None:
+    """The first moment `token` is no longer fresh (`is_fresh` turns False), None if never fresh."""
+    return None if token.expiry is None else token.expiry - settings.expiry_grace
 
 
 def judge_disk_entry(
@@ -47,7 +90,7 @@ def judge_disk_entry(
     settings: Settings,
     now: datetime,
 ) -> DiskVerdict:
-    """Decide whether a disk entry may be returned without any network call.
+    """Decide whether a stored entry may be returned without any network call.
 
     An entry fctl wrote has no `savedAt`; it counts as saved at the file's mtime.
     """

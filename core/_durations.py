@@ -8,22 +8,14 @@ duration parses back to exactly the same value.
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-from typing import TYPE_CHECKING
-
 from ._errors import UsageError
-
-if TYPE_CHECKING:
-    from returns.result import Result
+from ._time import timedelta
 
 __all__ = [
     "MAX_DURATION_NS",
     "format_duration",
     "parse_duration",
-    "parse_duration_or_error",
     "parse_ttl",
-    "parse_ttl_or_error",
 ]
 
 # Go's Duration is an int64 of nanoseconds.
@@ -39,26 +31,21 @@ _UNIT_NS = {
     "m": 60 * 1_000_000_000,
     "h": 3600 * 1_000_000_000,
 }
-_COMPONENT = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]+)", re.ASCII)
-_BARE_SECONDS = re.compile(r"\d+", re.ASCII)
+_DIGITS = "0123456789"
 # Longer than any valid duration; also keeps int() far from its digit limit.
 _MAX_TEXT_LENGTH = 100
 
 
-def parse_duration(text: str) -> Result[int, UsageError]:
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def parse_duration(text: str) -> int | UsageError:
     """Parse a Go duration or bare integer seconds into nanoseconds (>= 0)."""
-    from returns.result import Failure, Success
-
-    parsed = parse_duration_or_error(text)
-    return Failure(parsed) if isinstance(parsed, UsageError) else Success(parsed)
-
-
-def parse_duration_or_error(text: str) -> int | UsageError:
-    """`parse_duration` without the `Result`, for the warm path (which does not import returns)."""
     stripped = text.strip()
     if len(stripped) > _MAX_TEXT_LENGTH:
         return _invalid(text)
-    if _BARE_SECONDS.fullmatch(stripped):
+    if _is_digits(stripped):
         return _within_range(int(stripped) * _UNIT_NS["s"], text)
     body = stripped
     if body[:1] in ("+", "-"):
@@ -72,10 +59,10 @@ def parse_duration_or_error(text: str) -> int | UsageError:
     total = 0
     position = 0
     while position < len(body):
-        match = _COMPONENT.match(body, position)
-        if match is None:
+        component = _component(body, position)
+        if component is None:
             return _invalid(text)
-        whole, fraction, unit = match.groups()
+        whole, fraction, unit, end = component
         if (not whole and not fraction) or unit not in _UNIT_NS:
             return _invalid(text)
         scale = _UNIT_NS[unit]
@@ -84,20 +71,36 @@ def parse_duration_or_error(text: str) -> int | UsageError:
             total += int(fraction) * scale // 10 ** len(fraction)
         if total > MAX_DURATION_NS:
             return _out_of_range(text)
-        position = match.end()
+        position = end
     if negative and total:
         return UsageError(message=f"invalid duration {_shown(text)}: must not be negative")
     return total
 
 
-def parse_ttl(text: str) -> Result[timedelta, UsageError]:
+def _component(body: str, start: int) -> tuple[str, str, str, int] | None:
+    """One `<digits>[.<digits>]<unit>` of a Go duration from `start`: its whole
+    and fractional digits, its unit, and where it ends; None if there is none."""
+    position = start
+    while position < len(body) and body[position] in _DIGITS:
+        position += 1
+    whole = body[start:position]
+    fraction = ""
+    if position < len(body) and body[position] == ".":
+        begin = position = position + 1
+        while position < len(body) and body[position] in _DIGITS:
+            position += 1
+        fraction = body[begin:position]
+    unit_start = position
+    while position < len(body) and body[position] not in _DIGITS and body[position] != ".":
+        position += 1
+    if position == unit_start:
+        return None
+    return whole, fraction, body[unit_start:position], position
+
+
+def parse_ttl(text: str) -> timedelta | UsageError:
     """Parse a cache TTL, rounded up to timedelta's microsecond resolution."""
-    return parse_duration(text).map(_as_ttl)
-
-
-def parse_ttl_or_error(text: str) -> timedelta | UsageError:
-    """`parse_ttl` without the `Result`, for the warm path."""
-    parsed = parse_duration_or_error(text)
+    parsed = parse_duration(text)
     return parsed if isinstance(parsed, UsageError) else _as_ttl(parsed)
 
 

@@ -14,7 +14,7 @@ written for the user and never contain a token, refresh token or assertion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ._record import Record, secret
 
 __all__ = [
     "EXIT_CODES",
@@ -28,22 +28,20 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsageError:
+class UsageError(Record):
     """The caller asked for something that cannot be done as asked."""
 
     message: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthRequired:
-    """The user has to log in again (`fctl login`)."""
+class AuthRequired(Record):
+    """The user has to log in again (`stacktoken login`), or a machine
+    credential was rejected: nothing but new credentials can help."""
 
     message: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteError:
+class RemoteError(Record):
     """A server could not be reached, failed, or answered outside the protocol.
 
     `endpoint_gone` marks a token endpoint that answered 404 or kept refusing
@@ -56,11 +54,10 @@ class RemoteError:
     message: str
     endpoint_gone: bool = False
     transient: bool = False
-    rotated_refresh_token: str | None = field(default=None, repr=False, compare=False)
+    rotated_refresh_token: str | None = secret(default=None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OAuthError:
+class OAuthError(Record):
     """An RFC 6749 §5.2 error response."""
 
     error: str
@@ -73,8 +70,7 @@ class OAuthError:
         return f"server answered {self.status_code} {self.error}{detail}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LocalError:
+class LocalError(Record):
     """A local resource failed: an unwritable folder, a lock not had in time."""
 
     message: str

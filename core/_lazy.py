@@ -24,10 +24,11 @@ the state behind a lock and only drives these transitions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from returns.result import Result, Success
+
+from ._record import Record
 
 __all__ = [
     "Idle",
@@ -47,44 +48,38 @@ T = TypeVar("T")
 E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Idle:
+class Idle(Record):
     """No value, nothing in flight; `attempts` have been made so far."""
 
     attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Running:
+class Running(Record):
     """Attempt number `attempt` is in flight."""
 
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ready(Generic[T]):
+class Ready(Record, Generic[T]):
     """Attempt number `attempt` succeeded with `value`, for good."""
 
     value: T
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Start:
+class Start(Record):
     """Run attempt `attempt`, then report its outcome with `on_settle`."""
 
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Join:
+class Join(Record):
     """Wait for attempt `attempt`, in flight, and take its outcome."""
 
     attempt: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Use(Generic[T]):
+class Use(Record, Generic[T]):
     """The value is known."""
 
     value: T

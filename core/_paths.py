@@ -4,19 +4,22 @@ fctl's layout (DESIGN §3): names become path segments, so a name is accepted
 only when it is one plain segment. Separators are refused, so distinct
 (profile, organization, stack) triples always map to distinct paths, and a
 path built here is always relative and never climbs out of its root.
+
+Paths are tuples of segments, joined by the shell: `pathlib` costs a warm
+run more than all of its work, and a tuple says what it is (segments that
+were each checked) better than a string would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
-
 from ._errors import UsageError
-from ._types import StackKey
+from ._record import Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from returns.result import Result
+    from collections.abc import Iterable
+
+    from ._types import StackKey
 
 __all__ = [
     "ACCESSES_FILE",
@@ -25,14 +28,14 @@ __all__ = [
     "LOCK_SUFFIX",
     "MAX_NAME_BYTES",
     "PROFILE_FILE",
+    "Segments",
     "StackPaths",
+    "client_key",
+    "client_paths",
     "discovery_cache_name",
     "name_error",
-    "profile_folder",
+    "profile_file",
     "stack_paths",
-    "stack_paths_or_error",
-    "validate_key",
-    "validate_name",
 ]
 
 CONFIG_FILE = "config.yml"
@@ -42,56 +45,33 @@ CACHE_FILE = "api_token_cache.json"
 LOCK_SUFFIX = ".lock"
 MAX_NAME_BYTES = 255  # the usual file-name limit (NAME_MAX)
 
+Segments = tuple[str, ...]
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StackPaths:
-    """A stack's files, relative to the config root."""
 
-    folder: PurePosixPath
-    accesses: PurePosixPath
-    cache: PurePosixPath
-    lock: PurePosixPath
+class StackPaths(Record):
+    """A stack's (or a machine credential's) files, as segments below their root."""
+
+    folder: Segments
+    accesses: Segments
+    cache: Segments
+    lock: Segments
 
 
 def name_error(kind: str, name: str) -> UsageError | None:
-    """Why `name` cannot be one path segment; None when it can (`validate_name`
-    without the `Result`, for the warm path, which does not import returns)."""
+    """Why `name` cannot be one path segment; None when it can."""
     problem = _name_problem(name)
     if problem is None:
         return None
     return UsageError(message=f"invalid {kind} name {_shown(name)}: {problem}")
 
 
-def validate_name(kind: str, name: str) -> Result[str, UsageError]:
-    """Accept `name` as one path segment, or say why not."""
-    from returns.result import Failure, Success
-
-    error = name_error(kind, name)
-    return Success(name) if error is None else Failure(error)
+def profile_file(profile: str) -> Segments:
+    """`profiles/<profile>/profile.json`; the name must have passed `name_error`."""
+    return ("profiles", profile, PROFILE_FILE)
 
 
-def validate_key(key: StackKey) -> Result[StackKey, UsageError]:
-    """Validate all three names of a key."""
-    return (
-        validate_name("profile", key.profile)
-        .bind(lambda _: validate_name("organization", key.organization))
-        .bind(lambda _: validate_name("stack", key.stack))
-        .map(lambda _: key)
-    )
-
-
-def profile_folder(profile: str) -> PurePosixPath:
-    """`profiles/<profile>`; the name must have passed `validate_name`."""
-    return PurePosixPath("profiles", profile)
-
-
-def stack_paths(key: StackKey) -> Result[StackPaths, UsageError]:
-    """The stack's folder and files, once its key is valid."""
-    return validate_key(key).map(_paths_of)
-
-
-def stack_paths_or_error(key: StackKey) -> StackPaths | UsageError:
-    """`stack_paths` without the `Result`, for the warm path."""
+def stack_paths(key: StackKey) -> StackPaths | UsageError:
+    """The stack's folder and files below the config dir, once its names are valid."""
     for kind, name in (
         ("profile", key.profile),
         ("organization", key.organization),
@@ -100,27 +80,46 @@ def stack_paths_or_error(key: StackKey) -> StackPaths | UsageError:
         error = name_error(kind, name)
         if error is not None:
             return error
-    return _paths_of(key)
+    return _paths_in(
+        ("profiles", key.profile, "organizations", key.organization, "stacks", key.stack)
+    )
 
 
-def _paths_of(key: StackKey) -> StackPaths:
-    folder = profile_folder(key.profile) / "organizations" / key.organization / "stacks" / key.stack
+def client_key(stack_uri: str, client_id: str, scopes: Iterable[str]) -> str:
+    """The cache key of a machine credential (DESIGN §9): a SHA-256 of the stack
+    URI, the client id and the sorted, de-duplicated scopes. Never the secret."""
+    from hashlib import sha256  # cold path, and client-credentials warm runs only
+
+    # Length-prefixed parts: no two different triples can give the same bytes.
+    parts = [stack_uri, client_id, *sorted(set(scopes))]
+    encoded = b"".join(
+        len(data).to_bytes(4, "big") + data
+        for data in (part.encode("utf-8", "surrogatepass") for part in parts)
+    )
+    return sha256(encoded).hexdigest()
+
+
+def client_paths(key: str) -> StackPaths:
+    """A machine credential's files below the cache dir: `clients/<key>/...`."""
+    return _paths_in(("clients", key))
+
+
+def _paths_in(folder: Segments) -> StackPaths:
     return StackPaths(
         folder=folder,
-        accesses=folder / ACCESSES_FILE,
-        cache=folder / CACHE_FILE,
-        lock=folder / (CACHE_FILE + LOCK_SUFFIX),
+        accesses=(*folder, ACCESSES_FILE),
+        cache=(*folder, CACHE_FILE),
+        lock=(*folder, CACHE_FILE + LOCK_SUFFIX),
     )
 
 
 def discovery_cache_name(discovery_url: str) -> str:
     """The discovery cache's file name for a URL: a hash, so any URL is a safe name."""
-    import hashlib  # cold path only: hashlib loads OpenSSL
+    from hashlib import sha256  # cold path only: hashlib loads OpenSSL
 
     # surrogatepass: JSON's "\ud800" escapes reach us as lone surrogates; still one
     # distinct name per URL, never a UnicodeEncodeError.
-    encoded = discovery_url.encode("utf-8", "surrogatepass")
-    return hashlib.sha256(encoded).hexdigest() + ".json"
+    return sha256(discovery_url.encode("utf-8", "surrogatepass")).hexdigest() + ".json"
 
 
 def _name_problem(name: str) -> str | None:

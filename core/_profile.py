@@ -1,20 +1,20 @@
 """fctl's `config.yml` and `profile.json`, and which organization and stack to use.
 
-Both files are read on every run, warm ones included, so they are decoded with
-the stdlib: only the few fields stacktoken needs are looked at, and any other
-content is left alone (stacktoken never writes these files).
+Both files are read on every run, warm ones included, so they are decoded
+without cattrs: only the few fields stacktoken needs are looked at. Decoders
+and resolvers return the value or the error value itself (no `Result`, which
+a warm run cannot afford to import).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
 from ._errors import AuthRequired, UsageError
+from ._json import json_object
+from ._record import Record, secret
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from returns.result import Result
+    from typing import Any
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -24,32 +24,31 @@ __all__ = [
     "StackRef",
     "decode_current_profile",
     "decode_profile",
-    "decode_profile_or_error",
     "resolve_organization",
-    "resolve_organization_or_error",
     "resolve_stack",
-    "resolve_stack_or_error",
     "stack_uri",
 ]
 
 DEFAULT_PROFILE = "default"
-LOGIN_HINT = "log in again with `fctl login`"
+LOGIN_HINT = (
+    "log in again with `stacktoken login` (for a profile fctl made, `fctl login` works too)"
+)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StackRef:
+class StackRef(Record):
+    """A stack the ID token grants: `org[].stacks[]`."""
+
     id: str
     uri: str | None
+    scopes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Organization:
+class Organization(Record):
     id: str
     stacks: tuple[StackRef, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Profile:
+class Profile(Record):
     """What stacktoken needs of `profile.json`."""
 
     name: str
@@ -58,34 +57,38 @@ class Profile:
     organizations: tuple[Organization, ...]
     default_organization: str | None
     default_stack: str | None
+    id_token: str | None = secret(default=None)
+
+    def stack(self, organization: str, stack: str) -> StackRef | None:
+        """The stack of that organization the ID token names, if any."""
+        for org in self.organizations:
+            if org.id == organization:
+                for ref in org.stacks:
+                    if ref.id == stack:
+                        return ref
+        return None
 
 
 def decode_current_profile(data: bytes | None) -> str:
     """The profile `config.yml` names; a missing or unreadable file means `default`."""
     if data is None:
         return DEFAULT_PROFILE
-    document = _json_object(data)
-    current = document.get("currentProfile") if document is not None else None
+    document = json_object(data)
+    current = document.get("currentProfile") if isinstance(document, dict) else None
     return current if isinstance(current, str) and current else DEFAULT_PROFILE
 
 
-def decode_profile(name: str, data: bytes) -> Result[Profile, AuthRequired]:
+def decode_profile(name: str, data: bytes) -> Profile | AuthRequired:
     """Decode `profile.json`; a file we cannot use means the user must log in again."""
-    from returns.result import Failure, Success
-
-    decoded = decode_profile_or_error(name, data)
-    return Failure(decoded) if isinstance(decoded, AuthRequired) else Success(decoded)
-
-
-def decode_profile_or_error(name: str, data: bytes) -> Profile | AuthRequired:
-    """`decode_profile` without the `Result`, for the warm path (which does not import returns)."""
-    document = _json_object(data)
-    if document is None:
-        return AuthRequired(message=f"profile {name!r} is unreadable; {LOGIN_HINT}")
+    document = json_object(data)
+    if isinstance(document, str):
+        return AuthRequired(message=f"profile {name!r} is unreadable ({document}); {LOGIN_HINT}")
     root_tokens = document.get("rootTokens")
-    claims = _path(root_tokens, "idToken", "claims")
+    id_token = _dict(_dict(root_tokens).get("idToken"))
     organizations = tuple(
-        org for item in _list(_dict(claims).get("org")) if (org := _organization(item)) is not None
+        org
+        for item in _list(_dict(id_token.get("claims")).get("org"))
+        if (org := _organization(item)) is not None
     )
     return Profile(
         name=name,
@@ -94,25 +97,19 @@ def decode_profile_or_error(name: str, data: bytes) -> Profile | AuthRequired:
         organizations=organizations,
         default_organization=_str(document.get("defaultOrganization")),
         default_stack=_str(document.get("defaultStack")),
+        id_token=_str(id_token.get("token")),
     )
 
 
-def resolve_organization(profile: Profile, flag: str | None) -> Result[str, UsageError]:
-    """`--organization`, else the profile's default, else its only organization (as fctl)."""
-    from returns.result import Failure, Success
+def resolve_organization(profile: Profile, chosen: str | None) -> str | UsageError:
+    """The organization asked for (flag or `ORGANIZATION`), else the profile's
+    default, else its only organization (as fctl).
 
-    chosen = resolve_organization_or_error(profile, flag)
-    return Failure(chosen) if isinstance(chosen, UsageError) else Success(chosen)
-
-
-def resolve_organization_or_error(profile: Profile, flag: str | None) -> str | UsageError:
-    """`resolve_organization` without the `Result`, for the warm path.
-
-    A flag given empty is kept: the name check refuses it (DESIGN §3.6), so that
-    `--organization "$ORG"` with ORG unset never quietly means the default.
+    A choice given empty is kept: the name check refuses it (DESIGN §3.6), so
+    that `--organization "$ORG"` with ORG unset never quietly means the default.
     """
-    if flag is not None:
-        return flag
+    if chosen is not None:
+        return chosen
     if profile.default_organization:
         return profile.default_organization
     if len(profile.organizations) == 1:
@@ -120,48 +117,48 @@ def resolve_organization_or_error(profile: Profile, flag: str | None) -> str | U
     found = "no organization" if not profile.organizations else "several organizations"
     return UsageError(
         message=f"profile {profile.name!r} has {found}; choose one with --organization"
+        + _choices(org.id for org in profile.organizations)
     )
 
 
-def resolve_stack(profile: Profile, flag: str | None) -> Result[str, UsageError]:
-    """`--stack`, else the profile's default stack."""
-    from returns.result import Failure, Success
-
-    chosen = resolve_stack_or_error(profile, flag)
-    return Failure(chosen) if isinstance(chosen, UsageError) else Success(chosen)
-
-
-def resolve_stack_or_error(profile: Profile, flag: str | None) -> str | UsageError:
-    """`resolve_stack` without the `Result`, for the warm path (an empty flag is kept)."""
-    if flag is not None:
-        return flag
+def resolve_stack(profile: Profile, organization: str, chosen: str | None) -> str | UsageError:
+    """The stack asked for (flag or `STACK`), else the profile's default stack,
+    else the organization's only stack (fctl's `ResolveStackID`)."""
+    if chosen is not None:
+        return chosen
     if profile.default_stack:
         return profile.default_stack
+    stacks = [
+        ref.id for org in profile.organizations if org.id == organization for ref in org.stacks
+    ]
+    if len(stacks) == 1:
+        return stacks[0]
+    found = "no stack" if not stacks else "several stacks"
     return UsageError(
-        message=f"profile {profile.name!r} has no default stack; choose one with --stack"
+        message=f"organization {organization!r} of profile {profile.name!r} has {found} and "
+        "the profile no default stack; choose one with --stack" + _choices(stacks)
     )
 
 
-def stack_uri(profile: Profile, organization: str, stack: str) -> Result[str, AuthRequired]:
+def stack_uri(profile: Profile, organization: str, stack: str) -> str | AuthRequired:
     """The stack's URI from the ID-token claims `org[].stacks[].uri`."""
-    from returns.result import Failure, Success
-
     if not profile.logged_in:
-        return Failure(
-            AuthRequired(message=f"profile {profile.name!r} is not logged in; {LOGIN_HINT}")
-        )
-    for org in profile.organizations:
-        if org.id != organization:
-            continue
-        for ref in org.stacks:
-            if ref.id == stack and ref.uri:
-                return Success(ref.uri)
-    return Failure(
-        AuthRequired(
-            message=f"profile {profile.name!r} has no access to stack {stack!r} of organization "
-            f"{organization!r}; {LOGIN_HINT} if it was granted since"
-        )
+        return AuthRequired(message=f"profile {profile.name!r} is not logged in; {LOGIN_HINT}")
+    ref = profile.stack(organization, stack)
+    if ref is not None and ref.uri:
+        return ref.uri
+    return AuthRequired(
+        message=f"profile {profile.name!r} has no access to stack {stack!r} of organization "
+        f"{organization!r}; {LOGIN_HINT} if it was granted since"
     )
+
+
+def _choices(names: Any) -> str:
+    listed = sorted(names)
+    if not listed:
+        return ""
+    shown = ", ".join(repr(name) for name in listed[:10])
+    return f" (one of {shown}{', ...' if len(listed) > 10 else ''})"
 
 
 def _organization(item: Any) -> Organization | None:
@@ -169,25 +166,15 @@ def _organization(item: Any) -> Organization | None:
     if org_id is None:
         return None
     stacks = tuple(
-        StackRef(id=stack_id, uri=_str(_dict(entry).get("uri")))
+        StackRef(
+            id=stack_id,
+            uri=_str(_dict(entry).get("uri")),
+            scopes=tuple(scope for scope in _list(_dict(entry).get("scopes")) if _str(scope)),
+        )
         for entry in _list(_dict(item).get("stacks"))
         if (stack_id := _str(_dict(entry).get("id"))) is not None
     )
     return Organization(id=org_id, stacks=stacks)
-
-
-def _json_object(data: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _path(value: Any, *keys: str) -> Any:
-    for key in keys:
-        value = _dict(value).get(key)
-    return value
 
 
 def _dict(value: Any) -> dict[str, Any]:

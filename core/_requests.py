@@ -8,11 +8,7 @@ long a discovery document may be kept) live here too.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from returns.result import Failure, Result, Success
 
@@ -21,19 +17,24 @@ from ._codecs import (
     decode_error_response,
     decode_json_object,
     decode_token_response,
-    one_line,
 )
 from ._errors import OAuthError, RemoteError
+from ._record import Record
+from ._time import datetime, timedelta
 from ._types import DiscoveryDocument, TokenRequest, TokenResponse
+from ._urls import check_endpoint_url, safe_url
 
 __all__ = [
     "DEFAULT_DISCOVERY_MAX_AGE",
+    "NOT_ACTED_ON_STATUSES",
     "JWT_BEARER_GRANT",
     "RETRYABLE_STATUSES",
     "EXCHANGE_SCOPE",
     "FCTL_CLIENT_ID",
+    "CLIENT_CREDENTIALS_GRANT",
     "RetryPolicy",
-    "check_endpoint_url",
+    "client_auth_method",
+    "client_credentials_request",
     "discovery_max_age",
     "exchange_request",
     "interpret_discovery",
@@ -41,7 +42,6 @@ __all__ = [
     "membership_discovery",
     "refresh_request",
     "retry_delay",
-    "safe_url",
     "stack_discovery",
     "DiscoveryTarget",
 ]
@@ -49,13 +49,16 @@ __all__ = [
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
 EXCHANGE_SCOPE = "openid email"
 FCTL_CLIENT_ID = "fctl"
+CLIENT_CREDENTIALS_GRANT = "client_credentials"  # RFC 6749 §4.4
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-_SECRET_FIELDS = frozenset({"assertion", "refresh_token"})  # form fields that are secrets
+# Answers that say the server did not act on the request (RFC 6585 §4, RFC 9110
+# §15.6.4): even a request that spends something on receipt may be sent again.
+# A 502/504 comes from a gateway whose upstream may have acted on it.
+NOT_ACTED_ON_STATUSES = frozenset({429, 503})
 DEFAULT_DISCOVERY_MAX_AGE = timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DiscoveryTarget:
+class DiscoveryTarget(Record):
     """Where to fetch a discovery document, and the issuer it must name."""
 
     url: str
@@ -83,11 +86,16 @@ def exchange_request(token_endpoint: str, assertion: str) -> TokenRequest:
             ("assertion", assertion),
             ("scope", EXCHANGE_SCOPE),
         ),
+        secrets=(assertion,),
     )
 
 
 def refresh_request(token_endpoint: str, refresh_token: str) -> TokenRequest:
-    """The RFC 6749 §6 refresh grant, as fctl's public client sends it."""
+    """The RFC 6749 §6 refresh grant, as fctl's public client sends it.
+
+    Not replayable: the IdP rotates the refresh token on receipt, so once it
+    may have received the request, sending it again can only be refused and
+    would lose the rotated token the first answer carried."""
     return TokenRequest(
         url=token_endpoint,
         form=(
@@ -95,46 +103,45 @@ def refresh_request(token_endpoint: str, refresh_token: str) -> TokenRequest:
             ("refresh_token", refresh_token),
             ("client_id", FCTL_CLIENT_ID),
         ),
+        replayable=False,
+        secrets=(refresh_token,),
     )
 
 
-def check_endpoint_url(url: str) -> Result[str, RemoteError]:
-    """https everywhere; plain http only to a loopback host (DESIGN §5)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return Failure(RemoteError(message=f"invalid URL {safe_url(url)!r}"))
-    if not host:
-        return Failure(RemoteError(message=f"invalid URL {safe_url(url)!r}: no host"))
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
-        return Success(url)
-    return Failure(
-        RemoteError(
-            message=f"refusing {safe_url(url)!r}: endpoints must use https "
-            "(plain http only on loopback)"
+def client_auth_method(document: DiscoveryDocument) -> str:
+    """`client_secret_basic` when the provider lists it or lists nothing (its
+    RFC 8414 §2 default), else `client_secret_post`."""
+    methods = document.auth_methods
+    if methods is None or "client_secret_basic" in methods:
+        return "client_secret_basic"
+    return "client_secret_post"
+
+
+def client_credentials_request(
+    document: DiscoveryDocument, *, client_id: str, client_secret: str, scopes: tuple[str, ...]
+) -> TokenRequest:
+    """The RFC 6749 §4.4 client-credentials grant at the discovered token endpoint."""
+    import base64
+    from urllib.parse import quote
+
+    form: tuple[tuple[str, str], ...] = (("grant_type", CLIENT_CREDENTIALS_GRANT),)
+    if scopes:
+        form += (("scope", " ".join(sorted(set(scopes)))),)
+    if client_auth_method(document) == "client_secret_basic":
+        # RFC 6749 §2.3.1: each part form-urlencoded, then joined and base64-encoded.
+        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+        basic = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return TokenRequest(
+            url=document.token_endpoint,
+            form=form,
+            headers=(("Authorization", basic),),
+            secrets=(client_secret, basic),
         )
+    return TokenRequest(
+        url=document.token_endpoint,
+        form=(*form, ("client_id", client_id), ("client_secret", client_secret)),
+        secrets=(client_secret,),
     )
-
-
-def safe_url(url: str) -> str:
-    """A URL fit for a log line or message: no credentials, query or fragment; bounded."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    host = parts.netloc.rpartition("@")[2]
-    return one_line(f"{parts.scheme}://{host}{parts.path}", limit=300)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def interpret_discovery(
@@ -166,7 +173,8 @@ def _check_discovered(
                 f"{safe_url(document.issuer)!r}, expected {safe_url(target.issuer)!r}"
             )
         )
-    return check_endpoint_url(document.token_endpoint).map(lambda _: document)
+    problem = check_endpoint_url(document.token_endpoint)
+    return Failure(problem) if isinstance(problem, RemoteError) else Success(document)
 
 
 def interpret_token_response(
@@ -186,8 +194,7 @@ def interpret_token_response(
             RemoteError(message=f"token endpoint {where} answered 404", endpoint_gone=True)
         )
     # The secrets this request carried, should the server quote them back.
-    sent = tuple(value for key, value in request.form if key in _SECRET_FIELDS and value)
-    oauth_error = decode_error_response(status_code, body, redact=sent).value_or(None)
+    oauth_error = decode_error_response(status_code, body, redact=request.secrets).value_or(None)
     if status_code in (400, 401) and oauth_error is not None:
         return Failure(oauth_error)
     return Failure(
@@ -206,8 +213,7 @@ def _stray_refresh_token(body: bytes) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
+class RetryPolicy(Record):
     """Bounded, jittered retries of transient failures (DESIGN §5)."""
 
     attempts: int = 3
@@ -221,17 +227,23 @@ def retry_delay(
     *,
     attempt: int,
     status_code: int | None,
+    sent: bool,
+    replayable: bool,
     retry_after: str | None,
     jitter: float,
 ) -> float | None:
     """Seconds to wait before attempt `attempt + 1`, or None not to retry.
 
-    `status_code` None means the connection failed or timed out. `jitter` is a
-    number in [0, 1) the shell draws, so this stays a pure function.
+    `status_code` None means the connection failed or timed out; `sent` False
+    that the request never left (no connection was made). A request that is
+    not `replayable` is retried only when the server cannot have acted on it.
+    `jitter` is a number in [0, 1) the shell draws, so this stays pure.
     """
     if attempt + 1 >= policy.attempts:
         return None
     if status_code is not None and status_code not in RETRYABLE_STATUSES:
+        return None
+    if not replayable and sent and status_code not in NOT_ACTED_ON_STATUSES:
         return None
     if retry_after is not None and (seconds := _retry_after_seconds(retry_after)) is not None:
         return min(seconds, policy.retry_after_cap)

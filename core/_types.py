@@ -1,23 +1,30 @@
 """Immutable data of the token domain.
 
 The domain model is kept apart from the wire formats (`_codecs.py`,
-`_cache_codec.py`). Every field holding a secret is left out of `repr`, so a
-token cannot reach a log line or a test failure message through a dataclass.
+`_cache_codec.py`). Every field holding a secret is a `secret()` field, left
+out of `repr`, so a token cannot reach a log line or a test failure message
+through a record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from ._record import Record, secret
+from ._time import timedelta
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+    from typing import Any, TypeAlias
+
+    JsonObject: TypeAlias = Mapping[str, Any]
 
 __all__ = [
     "CLOCK_SKEW_ALLOWANCE",
     "DEFAULT_CACHE_TTL",
     "EXPIRY_GRACE",
-    "JsonObject",
     "CachedToken",
+    "ClientCredentials",
     "DiscoveryDocument",
     "Settings",
     "StackAccess",
@@ -26,16 +33,14 @@ __all__ = [
     "TokenResponse",
 ]
 
-JsonObject = Mapping[str, Any]
-
 # DESIGN §4: named, so a reader sees every margin the library applies.
 DEFAULT_CACHE_TTL = timedelta(minutes=5)
 EXPIRY_GRACE = timedelta(seconds=30)
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
+_NO_TIME = timedelta(0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StackKey:
+class StackKey(Record):
     """Which stack token: fctl's (profile, organization, stack) triple."""
 
     profile: str
@@ -46,8 +51,7 @@ class StackKey:
         return f"{self.profile}/{self.organization}/{self.stack}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
+class Settings(Record):
     """The margins of every decision. `cache_ttl` zero disables the disk cache."""
 
     cache_ttl: timedelta = DEFAULT_CACHE_TTL
@@ -56,63 +60,110 @@ class Settings:
 
     @property
     def disk_cache_enabled(self) -> bool:
-        return self.cache_ttl > timedelta(0)
+        return self.cache_ttl > _NO_TIME
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CachedToken:
+class CachedToken(Record):
     """A stack API token: what `api_token_cache.json` holds.
 
     `saved_at` is None for an entry fctl wrote (it has no `savedAt`).
     `expiry` is None when fctl wrote Go's zero time: no known expiry.
+    `stack_uri` and `client_id` say whom the token was issued for; the store
+    stamps them on write (fctl writes neither, and Go ignores them).
     """
 
-    access_token: str = field(repr=False)
+    access_token: str = secret()
     token_type: str
     expiry: datetime | None
     saved_at: datetime | None = None
+    stack_uri: str | None = None
+    client_id: str | None = None
+
+    @classmethod
+    def issued(cls, response: TokenResponse) -> CachedToken:
+        """The token a token endpoint just issued, not saved anywhere yet."""
+        return cls(
+            access_token=response.access_token,
+            token_type=response.token_type,
+            expiry=response.expiry,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StackAccess:
+class StackAccess(Record):
     """The stack access token of `accesses.json`, issued by the membership IdP.
 
     `claims` and `extra` (the file's unknown top-level keys) are carried
     through a rewrite untouched, as fctl may rely on them.
     """
 
-    token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
+    token: str = secret()
+    refresh_token: str | None = secret()
     expiry: datetime | None
-    claims: JsonObject = field(default_factory=dict, repr=False)
-    extra: JsonObject = field(default_factory=dict, repr=False)
+    claims: JsonObject = secret(default={})
+    extra: JsonObject = secret(default={})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DiscoveryDocument:
-    """The parts of an OpenID Provider configuration we use (RFC 8414 §2)."""
+class DiscoveryDocument(Record):
+    """The parts of an OpenID Provider configuration we use (RFC 8414 §2, RFC 8628 §4).
+
+    `auth_methods` is `token_endpoint_auth_methods_supported`, None when absent.
+    """
 
     token_endpoint: str
     issuer: str | None = None
+    auth_methods: tuple[str, ...] | None = None
+    device_authorization_endpoint: str | None = None
+    jwks_uri: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenResponse:
-    """A successful token response (RFC 6749 §5.1), expiry already resolved."""
+class TokenResponse(Record):
+    """A successful token response (RFC 6749 §5.1), expiry already resolved.
 
-    access_token: str = field(repr=False)
+    `id_token` is OpenID Connect's (login only); `claims` never leave core unverified.
+    """
+
+    access_token: str = secret()
     token_type: str
     expiry: datetime | None
-    refresh_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = secret(default=None)
+    id_token: str | None = secret(default=None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenRequest:
-    """A POST to a token endpoint: url and form, ready to send as is."""
+class TokenRequest(Record):
+    """A POST to a token endpoint: url, form and headers, ready to send as is.
+
+    `replayable` is False for a request that spends something on receipt (a
+    rotating refresh token): such a request is never sent twice once a server
+    may have received it (DESIGN §5's retries apply only where that is safe).
+    `secrets` are the values a server must never be shown quoting back.
+    """
 
     url: str
-    form: tuple[tuple[str, str], ...] = field(repr=False)
+    form: tuple[tuple[str, str], ...] = secret()
+    headers: tuple[tuple[str, str], ...] = secret(default=())
+    replayable: bool = True
+    secrets: tuple[str, ...] = secret(default=())
 
     @property
     def grant_type(self) -> str:
         return dict(self.form).get("grant_type", "")
+
+
+class ClientCredentials(Record):
+    """A stack OAuth client. `scopes` are kept sorted and unique (they are part of the key)."""
+
+    stack_uri: str
+    client_id: str
+    client_secret: str = secret()
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls, *, stack_uri: str, client_id: str, client_secret: str, scopes: tuple[str, ...] = ()
+    ) -> ClientCredentials:
+        return cls(
+            stack_uri=stack_uri,
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=tuple(sorted(set(scopes))),
+        )

@@ -5,7 +5,7 @@ imports nothing else, so the warm command path (`_warm`) stays cheap, and the
 HTTP stack loads only with `StackTokenAuth`, `stack_client` or a request.
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 
 if TYPE_CHECKING:
     from ._auth import StackTokenAuth, stack_client

@@ -2,8 +2,8 @@
 
 Global options go before the command, command options after it. Errors are
 one line on stderr, `stacktoken: error: ...`, with exit code 1 (network,
-server, protocol), 2 (usage) or 3 (log in again); never a traceback. Without
-`--debug` nothing imports `logging`, and a warm `token` imports no HTTP code.
+server, protocol), 2 (usage) or 3 (log in again, or credentials rejected);
+never a traceback. Without `--debug` nothing imports `logging`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -27,18 +26,33 @@ from stacktoken.core import (
     exit_code,
     format_rfc3339,
     judge_disk_entry,
+    lift,
+    name_error,
     one_line,
-    validate_name,
+    render_token,
 )
+from stacktoken.core._time import datetime, timedelta
 
-from ._fctl import config_dir_from, current_profile, read_cache_entry
 from ._files import remove_file
-from ._source import TokenSource, settings_from, utc_now
-from ._warm import printed
+from ._options import (
+    CLIENT_SECRET_ENV,
+    config_dir_from,
+    current_profile,
+    default_cache_dir,
+    read_secret_file,
+    settings_from,
+)
+from ._source import TokenSource, utc_now
+from ._stores import read_cache_entry
 
 __all__ = ["main"]
 
 PROGRAM = "stacktoken"
+SECRET_ON_COMMAND_LINE = (
+    "a secret given on the command line is visible to every user of this machine "
+    f"(`ps`, shell history): set ${CLIENT_SECRET_ENV} or use --client-secret-file PATH "
+    "(`-` for stdin)"
+)
 
 
 class _UsageProblem(Exception):
@@ -51,23 +65,36 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: `--client-sec=...` must never be taken for an option,
+    # nor quoted back in an "ambiguous option" message.
     parser = _Parser(
         prog=PROGRAM,
         description="Stack API tokens for Formance stacks, kept warm on disk (fctl-compatible).",
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--config-dir",
         help="fctl's config dir (default: $FCTL_CONFIG_DIR, else ~/.config/formance/fctl)",
     )
-    parser.add_argument("--cache-dir", help="where discovery documents are cached")
-    parser.add_argument("--profile", help="fctl profile (default: config.yml's current profile)")
+    parser.add_argument(
+        "--cache-dir",
+        help="where discovery documents and machine-credential tokens are cached "
+        "(default: the user cache dir, ~/.cache/stacktoken on Linux)",
+    )
+    parser.add_argument(
+        "--profile", help="fctl profile (default: $PROFILE, else config.yml's current profile)"
+    )
     parser.add_argument("--debug", action="store_true", help="debug logs on stderr")
-    parser.add_argument("--version", action="version", version=f"{PROGRAM} {_version()}")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="print the version and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    token = commands.add_parser("token", help="print a stack API token")
-    token.add_argument("--organization", help="organization ID (default: the profile's)")
-    token.add_argument("--stack", help="stack ID (default: the profile's)")
+    token = commands.add_parser("token", help="print a stack API token", allow_abbrev=False)
+    token.add_argument(
+        "--organization", help="organization ID (default: $ORGANIZATION, else the profile's)"
+    )
+    token.add_argument("--stack", help="stack ID (default: $STACK, else the profile's)")
     token.add_argument(
         "--stack-token-cache-ttl",
         metavar="DURATION",
@@ -75,31 +102,55 @@ def _parser() -> argparse.ArgumentParser:
         "default $STACK_TOKEN_CACHE_TTL, else 5m)",
     )
     token.add_argument("--output", choices=("text", "json"), default="text")
+    machine = token.add_argument_group(
+        "machine credentials (a stack OAuth client instead of an fctl profile)"
+    )
+    machine.add_argument("--stack-uri", metavar="URI", help="the stack's URI")
+    machine.add_argument("--client-id", metavar="ID", help="the OAuth client's id")
+    machine.add_argument(
+        "--scope", action="append", metavar="SCOPE", help="a scope to ask for (repeatable)"
+    )
+    machine.add_argument(
+        "--client-secret-file",
+        metavar="PATH",
+        help=f"a file holding the client secret, `-` for stdin (default: ${CLIENT_SECRET_ENV})",
+    )
+    # Accepted only to be refused with the reason, never echoed.
+    machine.add_argument("--client-secret", help=argparse.SUPPRESS)
 
     cache = commands.add_parser("cache", help="inspect or clear the token cache")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
     cache_commands.add_parser("list", help="list cache entries (never token values)")
-    clear = cache_commands.add_parser("clear", help="remove cache entries of the profile")
+    clear = cache_commands.add_parser(
+        "clear", help="remove cache entries of the profile, or of machine credentials"
+    )
     clear.add_argument("--organization")
     clear.add_argument("--stack")
+    clear.add_argument("--client-id", help="remove this machine credential's entries instead")
+    clear.add_argument("--stack-uri", help="with --client-id: only those for this stack")
     return parser
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+class _VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for: importlib.metadata is slow to import."""
 
-    try:
-        return version(PROGRAM)
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version(PROGRAM)
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown"
+        parser.exit(message=f"{PROGRAM} {found}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _run(sys.argv[1:] if argv is None else argv)
+        return _run(args)
     except _UsageProblem as problem:
-        return _fail(UsageError(message=str(problem)))
+        return _fail(UsageError(message=_without_secrets(str(problem), args)))
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
@@ -107,6 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The type only: an unexpected exception's text may hold anything, a token included.
         _print_error(f"unexpected {type(error).__name__}")
         return 1
+
+
+def _without_secrets(message: str, args: Sequence[str]) -> str:
+    """argparse quotes the words it refuses: never a value that may be a secret."""
+    for index, word in enumerate(args):
+        name, equals, value = word.partition("=")
+        if "secret" in name.lower() and name.startswith("-"):
+            if equals and value:
+                message = message.replace(value, "[redacted]")
+            elif index + 1 < len(args) and args[index + 1]:
+                message = message.replace(args[index + 1], "[redacted]")
+    return message
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -120,24 +183,79 @@ def _run(argv: Sequence[str]) -> int:
     return _cache_clear(options, config_dir)
 
 
-def _token(options: argparse.Namespace, config_dir: Path, log: Callable[[str], None]) -> int:
-    built = TokenSource.from_fctl_result(
-        config_dir=config_dir,
-        profile=options.profile,
-        organization=options.organization,
-        stack=options.stack,
-        cache_dir=options.cache_dir,
-        cache_ttl=options.stack_token_cache_ttl,
-        log=log,
+def _token(options: argparse.Namespace, config_dir: str, log: Callable[[str], None]) -> int:
+    built = (
+        _client_source(options, log)
+        if options.stack_uri is not None or options.client_id is not None
+        else TokenSource.from_fctl_result(
+            config_dir=config_dir,
+            profile=options.profile,
+            organization=options.organization,
+            stack=options.stack,
+            cache_dir=options.cache_dir,
+            cache_ttl=options.stack_token_cache_ttl,
+            log=log,
+        )
     )
     result: Result[CachedToken, AcquireError] = built.bind(_token_of)
     match result:
         case Success(token):
-            sys.stdout.write(printed(token, options.output))
+            sys.stdout.write(render_token(token, options.output))
             return 0
         case Failure(error):
             return _fail(error)
     raise AssertionError("a Result is a Success or a Failure")  # for mypy's exhaustiveness
+
+
+def _client_source(
+    options: argparse.Namespace, log: Callable[[str], None]
+) -> Result[TokenSource, AcquireError]:
+    if options.client_secret is not None:
+        return Failure(UsageError(message=f"--client-secret is refused: {SECRET_ON_COMMAND_LINE}"))
+    if not options.stack_uri or not options.client_id:
+        return Failure(
+            UsageError(message="machine credentials need both --stack-uri and --client-id")
+        )
+    mixed = [
+        flag
+        for flag, value in (
+            ("--profile", options.profile),
+            ("--config-dir", options.config_dir),
+            ("--organization", options.organization),
+            ("--stack", options.stack),
+        )
+        if value is not None
+    ]
+    if mixed:
+        return Failure(
+            UsageError(
+                message=f"--stack-uri selects a machine credential; {', '.join(mixed)} "
+                "choose(s) a stack of an fctl profile: give one or the other"
+            )
+        )
+    secret: Result[str, AcquireError] = lift(_client_secret(options.client_secret_file))
+    return secret.bind(
+        lambda client_secret: TokenSource.from_client_credentials_result(
+            stack_uri=options.stack_uri,
+            client_id=options.client_id,
+            client_secret=client_secret,
+            scopes=tuple(options.scope or ()),
+            cache_dir=options.cache_dir,
+            cache_ttl=options.stack_token_cache_ttl,
+            log=log,
+        )
+    )
+
+
+def _client_secret(path: str | None) -> str | UsageError:
+    if path == "-":
+        secret = sys.stdin.read().strip()
+        return secret or UsageError(message="no client secret on stdin")
+    if path is not None:
+        return read_secret_file(path)
+    return os.environ.get(CLIENT_SECRET_ENV) or UsageError(
+        message=f"no client secret: set ${CLIENT_SECRET_ENV} or use --client-secret-file PATH"
+    )
 
 
 def _token_of(source: TokenSource) -> Result[CachedToken, AcquireError]:
@@ -145,12 +263,15 @@ def _token_of(source: TokenSource) -> Result[CachedToken, AcquireError]:
         return source.token_result()
 
 
-def _cache_entries(config_dir: Path, profile: str | None) -> Iterator[tuple[StackKey, Path]]:
+# -- cache list / clear --------------------------------------------------------
+
+
+def _stack_entries(config_dir: str, profile: str | None) -> Iterator[tuple[StackKey, Path]]:
     """Every stack cache file under the config dir (of one profile, if given)."""
     import glob  # a profile name is literal: `*` or `[od]*` must not reach other profiles
 
     pattern = f"{glob.escape(profile) if profile else '*'}/organizations/*/stacks/*/{CACHE_FILE}"
-    for path in sorted((config_dir / "profiles").glob(pattern)):
+    for path in sorted((Path(config_dir) / "profiles").glob(pattern)):
         stack_folder = path.parent
         org_folder = stack_folder.parent.parent
         key = StackKey(
@@ -161,38 +282,47 @@ def _cache_entries(config_dir: Path, profile: str | None) -> Iterator[tuple[Stac
         yield key, path
 
 
-def _cache_list(options: argparse.Namespace, config_dir: Path) -> int:
-    if options.profile is not None and isinstance(
-        failed := validate_name("profile", options.profile), Failure
-    ):
-        return _fail(failed.failure())
-    settings = settings_from(None, os.environ).value_or(Settings())
+def _client_entries(cache_dir: str) -> Iterator[Path]:
+    """Every machine-credential cache file under the cache dir."""
+    yield from sorted((Path(cache_dir) / "clients").glob(f"*/{CACHE_FILE}"))
+
+
+def _cache_list(options: argparse.Namespace, config_dir: str) -> int:
+    if options.profile is not None and (invalid := name_error("profile", options.profile)):
+        return _fail(invalid)
+    settings = settings_from(None, os.environ)
+    if not isinstance(settings, Settings):
+        settings = Settings()
     now = utc_now()
     lines = [
-        _describe(key, path, settings=settings, now=now)
-        for key, path in _cache_entries(config_dir, options.profile)
+        _describe(_printable(str(key)), path, settings=settings, now=now)
+        for key, path in _stack_entries(config_dir, options.profile)
+    ]
+    lines += [
+        _describe(None, path, settings=settings, now=now)
+        for path in _client_entries(options.cache_dir or default_cache_dir(os.environ))
     ]
     sys.stdout.write("".join(line + "\n" for line in lines) if lines else "no cache entries\n")
     return 0
 
 
-def _describe(key: StackKey, path: Path, *, settings: Settings, now: datetime) -> str:
-    shown = _printable(str(key))
-    match read_cache_entry(path):
-        case Failure(reason):
-            return f"{shown}  unreadable ({reason})"
-        case Success((entry, mtime)):
-            pass
+def _describe(shown: str | None, path: Path, *, settings: Settings, now: datetime) -> str:
+    """One line of `cache list`: whose entry, its expiry, age and verdict (never the token)."""
+    read = read_cache_entry(str(path))
+    if isinstance(read, str):
+        return f"{shown or 'client ' + path.parent.name[:12]}  unreadable ({read})"
+    entry, mtime = read
+    if shown is None:
+        shown = _printable(f"client {entry.client_id or '?'} at {entry.stack_uri or '?'}")
     saved_at = entry.saved_at or mtime
     verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
     expiry = format_rfc3339(entry.expiry) if entry.expiry else "none"
-    age = _seconds(now - saved_at)
-    return f"{shown}  expiry {expiry}  age {age}  {verdict.value}"
+    return f"{shown}  expiry {expiry}  age {_seconds(now - saved_at)}  {verdict.reason}"
 
 
 def _printable(text: str) -> str:
-    """Folder names as found on disk, escaped to one printable line: a newline
-    or an undecodable byte (a lone surrogate here) must not break the listing."""
+    """Names as found on disk, escaped to one printable line: a newline or an
+    undecodable byte (a lone surrogate here) must not break the listing."""
     return "".join(
         char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
         for char in text
@@ -204,23 +334,44 @@ def _seconds(delta: timedelta) -> str:
     return f"{total}s" if total >= 0 else f"{total}s (in the future)"
 
 
-def _cache_clear(options: argparse.Namespace, config_dir: Path) -> int:
-    profile = current_profile(config_dir, options.profile)
-    checks = [validate_name("profile", profile)]
-    if options.organization is not None:
-        checks.append(validate_name("organization", options.organization))
-    if options.stack is not None:
-        checks.append(validate_name("stack", options.stack))
-    for check in checks:
-        if isinstance(check, Failure):
-            return _fail(check.failure())
+def _cache_clear(options: argparse.Namespace, config_dir: str) -> int:
+    if options.client_id is not None or options.stack_uri is not None:
+        return _clear_clients(options)
+    profile = current_profile(config_dir, options.profile, os.environ)
+    for kind, name in (
+        ("profile", profile),
+        ("organization", options.organization),
+        ("stack", options.stack),
+    ):
+        if name is not None and (invalid := name_error(kind, name)):
+            return _fail(invalid)
+    paths = [
+        path
+        for key, path in _stack_entries(config_dir, profile)
+        if options.organization in (None, key.organization) and options.stack in (None, key.stack)
+    ]
+    return _remove_entries(paths)
+
+
+def _clear_clients(options: argparse.Namespace) -> int:
+    if options.client_id is None:
+        return _fail(UsageError(message="--stack-uri narrows --client-id: give --client-id too"))
+    paths = []
+    for path in _client_entries(options.cache_dir or default_cache_dir(os.environ)):
+        read = read_cache_entry(str(path))
+        if isinstance(read, str):
+            continue
+        entry = read[0]
+        uri = options.stack_uri.rstrip("/") if options.stack_uri else None
+        if entry.client_id == options.client_id and uri in (None, entry.stack_uri):
+            paths.append(path)
+    return _remove_entries(paths)
+
+
+def _remove_entries(paths: list[Path]) -> int:
     removed = 0
-    for key, path in _cache_entries(config_dir, profile):
-        if options.organization not in (None, key.organization):
-            continue
-        if options.stack not in (None, key.stack):
-            continue
-        match remove_file(path):
+    for path in paths:
+        match remove_file(str(path)):
             case Success(True):
                 removed += 1
             case Failure(error):

@@ -9,10 +9,9 @@ named turns out to be gone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import cached_property
-from pathlib import Path
 
 from returns.result import Result, Success
 from stacktoken.core import (
@@ -26,38 +25,34 @@ from stacktoken.core import (
     encode_discovery_cache,
     interpret_discovery,
 )
+from stacktoken.core._time import datetime, timedelta
 
 from ._files import read_private, remove_file, write_atomic
 from ._http import Http, HttpAnswer
 
-__all__ = ["DiscoveryCache", "discover", "default_cache_dir"]
-
-
-def default_cache_dir() -> Path:
-    """platformdirs' user cache dir for stacktoken."""
-    import platformdirs  # cold path only
-
-    return platformdirs.user_cache_path("stacktoken")
+__all__ = ["DiscoveryCache", "discover"]
 
 
 class DiscoveryCache:
     """Discovery documents on disk, keyed by a hash of their URL."""
 
-    def __init__(self, root: Callable[[], Path], *, log: Callable[[str], None]) -> None:
+    def __init__(self, root: Callable[[], str], *, log: Callable[[str], None]) -> None:
         self._root = root
         self._log = log
 
     @cached_property
-    def folder(self) -> Path:
-        return self._root() / "discovery"
+    def folder(self) -> str:
+        return os.path.join(self._root(), "discovery")
+
+    def _path(self, url: str) -> str:
+        return os.path.join(self.folder, discovery_cache_name(url))
 
     def load(self, url: str, *, now: datetime) -> DiscoveryDocument | None:
-        read = read_private(self.folder / discovery_cache_name(url)).bind(
-            lambda found: decode_discovery_cache(found[0])
-        )
-        match read.value_or(None):
+        read = read_private(self._path(url))
+        decoded = decode_discovery_cache(read[0]) if not isinstance(read, str) else None
+        match decoded.value_or(None) if decoded is not None else None:
             case (document, expires_at) if now < expires_at and isinstance(
-                check_endpoint_url(document.token_endpoint), Success
+                check_endpoint_url(document.token_endpoint), str
             ):
                 self._log("discovery cache hit")
                 return document
@@ -66,13 +61,12 @@ class DiscoveryCache:
 
     def store(self, url: str, document: DiscoveryDocument, *, expires_at: datetime) -> None:
         written = write_atomic(
-            self.folder / discovery_cache_name(url),
-            encode_discovery_cache(document, expires_at=expires_at),
+            self._path(url), encode_discovery_cache(document, expires_at=expires_at)
         )
         written.alt(lambda error: self._log(f"discovery cache write failed: {error.message}"))
 
     def drop(self, url: str) -> None:
-        remove_file(self.folder / discovery_cache_name(url))
+        remove_file(self._path(url))
 
 
 def discover(

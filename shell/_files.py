@@ -7,24 +7,30 @@ so a reader never sees a torn file and a crash leaves the old content or the
 new, never a mix. `os.replace` renames over a symlink rather than through it,
 so a symlink planted at the final path is replaced, never followed.
 
-Every warm run reads through this module, so it imports `returns` only inside
-the functions that build a `Result`; the warm path uses `read_private_or_reason`.
+Every warm run reads through this module, so it imports neither `pathlib`
+nor `returns` at its top (paths are strings; `Result`s are built by the
+writers, which only the cold path calls), and reads answer a plain value.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
 from stacktoken.core import LocalError
+from stacktoken.core._time import UTC, datetime
 
+from ._lock import LockTimeout, hold_lock, release_lock
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from returns.result import Result
+
+    R = TypeVar("R")
+    E = TypeVar("E")
 
 __all__ = [
     "LOCK_TIMEOUT_SECONDS",
@@ -34,7 +40,6 @@ __all__ = [
     "locked",
     "read_plain",
     "read_private",
-    "read_private_or_reason",
     "remove_file",
     "write_atomic",
 ]
@@ -44,24 +49,11 @@ LOCK_TIMEOUT_SECONDS = 30.0
 WRITE_PROBE_BYTES = 4096  # accesses.json is 1-2 KB: a rewrite needs no more room than this
 _TEMP_SUFFIX = ".tmp"
 
-R = TypeVar("R")
-E = TypeVar("E")
 
-
-def read_private(path: Path) -> Result[tuple[bytes, datetime], str]:
+def read_private(path: str) -> tuple[bytes, datetime] | str:
     """Read a token file we trust: a regular file, ours, not writable by others.
 
-    Success holds the bytes and the file's mtime; see `read_private_or_reason`.
-    """
-    from returns.result import Failure, Success
-
-    read = read_private_or_reason(path)
-    return Failure(read) if isinstance(read, str) else Success(read)
-
-
-def read_private_or_reason(path: Path) -> tuple[bytes, datetime] | str:
-    """`read_private` without the `Result`: the bytes and mtime, or the reason.
-
+    The bytes and the file's mtime, or the reason the file cannot be used.
     The checks run on the opened descriptor (`O_NOFOLLOW`, `fstat`), so the file
     checked is the file read. A string is the reason it cannot be used.
     `O_NONBLOCK` keeps a FIFO planted at the path from blocking the open
@@ -100,7 +92,7 @@ def _mtime(seconds: float) -> datetime:
         return datetime.max.replace(tzinfo=UTC) if seconds > 0 else datetime.min.replace(tzinfo=UTC)
 
 
-def read_plain(path: Path) -> bytes | None:
+def read_plain(path: str) -> bytes | None:
     """Read fctl's config and profile files; None when absent, unreadable or not
     a regular file (`O_NONBLOCK`: a FIFO planted there must not block the open)."""
     try:
@@ -128,19 +120,25 @@ def _read_all(descriptor: int) -> bytes:
     return b"".join(chunks)
 
 
-def ensure_private_dir(folder: Path) -> None:
+def ensure_private_dir(folder: str) -> None:
     """Create `folder` and missing parents with mode 0700 (existing ones are left as they are)."""
-    # Not `mkdir(parents=True)`, which makes the parents with the umask's mode, not 0700.
-    missing: list[Path] = []
-    for level in (folder, *folder.parents):
-        if level.is_dir():
-            break
+    # Not `os.makedirs`, which makes the parents with the umask's mode, not 0700.
+    missing: list[str] = []
+    level = os.path.abspath(folder)
+    while not os.path.isdir(level):
         missing.append(level)
+        parent = os.path.dirname(level)
+        if parent == level:
+            break
+        level = parent
     for level in reversed(missing):
-        level.mkdir(mode=0o700, exist_ok=True)
+        try:  # noqa: SIM105 - contextlib costs a warm run (this module is on it)
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            pass
 
 
-def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None, LocalError]:
+def write_atomic(path: str, data: bytes, *, sweep: bool = False) -> Result[None, LocalError]:
     """Write `data` to `path` atomically, mode 0600.
 
     `sweep` removes temp files that killed writers left beside `path`; only a
@@ -149,8 +147,9 @@ def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None
     """
     from returns.result import Failure, Success
 
-    folder = path.parent
-    temp: Path | None = None
+    folder = os.path.dirname(path)
+    name = os.path.basename(path)
+    temp: str | None = None
     try:
         ensure_private_dir(folder)
         if sweep:
@@ -164,14 +163,14 @@ def write_atomic(path: Path, data: bytes, *, sweep: bool = False) -> Result[None
         temp = None
         _fsync_folder(folder)
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {path.name}", error)))
+        return Failure(LocalError(message=_reason(f"cannot write {name}", error)))
     finally:
         if temp is not None:
             _unlink_quietly(temp)
     return Success(None)
 
 
-def check_writable(path: Path, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
+def check_writable(path: str, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
     """Show that `path` can be rewritten now: write `size` bytes to a temp file
     beside it, fsync, remove it. For callers about to spend something only a
     write can keep (a refresh token the IdP rotates on use): a read-only folder
@@ -179,7 +178,7 @@ def check_writable(path: Path, size: int = WRITE_PROBE_BYTES) -> Result[None, Lo
     """
     from returns.result import Failure, Success
 
-    temp: Path | None = None
+    temp: str | None = None
     try:
         descriptor, temp = _create_temp(path)
         with os.fdopen(descriptor, "wb") as handle:
@@ -187,28 +186,30 @@ def check_writable(path: Path, size: int = WRITE_PROBE_BYTES) -> Result[None, Lo
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {path.name}", error)))
+        return Failure(LocalError(message=_reason(f"cannot write {os.path.basename(path)}", error)))
     finally:
         if temp is not None:
             _unlink_quietly(temp)
     return Success(None)
 
 
-def remove_file(path: Path) -> Result[bool, LocalError]:
+def remove_file(path: str) -> Result[bool, LocalError]:
     """Remove `path`; Success(False) if it was not there."""
     from returns.result import Failure, Success
 
     try:
-        path.unlink()
+        os.unlink(path)
     except FileNotFoundError:
         return Success(False)
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot remove {path.name}", error)))
+        return Failure(
+            LocalError(message=_reason(f"cannot remove {os.path.basename(path)}", error))
+        )
     return Success(True)
 
 
 def locked(
-    lock_path: Path,
+    lock_path: str,
     body: Callable[[bool], Result[R, E]],
     *,
     timeout: float = LOCK_TIMEOUT_SECONDS,
@@ -216,51 +217,50 @@ def locked(
 ) -> Result[R, E | LocalError]:
     """Run `body(held)` holding the cross-process lock at `lock_path`.
 
-    The lock is an advisory `flock` (through filelock): the kernel drops it
-    when its holder dies, so a killed process never leaves a stale lock. When
-    the lock file cannot be created at all (a read-only folder), `body(False)`
-    runs unlocked: the cache is best effort, and refusing would fail the
-    command. `held` tells `body` whether it may sweep leftovers.
+    The lock is an advisory `flock` (`_lock.py`): the kernel drops it when its
+    holder dies, so a killed process never leaves a stale lock. When the lock
+    file cannot be created at all (a read-only folder), `body(False)` runs
+    unlocked: the cache is best effort, and refusing would fail the command.
+    `held` tells `body` whether it may sweep leftovers.
     """
-    from filelock import FileLock, Timeout
     from returns.result import Failure
 
-    if not lock_path.parent.is_dir():
+    if not os.path.isdir(os.path.dirname(lock_path)):
         # No stack folder means no `accesses.json` either: `body` will say so, and
-        # creating the folder (as filelock would) only leaves litter behind.
-        log("running unlocked: the stack folder does not exist")
+        # creating the folder only to lock it would leave litter behind.
+        log("running unlocked: the folder does not exist")
         return body(False)
     try:
-        lock = FileLock(lock_path, timeout=timeout, mode=0o600, fallback_to_soft=False)
-        lock.acquire()
-    except Timeout:
-        return Failure(
-            LocalError(message=f"another process held the lock {lock_path.name} for {timeout:g}s")
-        )
+        descriptor = hold_lock(lock_path, timeout=timeout)
+    except LockTimeout:
+        name = os.path.basename(lock_path)
+        return Failure(LocalError(message=f"another process held the lock {name} for {timeout:g}s"))
     except OSError as error:
         log(_reason("running unlocked: cannot take the lock", error))
         return body(False)
     try:
         return body(True)
     finally:
-        lock.release()
+        release_lock(descriptor)
 
 
-def _create_temp(path: Path) -> tuple[int, Path]:
+def _create_temp(path: str) -> tuple[int, str]:
     import tempfile  # only writers need it
 
-    descriptor, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent
+    return tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=os.path.dirname(path)
     )
-    return descriptor, Path(name)
 
 
-def _sweep_leftovers(path: Path) -> None:
-    for leftover in path.parent.glob(f".{path.name}.*{_TEMP_SUFFIX}"):
-        _unlink_quietly(leftover)
+def _sweep_leftovers(path: str) -> None:
+    folder, name = os.path.split(path)
+    prefix = f".{name}."
+    for entry in os.listdir(folder):
+        if entry.startswith(prefix) and entry.endswith(_TEMP_SUFFIX):
+            _unlink_quietly(os.path.join(folder, entry))
 
 
-def _fsync_folder(folder: Path) -> None:
+def _fsync_folder(folder: str) -> None:
     # The rename is durable only once the folder entry is on disk.
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -269,9 +269,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
+def _unlink_quietly(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib costs a warm run (this module is on it)
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _reason(what: str, error: OSError) -> str:

@@ -14,28 +14,31 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
     RETRYABLE_STATUSES,
+    Record,
     RemoteError,
     RetryPolicy,
+    TokenRequest,
     check_endpoint_url,
     retry_delay,
     safe_url,
+    secret,
 )
+from stacktoken.core._time import datetime
 
 if TYPE_CHECKING:
     import httpx
 
+_Form = tuple[tuple[str, str], ...]
+
 __all__ = ["Http", "HttpAnswer", "HttpPolicy"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpPolicy:
+class HttpPolicy(Record):
     """Limits of every request.
 
     `timeout` (seconds) bounds each connect, read and write, and also the time
@@ -44,15 +47,14 @@ class HttpPolicy:
 
     timeout: float = 10.0
     max_body_bytes: int = 1 << 20
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = RetryPolicy()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpAnswer:
+class HttpAnswer(Record):
     """A response read whole (within the cap); `sent_at` is taken before sending."""
 
     status_code: int
-    body: bytes = field(repr=False)
+    body: bytes = secret()
     cache_control: str | None
     sent_at: datetime
 
@@ -87,13 +89,14 @@ class Http:
 
     def get(self, url: str) -> Result[HttpAnswer, RemoteError]:
         """GET `url`, retrying transient failures."""
-        return self._send("GET", url, None)
+        return self._send("GET", url, None, (), replayable=True)
 
-    def post_form(
-        self, url: str, form: tuple[tuple[str, str], ...]
-    ) -> Result[HttpAnswer, RemoteError]:
-        """POST an urlencoded form to `url`, retrying transient failures."""
-        return self._send("POST", url, form)
+    def post(self, request: TokenRequest) -> Result[HttpAnswer, RemoteError]:
+        """POST a token request's urlencoded form, retrying transient failures
+        (a request that is not replayable only when the server cannot have acted)."""
+        return self._send(
+            "POST", request.url, request.form, request.headers, replayable=request.replayable
+        )
 
     def close(self) -> None:
         with self._client_lock:
@@ -102,14 +105,20 @@ class Http:
                 self._client = None
 
     def _send(
-        self, method: str, url: str, form: tuple[tuple[str, str], ...] | None
+        self,
+        method: str,
+        url: str,
+        form: _Form | None,
+        headers: _Form,
+        *,
+        replayable: bool,
     ) -> Result[HttpAnswer, RemoteError]:
-        checked = check_endpoint_url(url)
-        if isinstance(checked, Failure):
-            return checked
+        refused = check_endpoint_url(url)
+        if isinstance(refused, RemoteError):
+            return Failure(refused)
         attempt = 0
         while True:
-            outcome, retry_after = self._attempt(method, url, form)
+            outcome, retry_after, sent = self._attempt(method, url, form, headers)
             answer = outcome.value_or(None)
             status_code = answer.status_code if answer is not None else None
             if not _worth_retrying(outcome, status_code):
@@ -118,6 +127,8 @@ class Http:
                 self._policy.retry,
                 attempt=attempt,
                 status_code=status_code,
+                sent=sent,
+                replayable=replayable,
                 retry_after=retry_after,
                 jitter=self._jitter(),
             )
@@ -128,8 +139,10 @@ class Http:
             attempt += 1
 
     def _attempt(
-        self, method: str, url: str, form: tuple[tuple[str, str], ...] | None
-    ) -> tuple[Result[HttpAnswer, RemoteError], str | None]:
+        self, method: str, url: str, form: _Form | None, headers: _Form
+    ) -> tuple[Result[HttpAnswer, RemoteError], str | None, bool]:
+        """One try: its outcome, the `Retry-After` it carried, and whether the
+        request may have reached the server (False: no connection was made)."""
         import httpx
 
         where = f"{method} {safe_url(url)}"
@@ -137,7 +150,7 @@ class Http:
         started = time.perf_counter()
         try:
             with self._http_client().stream(
-                method, url, data=dict(form) if form else None
+                method, url, data=dict(form) if form else None, headers=dict(headers)
             ) as response:
                 body = self._read_capped(response, deadline=started + self._policy.timeout)
                 elapsed = time.perf_counter() - started
@@ -148,33 +161,54 @@ class Http:
                     cache_control=response.headers.get("cache-control"),
                     sent_at=sent_at,
                 )
-                return Success(answer), response.headers.get("retry-after")
+                return Success(answer), response.headers.get("retry-after"), True
         except _BodyTooLarge:
             self._log(f"{where} -> body over {self._policy.max_body_bytes} bytes")
-            return Failure(
-                RemoteError(message=f"{where} answered with a body over the size limit")
-            ), None
+            return (
+                Failure(RemoteError(message=f"{where} answered with a body over the size limit")),
+                None,
+                True,
+            )
+        except httpx.ConnectTimeout:
+            self._log(f"{where} -> connecting timed out")
+            return Failure(RemoteError(message=f"{where} timed out", transient=True)), None, False
         except (httpx.TimeoutException, _TooSlow):
             self._log(f"{where} -> timed out")
-            return Failure(RemoteError(message=f"{where} timed out", transient=True)), None
+            return Failure(RemoteError(message=f"{where} timed out", transient=True)), None, True
         except httpx.ConnectError:
             self._log(f"{where} -> connection failed")
-            return Failure(
-                RemoteError(message=f"{where}: cannot connect", transient=True, endpoint_gone=True)
-            ), None
+            return (
+                Failure(
+                    RemoteError(
+                        message=f"{where}: cannot connect", transient=True, endpoint_gone=True
+                    )
+                ),
+                None,
+                False,
+            )
         except (httpx.InvalidURL, UnicodeError) as error:
             # A URL that passed `check_endpoint_url` but that httpx or IDNA refuses
             # (control characters, bad labels): the document that named it is no good.
             # (A form value outside UTF-8 lands here too; the type alone is logged.)
             self._log(f"{where} -> cannot be sent: {type(error).__name__}")
-            return Failure(
-                RemoteError(message=f"{where}: cannot be sent (invalid URL)", endpoint_gone=True)
-            ), None
+            return (
+                Failure(
+                    RemoteError(
+                        message=f"{where}: cannot be sent (invalid URL)", endpoint_gone=True
+                    )
+                ),
+                None,
+                False,
+            )
         except httpx.HTTPError as error:
             self._log(f"{where} -> {type(error).__name__}")
-            return Failure(
-                RemoteError(message=f"{where} failed: {type(error).__name__}", transient=True)
-            ), None
+            return (
+                Failure(
+                    RemoteError(message=f"{where} failed: {type(error).__name__}", transient=True)
+                ),
+                None,
+                True,
+            )
 
     def _read_capped(self, response: httpx.Response, *, deadline: float) -> bytes:
         # httpx's timeout bounds each read, not the whole body: a server dripping

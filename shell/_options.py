@@ -1,109 +1,172 @@
 """What the command line and the environment choose: fctl's config dir, the
 profile, organization and stack, and the cache TTL (DESIGN §3, §3.1, §3.2, §4).
 
+As fctl does (its flags fall back to `strcase.ToScreamingSnake(flag)` in the
+environment), each choice is the flag, else its environment variable, else
+the profile's default: `PROFILE`, `ORGANIZATION`, `STACK`,
+`STACK_TOKEN_CACHE_TTL`. An empty variable counts as unset (viper's default);
+an empty flag is kept, for the name check to refuse.
+
 Every run starts here, warm ones included, so this module uses the stdlib
-only: its functions return the value or the error value itself, and
-`_fctl`/`_source` wrap them in `Result`s for the cold path.
+only, and its functions return the value or the error value itself.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
+import sys
 
 from stacktoken.core import (
     CONFIG_FILE,
     LOGIN_HINT,
-    PROFILE_FILE,
     AuthRequired,
     Profile,
+    Record,
     Settings,
     StackKey,
     StackPaths,
     UsageError,
     decode_current_profile,
-    decode_profile_or_error,
+    decode_profile,
     name_error,
-    parse_ttl_or_error,
-    profile_folder,
-    resolve_organization_or_error,
-    resolve_stack_or_error,
-    stack_paths_or_error,
+    parse_ttl,
+    profile_file,
+    resolve_organization,
+    resolve_stack,
+    stack_paths,
 )
+from stacktoken.core._time import timedelta
 
 from ._files import read_plain
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from stacktoken.core import Segments
+
 __all__ = [
+    "CLIENT_SECRET_ENV",
+    "CONFIG_DIR_ENV",
+    "ORGANIZATION_ENV",
+    "PROFILE_ENV",
+    "STACK_ENV",
     "TTL_ENV",
     "FctlStack",
     "config_dir_from",
     "current_profile",
-    "load_profile_or_error",
-    "locate_stack_or_error",
-    "settings_or_error",
+    "default_cache_dir",
+    "in_root",
+    "load_profile",
+    "locate_stack",
+    "read_secret_file",
+    "settings_from",
 ]
 
+CONFIG_DIR_ENV = "FCTL_CONFIG_DIR"
+PROFILE_ENV = "PROFILE"
+ORGANIZATION_ENV = "ORGANIZATION"
+STACK_ENV = "STACK"
 TTL_ENV = "STACK_TOKEN_CACHE_TTL"
+CLIENT_SECRET_ENV = "STACKTOKEN_CLIENT_SECRET"  # noqa: S105 - a variable name
+APP_NAME = "stacktoken"
 
 
-def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """`--config-dir`, else `FCTL_CONFIG_DIR`, else `$XDG_CONFIG_HOME/formance/fctl`,
-    else `~/.config/formance/fctl` (fctl's default on every OS)."""
+def in_root(root: str, segments: Segments) -> str:
+    """The path of `segments` below `root`."""
+    return os.path.join(root, *segments)
+
+
+def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> str:
+    """`--config-dir`, else `FCTL_CONFIG_DIR`, else `$HOME/.config/formance/fctl`:
+    fctl's default on every OS, whatever `XDG_CONFIG_HOME` says (fctl ignores it,
+    and both tools must look in the same place to share one cache)."""
     if flag:
-        return Path(flag)
-    if configured := environ.get("FCTL_CONFIG_DIR"):
-        return Path(configured)
-    if xdg := environ.get("XDG_CONFIG_HOME"):
-        return Path(xdg) / "formance" / "fctl"
-    return Path(os.path.expanduser("~")) / ".config" / "formance" / "fctl"
+        return flag
+    if configured := environ.get(CONFIG_DIR_ENV):
+        return configured
+    return os.path.join(os.path.expanduser("~"), ".config", "formance", "fctl")
 
 
-def current_profile(config_dir: Path, flag: str | None) -> str:
-    """`--profile`, else the profile `config.yml` names, else `default`.
+def default_cache_dir(environ: Mapping[str, str]) -> str:
+    """platformdirs' user cache dir for stacktoken.
 
-    `--profile ""` is kept, for the name check to refuse (DESIGN §3.6)."""
+    On Linux and the BSDs that is XDG's rule, `$XDG_CACHE_HOME/stacktoken`,
+    else `~/.cache/stacktoken`: three lines, where `import platformdirs`
+    costs more than a whole cold run's other imports (benchmarks/RESULTS.md).
+    tests/test_shell_cache_dir.py holds the two equal. On macOS, Windows and
+    Android, platformdirs answers.
+    """
+    if sys.platform in ("win32", "darwin") or "ANDROID_DATA" in environ:
+        import platformdirs
+
+        return platformdirs.user_cache_dir(APP_NAME)
+    base = environ.get("XDG_CACHE_HOME", "")
+    if not base.strip():
+        base = os.path.expanduser("~/.cache")
+    return os.path.join(base, APP_NAME)
+
+
+def _chosen(flag: str | None, environ: Mapping[str, str], variable: str) -> str | None:
     if flag is not None:
         return flag
-    return decode_current_profile(read_plain(config_dir / CONFIG_FILE))
+    return environ.get(variable) or None
 
 
-def settings_or_error(
-    ttl: str | timedelta | None, environ: Mapping[str, str]
-) -> Settings | UsageError:
+def current_profile(config_dir: str, flag: str | None, environ: Mapping[str, str]) -> str:
+    """`--profile`, else `PROFILE`, else the profile `config.yml` names, else `default`."""
+    chosen = _chosen(flag, environ, PROFILE_ENV)
+    if chosen is not None:
+        return chosen
+    return decode_current_profile(read_plain(in_root(config_dir, (CONFIG_FILE,))))
+
+
+def settings_from(ttl: str | timedelta | None, environ: Mapping[str, str]) -> Settings | UsageError:
     """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
-    if isinstance(ttl, timedelta):
+    if ttl is not None and not isinstance(ttl, str):
         if ttl < timedelta(0):  # as `parse_ttl` refuses "-5m"
             return UsageError(message=f"invalid cache TTL {ttl}: must not be negative")
         return Settings(cache_ttl=ttl)
     text = ttl if ttl is not None else environ.get(TTL_ENV)
     if text is None:
         return Settings()
-    parsed = parse_ttl_or_error(text)
+    parsed = parse_ttl(text)
     return parsed if isinstance(parsed, UsageError) else Settings(cache_ttl=parsed)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FctlStack:
-    """A stack of an fctl profile: its key, its profile and its files."""
+def read_secret_file(path: str) -> str | UsageError:
+    """A client secret kept in a file (`--client-secret-file`), surrounding
+    whitespace (the final newline an editor adds) stripped."""
+    data = read_plain(path)
+    if data is None:
+        return UsageError(message=f"cannot read the client secret file {path!r}")
+    try:
+        secret = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return UsageError(message=f"the client secret file {path!r} is not UTF-8 text")
+    if not secret:
+        return UsageError(message=f"the client secret file {path!r} is empty")
+    return secret
+
+
+class FctlStack(Record):
+    """A stack of an fctl profile: its key, its profile and its files below `root`."""
 
     key: StackKey
     profile: Profile
-    root: Path
+    root: str
     paths: StackPaths
 
 
-def load_profile_or_error(config_dir: Path, name: str) -> Profile | UsageError | AuthRequired:
+def load_profile(config_dir: str, name: str) -> Profile | UsageError | AuthRequired:
     """Read and decode `profiles/<name>/profile.json` of a logged-in profile."""
     invalid = name_error("profile", name)
     if invalid is not None:
         return invalid
-    data = read_plain(config_dir / profile_folder(name) / PROFILE_FILE)
+    data = read_plain(in_root(config_dir, profile_file(name)))
     if data is None:
-        return AuthRequired(message=f"profile {name!r} is not logged in; {LOGIN_HINT}")
-    profile = decode_profile_or_error(name, data)
+        return AuthRequired(message=_missing_profile(config_dir, name))
+    profile = decode_profile(name, data)
     # Checked before the disk cache: after `fctl logout` (rootTokens null) a
     # warm entry must not keep serving tokens.
     if isinstance(profile, Profile) and not profile.logged_in:
@@ -111,22 +174,37 @@ def load_profile_or_error(config_dir: Path, name: str) -> Profile | UsageError |
     return profile
 
 
-def locate_stack_or_error(
-    config_dir: Path, *, profile: str | None, organization: str | None, stack: str | None
+def _missing_profile(config_dir: str, name: str) -> str:
+    login = "log in with `stacktoken login` (or `fctl login`)"
+    if not os.path.isdir(config_dir):
+        return (
+            f"no fctl config dir at {config_dir!r}: {login}, or point --config-dir "
+            f"or ${CONFIG_DIR_ENV} at the one fctl uses"
+        )
+    return f"no profile {name!r} in {config_dir!r}: {login}"
+
+
+def locate_stack(
+    config_dir: str,
+    *,
+    profile: str | None,
+    organization: str | None,
+    stack: str | None,
+    environ: Mapping[str, str],
 ) -> FctlStack | UsageError | AuthRequired:
     """Resolve profile, organization and stack as fctl does, and the stack's files."""
-    name = current_profile(config_dir, profile)
-    loaded = load_profile_or_error(config_dir, name)
+    name = current_profile(config_dir, profile, environ)
+    loaded = load_profile(config_dir, name)
     if not isinstance(loaded, Profile):
         return loaded
-    organization_id = resolve_organization_or_error(loaded, organization)
+    organization_id = resolve_organization(loaded, _chosen(organization, environ, ORGANIZATION_ENV))
     if isinstance(organization_id, UsageError):
         return organization_id
-    stack_id = resolve_stack_or_error(loaded, stack)
+    stack_id = resolve_stack(loaded, organization_id, _chosen(stack, environ, STACK_ENV))
     if isinstance(stack_id, UsageError):
         return stack_id
     key = StackKey(profile=name, organization=organization_id, stack=stack_id)
-    paths = stack_paths_or_error(key)
+    paths = stack_paths(key)
     if isinstance(paths, UsageError):
         return paths
     return FctlStack(key=key, profile=loaded, root=config_dir, paths=paths)

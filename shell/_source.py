@@ -1,10 +1,9 @@
-"""The public facade: a thread-safe token source per stack.
+"""The public facade: a thread-safe token source.
 
 `token()` first looks at the token this process already holds: while it is
 fresh that costs one clock read and one comparison, no file access and no
-lock. Otherwise one thread at a time runs core's `acquire` (the others wait
-and then find the token it got), which reads the disk cache and, only if it
-must, the network.
+lock. Otherwise one thread at a time runs core's cache workflow (the others
+wait and then find the token it got) over the source's stores and grant.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Protocol
 
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
@@ -22,34 +20,35 @@ from stacktoken.core import (
     AcquireError,
     AuthRequired,
     CachedToken,
-    Effects,
+    ClientCredentials,
+    FctlEffects,
+    Grant,
     Settings,
     StackAccess,
-    StackRef,
+    Store,
     TokenRequest,
     TokenResponse,
+    UsageError,
     acquire,
+    check_endpoint_url,
+    fctl_grant,
+    fresh_until,
     is_fresh,
     jwt_expiry,
+    lift,
     stack_discovery,
 )
+from stacktoken.core._time import UTC, datetime, timedelta
 
-from ._discovery import DiscoveryCache, default_cache_dir, discover
+from ._client import bind_client
+from ._discovery import DiscoveryCache, discover
 from ._exceptions import as_exception
-from ._fctl import (
-    FctlStack,
-    bind_fctl_effects,
-    config_dir_from,
-    forget_cached,
-    locate_stack,
-    membership_discoverer,
-    post_token,
-)
+from ._fctl import bind_fctl, membership_discoverer, post_token
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
-from ._options import settings_or_error
+from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 
-__all__ = ["TokenSource", "settings_from"]
+__all__ = ["SharedStore", "TokenSource", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -57,37 +56,35 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _discard(_: str) -> None:
-    return None
+class SharedStore(Protocol):
+    """A store several hosts share (`RedisStore`): it gives core its `Store` record."""
 
-
-def settings_from(
-    ttl: str | timedelta | None, environ: Mapping[str, str]
-) -> Result[Settings, AcquireError]:
-    """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
-    settings = settings_or_error(ttl, environ)
-    return Success(settings) if isinstance(settings, Settings) else Failure(settings)
+    def record(self) -> Store: ...
 
 
 class TokenSource:
-    """Stack API tokens for one stack: in memory, then the disk cache, then the network."""
+    """Stack API tokens: in memory, then the stores (disk, shared), then the network."""
 
     def __init__(
         self,
         *,
-        effects: Effects,
+        stores: tuple[Store, ...],
+        grant: Grant,
         settings: Settings,
+        log: Callable[[str], None],
         stack_uri: str | None,
-        forget: Callable[[], object],
         close: Callable[[], None],
         name: str,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._effects = effects
+        self._stores = stores
+        self._grant = grant
         self._settings = settings
+        self._log = log
         self._stack_uri = stack_uri
-        self._forget = forget
         self._close = close
         self._name = name
+        self._clock = clock
         self._lock = threading.Lock()
         self._held: CachedToken | None = None
         # (token, epoch seconds it stays fresh until): one attribute, so the
@@ -113,25 +110,25 @@ class TokenSource:
     ) -> TokenSource:
         """A source for a stack of an fctl profile; raises `StackTokenError` subclasses.
 
-        `lock_timeout` bounds the wait (seconds) for the stack's cross-process
-        lock; when it runs out, `LocalStorageError` is raised.
+        Profile, organization and stack are resolved as fctl does: the argument,
+        else `PROFILE` / `ORGANIZATION` / `STACK` in `environ`, else the
+        profile's defaults. `lock_timeout` bounds the wait (seconds) for the
+        stack's cross-process lock; when it runs out, `LocalStorageError` is raised.
         """
-        built = cls.from_fctl_result(
-            config_dir=config_dir,
-            profile=profile,
-            organization=organization,
-            stack=stack,
-            cache_dir=cache_dir,
-            cache_ttl=cache_ttl,
-            log=log,
-            http_policy=http_policy,
-            environ=environ,
-            lock_timeout=lock_timeout,
+        return _raise_on_failure(
+            cls.from_fctl_result(
+                config_dir=config_dir,
+                profile=profile,
+                organization=organization,
+                stack=stack,
+                cache_dir=cache_dir,
+                cache_ttl=cache_ttl,
+                log=log,
+                http_policy=http_policy,
+                environ=environ,
+                lock_timeout=lock_timeout,
+            )
         )
-        source = built.value_or(None)
-        if source is None:
-            raise as_exception(built.failure())
-        return source
 
     @classmethod
     def from_fctl_result(
@@ -154,18 +151,23 @@ class TokenSource:
         logger = log if log is not None else _library_logger()
 
         def build(settings: Settings) -> Result[TokenSource, AcquireError]:
-            return locate_stack(root, profile=profile, organization=organization, stack=stack).map(
+            located: Result[FctlStack, AcquireError] = lift(
+                locate_stack(
+                    root, profile=profile, organization=organization, stack=stack, environ=env
+                )
+            )
+            return located.map(
                 lambda found: cls._for_fctl_stack(
                     found,
                     settings=settings,
-                    cache_dir=Path(cache_dir) if cache_dir is not None else None,
+                    cache_dir=_cache_root(cache_dir, env),
                     log=logger,
                     http_policy=http_policy,
                     lock_timeout=lock_timeout,
                 )
             )
 
-        return settings_from(cache_ttl, env).bind(build)
+        return lift(settings_from(cache_ttl, env)).bind(build)
 
     @classmethod
     def _for_fctl_stack(
@@ -173,37 +175,125 @@ class TokenSource:
         stack: FctlStack,
         *,
         settings: Settings,
-        cache_dir: Path | None,
+        cache_dir: Callable[[], str],
         log: Callable[[str], None],
         http_policy: HttpPolicy | None,
-        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        lock_timeout: float,
     ) -> TokenSource:
-        http, discovery_cache = _network(cache_dir, log=log, http_policy=http_policy)
-        effects = bind_fctl_effects(
+        http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=log)
+        stores, grant = bind_fctl(
             stack,
             settings=settings,
             http=http,
-            discovery_cache=discovery_cache,
+            discovery_cache=DiscoveryCache(cache_dir, log=log),
             clock=utc_now,
             log=log,
             lock_timeout=lock_timeout,
         )
-        refs: list[StackRef] = [
-            ref
-            for org in stack.profile.organizations
-            if org.id == stack.key.organization
-            for ref in org.stacks
-            if ref.id == stack.key.stack
-        ]
-        uri = refs[0].uri if refs else None
+        ref = stack.profile.stack(stack.key.organization, stack.key.stack)
         return cls(
-            effects=effects,
+            stores=stores,
+            grant=grant,
             settings=settings,
-            stack_uri=uri,
-            forget=lambda: forget_cached(stack),
+            log=log,
+            stack_uri=ref.uri if ref is not None else None,
             close=http.close,
             name=str(stack.key),
         )
+
+    @classmethod
+    def from_client_credentials(
+        cls,
+        *,
+        stack_uri: str,
+        client_id: str,
+        client_secret: str,
+        scopes: tuple[str, ...] | list[str] = (),
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_ttl: str | timedelta | None = None,
+        store: SharedStore | None = None,
+        log: Callable[[str], None] | None = None,
+        http_policy: HttpPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> TokenSource:
+        """A source for a stack OAuth client (DESIGN §9), warm across processes.
+
+        Tokens are cached under `cache_dir` (default: the user cache dir) by
+        stack URI, client id and scopes, never by the secret. `store` adds a
+        store several hosts share (a `RedisStore`), after this host's files.
+        """
+        return _raise_on_failure(
+            cls.from_client_credentials_result(
+                stack_uri=stack_uri,
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=scopes,
+                cache_dir=cache_dir,
+                cache_ttl=cache_ttl,
+                store=store,
+                log=log,
+                http_policy=http_policy,
+                environ=environ,
+                lock_timeout=lock_timeout,
+            )
+        )
+
+    @classmethod
+    def from_client_credentials_result(
+        cls,
+        *,
+        stack_uri: str,
+        client_id: str,
+        client_secret: str,
+        scopes: tuple[str, ...] | list[str] = (),
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_ttl: str | timedelta | None = None,
+        store: SharedStore | None = None,
+        log: Callable[[str], None] | None = None,
+        http_policy: HttpPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    ) -> Result[TokenSource, AcquireError]:
+        """`from_client_credentials`, for callers who compose with `returns`."""
+        env = os.environ if environ is None else environ
+        logger = log if log is not None else _library_logger()
+        if not client_id:
+            return Failure(UsageError(message="the client id is empty"))
+        if not client_secret:
+            return Failure(UsageError(message="the client secret is empty"))
+        credentials = ClientCredentials.of(
+            stack_uri=stack_uri.rstrip("/"),
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=tuple(scopes),
+        )
+
+        def build(settings: Settings) -> TokenSource:
+            root = _cache_root(cache_dir, env)
+            http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=logger)
+            stores, grant = bind_client(
+                credentials,
+                cache_dir=root(),
+                http=http,
+                discovery_cache=DiscoveryCache(root, log=logger),
+                clock=utc_now,
+                log=logger,
+                lock_timeout=lock_timeout,
+                shared=store.record() if store is not None else None,
+            )
+            return cls(
+                stores=stores,
+                grant=grant,
+                settings=settings,
+                log=logger,
+                stack_uri=credentials.stack_uri,
+                close=http.close,
+                name=f"client {client_id} at {credentials.stack_uri}",
+            )
+
+        checked: Result[str, AcquireError] = lift(check_endpoint_url(credentials.stack_uri))
+        return checked.bind(lambda _: lift(settings_from(cache_ttl, env))).map(build)
 
     @classmethod
     def from_credentials(
@@ -218,25 +308,22 @@ class TokenSource:
         log: Callable[[str], None] | None = None,
         http_policy: HttpPolicy | None = None,
     ) -> TokenSource:
-        """A source for a service that keeps its own credentials, without fctl files.
+        """A source for a service that keeps its own stack access token, without fctl files.
 
-        Tokens are held in memory only (no disk cache). When the stack access
-        token is refreshed, `on_refresh(access_token, refresh_token)` is called
-        before the exchange, so the service can persist a rotated refresh token.
-        `cache_dir` only holds discovery documents.
+        Tokens are held in memory only (no store). When the stack access token
+        is refreshed, `on_refresh(access_token, refresh_token)` is called
+        before the exchange, so the service can persist a rotated refresh
+        token. `cache_dir` only holds discovery documents.
         """
         logger = log if log is not None else _library_logger()
-        http, discovery_cache = _network(
-            Path(cache_dir) if cache_dir is not None else None, log=logger, http_policy=http_policy
-        )
+        root = _cache_root(cache_dir, os.environ)
+        http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=logger)
+        discovery_cache = DiscoveryCache(root, log=logger)
         held = [
             StackAccess(
-                token=access_token,
-                refresh_token=refresh_token,
-                expiry=jwt_expiry(access_token),
+                token=access_token, refresh_token=refresh_token, expiry=jwt_expiry(access_token)
             )
         ]
-        settings = Settings(cache_ttl=timedelta(0))
 
         def write_access(access: StackAccess) -> Result[None, AcquireError]:
             held[0] = access
@@ -244,28 +331,12 @@ class TokenSource:
                 on_refresh(access.token, access.refresh_token)
             return Success(None)
 
-        membership = membership_discoverer(
-            membership_uri,
-            # Like an expired token without a refresh token (core's `_refresh`):
-            # nothing here can renew it, so new credentials are needed.
-            missing=AuthRequired(
-                message="the stack access token expired and no membership URI was "
-                "given to refresh it"
-            ),
-            http=http,
-            discovery_cache=discovery_cache,
-            clock=utc_now,
-        )
-
         def post(request: TokenRequest) -> Result[TokenResponse, AcquireError]:
             return post_token(http, request)
 
-        effects = Effects(
-            clock=utc_now,
+        settings = Settings()
+        effects = FctlEffects(
             log=logger,
-            read_cache=lambda: Failure("memory-only source"),
-            write_cache=lambda _: Success(None),
-            locked=lambda body: body(),
             read_access=lambda: Success(held[0]),
             write_access=write_access,
             discover_stack=lambda refresh: discover(
@@ -276,14 +347,26 @@ class TokenSource:
                 refresh=refresh,
             ),
             exchange=post,
-            discover_membership=membership,
+            discover_membership=membership_discoverer(
+                membership_uri,
+                # Like an expired token without a refresh token (core's `_refresh`):
+                # nothing here can renew it, so new credentials are needed.
+                missing=AuthRequired(
+                    message="the stack access token expired and no membership URI was "
+                    "given to refresh it"
+                ),
+                http=http,
+                discovery_cache=discovery_cache,
+                clock=utc_now,
+            ),
             refresh=post,
         )
         return cls(
-            effects=effects,
+            stores=(),
+            grant=fctl_grant(effects, settings=settings),
             settings=settings,
+            log=logger,
             stack_uri=stack_uri,
-            forget=lambda: None,
             close=http.close,
             name=stack_uri,
         )
@@ -304,22 +387,30 @@ class TokenSource:
     def token_result(self) -> Result[CachedToken, AcquireError]:
         """The stack API token with its type and expiry, as a `Result`."""
         with self._lock:
-            now = utc_now()
-            held = self._held
-            if held is not None and is_fresh(held.expiry, settings=self._settings, now=now):
-                return Success(held)
-            result = acquire(settings=self._settings, now=now, effects=self._effects)
+            now = self._clock()
+            result = acquire(
+                stores=self._stores,
+                grant=self._grant,
+                settings=self._settings,
+                now=now,
+                clock=self._clock,
+                log=self._log,
+                held=self._held,
+            )
             match result:
-                case Success(token) if token.expiry is not None and is_fresh(
-                    token.expiry, settings=self._settings, now=now
-                ):
-                    self._held = token
-                    fresh_until = (token.expiry - self._settings.expiry_grace).timestamp()
-                    self._fast = (token.access_token, fresh_until)
+                case Success(token) if token is not self._held:
+                    self._hold(token, now=now)
             return result
 
+    def _hold(self, token: CachedToken, *, now: datetime) -> None:
+        until = fresh_until(token, settings=self._settings)
+        if until is None or not is_fresh(token.expiry, settings=self._settings, now=now):
+            return  # handed out once, never reused (no expiry, or inside the grace)
+        self._held = token
+        self._fast = (token.access_token, until.timestamp())
+
     def invalidate(self, rejected: str | None = None) -> None:
-        """Drop the token held in memory and on disk (a server rejected it).
+        """Drop the token held in memory and in the stores (a server rejected it).
 
         Given the `rejected` token, nothing is dropped if this source already
         holds another one: N requests refused at once then cost one new token.
@@ -330,7 +421,13 @@ class TokenSource:
                 return
             self._held = None
             self._fast = None
-            self._forget()
+            dropped = rejected if rejected is not None else held.access_token if held else None
+            if dropped is None:
+                return
+            for store in self._stores:
+                match store.drop(dropped):
+                    case Failure(error):
+                        self._log(f"{store.name} cache drop failed: {error.message}")
 
     @property
     def stack_uri(self) -> str:
@@ -355,12 +452,21 @@ class TokenSource:
         return f"TokenSource({self._name})"
 
 
-def _network(
-    cache_dir: Path | None, *, log: Callable[[str], None], http_policy: HttpPolicy | None
-) -> tuple[Http, DiscoveryCache]:
-    http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=log)
-    root: Callable[[], Path] = (lambda: cache_dir) if cache_dir is not None else default_cache_dir
-    return http, DiscoveryCache(root, log=log)
+def _raise_on_failure(built: Result[TokenSource, AcquireError]) -> TokenSource:
+    source = built.value_or(None)
+    if source is None:
+        raise as_exception(built.failure())
+    return source
+
+
+def _cache_root(
+    cache_dir: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Callable[[], str]:
+    """The cache dir, computed when first needed (a warm run never needs it)."""
+    if cache_dir is not None:
+        fixed = os.fspath(cache_dir)
+        return lambda: fixed
+    return lambda: default_cache_dir(environ)
 
 
 def _library_logger() -> Callable[[str], None]:

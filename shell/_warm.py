@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 `main` first asks `warm_output` whether the command line is a plain `token`
-command that a usable disk cache entry answers (DESIGN §1 step 2). That path
-loads the stdlib, core's cache decisions (their `..._or_error` twins, so not
-`returns`) and the file store: no argparse, no HTTP stack, no logging.
+command that a usable stored entry answers (DESIGN §1 step 2). That path
+decides with the very functions the cold path uses (`locate_stack`, the
+file store's `read`, core's `usable_entry`, `render_token`), and loads only
+the stdlib pieces they need: no argparse, `returns`, logging, `re`, `json`
+or HTTP code.
 
 The warm path never fails and never reports. For anything it does not
 recognise or doubts (an option it does not know, `--debug`, TTL 0, a name to
@@ -18,35 +20,51 @@ tests/test_warm_path_agrees.py holds it to that.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 from stacktoken.core import (
-    CachedToken,
+    OUTPUTS,
+    ClientCredentials,
     Settings,
-    decode_cache_entry_or_reason,
-    format_rfc3339,
-    judge_disk_entry,
+    check_endpoint_url,
+    render_token,
+    usable_entry,
 )
+from stacktoken.core._time import UTC, datetime
 
-from ._files import read_private_or_reason
-from ._options import FctlStack, config_dir_from, locate_stack_or_error, settings_or_error
+from ._options import (
+    CLIENT_SECRET_ENV,
+    FctlStack,
+    config_dir_from,
+    default_cache_dir,
+    locate_stack,
+    settings_from,
+)
+from ._stores import FileStore
 
-__all__ = ["main", "printed", "warm_output"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = ["GLOBAL_OPTIONS", "TOKEN_OPTIONS", "main", "warm_output"]
 
 # The options the warm path understands, before and after `token`, as the
-# full CLI's parser spells them; anything else goes to the full CLI.
-_GLOBAL_OPTIONS = {"--config-dir": "config_dir", "--cache-dir": "cache_dir", "--profile": "profile"}
-_TOKEN_OPTIONS = {
+# full CLI's parser spells them (tests/test_warm_path_agrees.py checks that
+# the parser knows each, under the same destination); anything else goes to
+# the full CLI.
+GLOBAL_OPTIONS = {"--config-dir": "config_dir", "--cache-dir": "cache_dir", "--profile": "profile"}
+TOKEN_OPTIONS = {
     "--organization": "organization",
     "--stack": "stack",
-    "--stack-token-cache-ttl": "ttl",
+    "--stack-token-cache-ttl": "stack_token_cache_ttl",
     "--output": "output",
+    "--stack-uri": "stack_uri",
+    "--client-id": "client_id",
+    "--client-secret-file": "client_secret_file",
 }
-_OUTPUTS = ("text", "json")
+REPEATED_TOKEN_OPTIONS = {"--scope": "scope"}
+_FCTL_ONLY = ("config_dir", "profile", "organization", "stack")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,32 +94,70 @@ def _answered(args: Sequence[str]) -> bool:
     return True
 
 
+def _ignore(_: str) -> None:
+    return None
+
+
 def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetime) -> str | None:
-    """What `stacktoken token` prints when a usable disk entry answers it, else None."""
+    """What `stacktoken token` prints when a usable stored entry answers it, else None."""
     options = _token_options(argv)
     if options is None:
         return None
-    settings = settings_or_error(options.get("ttl"), environ)
+    settings = settings_from(options.get("stack_token_cache_ttl"), environ)
     if not isinstance(settings, Settings) or not settings.disk_cache_enabled:
         return None
-    stack = locate_stack_or_error(
+    machine = "stack_uri" in options or "client_id" in options
+    store = _client_store(options, environ) if machine else _fctl_store(options, environ)
+    if store is None:
+        return None
+    entry = usable_entry((store.record(),), settings=settings, now=now, log=_ignore)
+    if entry is None:
+        return None
+    return render_token(entry, options.get("output", "text"))
+
+
+def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
+    stack = locate_stack(
         config_dir_from(options.get("config_dir"), environ),
         profile=options.get("profile"),
         organization=options.get("organization"),
         stack=options.get("stack"),
+        environ=environ,
     )
     if not isinstance(stack, FctlStack):
         return None
-    read = read_private_or_reason(stack.root / stack.paths.cache)
-    if isinstance(read, str):
+    return FileStore(stack.root, stack.paths, log=_ignore)
+
+
+def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
+    from ._client import client_store
+
+    stack_uri, client_id = options.get("stack_uri"), options.get("client_id")
+    if any(name in options for name in _FCTL_ONLY) or not stack_uri or not client_id:
+        return None  # the full CLI explains what is wrong
+    if not isinstance(check_endpoint_url(stack_uri.rstrip("/")), str):
         return None
-    data, mtime = read
-    entry = decode_cache_entry_or_reason(data)
-    if isinstance(entry, str):
+    if not _secret_given(options.get("client_secret_file"), environ):
         return None
-    if not judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now).usable:
-        return None
-    return printed(entry, options.get("output", "text"))
+    credentials = ClientCredentials.of(
+        stack_uri=stack_uri.rstrip("/"),
+        client_id=client_id,
+        client_secret="-",  # noqa: S106 - unused: neither the key nor the files hold it
+        scopes=tuple(options.get("scope", "").split("\0")) if "scope" in options else (),
+    )
+    cache_dir = options.get("cache_dir") or default_cache_dir(environ)
+    return client_store(cache_dir, credentials, log=_ignore)
+
+
+def _secret_given(path: str | None, environ: Mapping[str, str]) -> bool:
+    """Whether the full CLI would find a secret (it reads it; this path needs none)."""
+    from ._options import read_secret_file
+
+    if path is None:
+        return bool(environ.get(CLIENT_SECRET_ENV))
+    if path == "-":
+        return False  # reading stdin here would leave nothing for the full CLI
+    return isinstance(read_secret_file(path), str)
 
 
 def _token_options(argv: Sequence[str]) -> dict[str, str] | None:
@@ -109,37 +165,29 @@ def _token_options(argv: Sequence[str]) -> dict[str, str] | None:
 
     Only the exact spellings `--name value` and `--name=value` are accepted; a
     separate value may not start with `-` (argparse would not take it either).
-    A repeated option keeps its last value, as argparse does.
+    A repeated option keeps its last value, as argparse does; `--scope`
+    values accumulate (NUL-separated, a character no argument can hold).
     """
     options: dict[str, str] = {}
-    known = _GLOBAL_OPTIONS
+    known = GLOBAL_OPTIONS
     words = iter(argv)
     for word in words:
-        if known is _GLOBAL_OPTIONS and word == "token":
-            known = _TOKEN_OPTIONS
+        if known is GLOBAL_OPTIONS and word == "token":
+            known = TOKEN_OPTIONS
             continue
         name, equals, value = word.partition("=")
-        if name not in known:
+        repeated = REPEATED_TOKEN_OPTIONS.get(name) if known is TOKEN_OPTIONS else None
+        if name not in known and repeated is None:
             return None
         if not equals:
             following = next(words, None)
             if following is None or following.startswith("-"):
                 return None
             value = following
-        options[known[name]] = value
-    if known is not _TOKEN_OPTIONS or options.get("output", "text") not in _OUTPUTS:
+        if repeated is not None:
+            options[repeated] = f"{options[repeated]}\0{value}" if repeated in options else value
+        else:
+            options[known[name]] = value
+    if known is not TOKEN_OPTIONS or options.get("output", "text") not in OUTPUTS:
         return None
     return options
-
-
-def printed(entry: CachedToken, output: str) -> str:
-    """What `token --output text|json` prints for `entry`."""
-    if output == "text":
-        return entry.access_token + "\n"
-    expiry = format_rfc3339(entry.expiry) if entry.expiry is not None else None
-    document = {
-        "access_token": entry.access_token,
-        "token_type": entry.token_type,
-        "expiry": expiry,
-    }
-    return json.dumps(document) + "\n"

@@ -102,7 +102,8 @@ def assert_files_intact(world: World) -> None:
     assert world.membership.is_refresh_token_valid(access.refresh_token), "refresh token lost"
     cache = world.profile.api_token_cache_path
     if cache.is_file() and not cache.is_symlink():
-        decode_cache_entry(cache.read_bytes()).unwrap()
+        entry = decode_cache_entry(cache.read_bytes())
+        assert not isinstance(entry, str), f"cache entry unreadable: {entry}"
     assert stack_folder_names(world) <= STACK_FOLDER_FILES, stack_folder_names(world)
 
 

@@ -32,7 +32,10 @@ def debug_run(world: World, *args: str) -> subprocess.CompletedProcess[str]:
 def good_entry(world: World) -> dict[str, object]:
     document = json.loads(world.profile.api_token_cache_path.read_bytes())
     assert isinstance(document, dict)
-    assert set(document) == {"accessToken", "tokenType", "expiry", "savedAt"}
+    # fctl's three keys, plus ours, which Go ignores: when it was saved, and for
+    # which stack URI the token was issued.
+    assert set(document) == {"accessToken", "tokenType", "expiry", "savedAt", "stackURI"}
+    assert document["stackURI"] == world.stack.origin
     for key in ("expiry", "savedAt"):
         value = document[key]
         assert isinstance(value, str) and GO_RFC3339_UTC.fullmatch(value), value
@@ -354,7 +357,7 @@ def test_source_cache_write_failure_is_logged_not_raised(
     ) as source:
         token = source.token()
     assert token == world.stack.issued_tokens[0].access_token
-    assert any(m.startswith("cache write failed") for m in messages), messages
+    assert any(m.startswith("disk cache write failed") for m in messages), messages
     assert not world.profile.api_token_cache_path.exists()
 
 

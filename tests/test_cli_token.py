@@ -111,7 +111,7 @@ def test_token_cold_run_leaves_private_files_only(world: World) -> None:
     document = cache_document(world)
     assert document["accessToken"] == result.stdout.strip()
     assert document["tokenType"] == "Bearer"
-    assert {"accessToken", "tokenType", "expiry", "savedAt"} == set(document)
+    assert {"accessToken", "tokenType", "expiry", "savedAt", "stackURI"} == set(document)
     assert list(world.cache_dir.glob("discovery/*.json")), "stack discovery not cached"
 
 
@@ -529,24 +529,32 @@ def test_cli_help_exits_0(world: World) -> None:
         assert "usage" in result.stdout.lower()
 
 
-@pytest.mark.parametrize(
-    ("env", "location"),
-    [
-        ({"XDG_CONFIG_HOME": "{tmp}/xdg"}, "xdg/formance/fctl"),
-        ({}, "home/.config/formance/fctl"),
-    ],
-    ids=["xdg-config-home", "home"],
-)
-def test_cli_default_config_dir(
-    world: World, tmp_path: Path, env: dict[str, str], location: str
-) -> None:
-    shutil.copytree(world.config_dir, tmp_path / location)
-    extra = {key: value.format(tmp=tmp_path) for key, value in env.items()}
-    result = run(world, "token", env={"FCTL_CONFIG_DIR": "", **extra})
+def test_cli_default_config_dir_is_home_config(world: World, tmp_path: Path) -> None:
+    shutil.copytree(world.config_dir, tmp_path / "home/.config/formance/fctl")
+    result = run(world, "token", env={"FCTL_CONFIG_DIR": ""})
     assert result.returncode == 0, result.stderr
-    copied = tmp_path / location / world.profile.api_token_cache_path.relative_to(world.config_dir)
-    assert copied.exists()
+    written = tmp_path / "home/.config/formance/fctl" / _cache_relative(world)
+    assert written.exists()
     assert not world.profile.api_token_cache_path.exists()
+
+
+def test_cli_default_config_dir_ignores_xdg_config_home_as_fctl_does(
+    world: World, tmp_path: Path
+) -> None:
+    """fctl's `cmd/root.go` uses `$HOME/.config/formance/fctl` whatever XDG says:
+    honouring XDG_CONFIG_HOME would split the cache the two tools share."""
+    shutil.copytree(world.config_dir, tmp_path / "home/.config/formance/fctl")
+    shutil.copytree(world.config_dir, tmp_path / "xdg/formance/fctl")
+    result = run(
+        world, "token", env={"FCTL_CONFIG_DIR": "", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "home/.config/formance/fctl" / _cache_relative(world)).exists()
+    assert not (tmp_path / "xdg/formance/fctl" / _cache_relative(world)).exists()
+
+
+def _cache_relative(world: World) -> Path:
+    return world.profile.api_token_cache_path.relative_to(world.config_dir)
 
 
 def test_cli_default_discovery_cache_dir(world: World) -> None:

@@ -24,7 +24,7 @@ from reliability_helpers import (
     prime_discovery,
     write_accesses,
 )
-from reliability_matrix import Outcome, RemoteFault, Step, remote_cases
+from reliability_matrix import REMOTE_FAULTS, Expect, Outcome, RemoteFault, Step, remote_cases
 from stacktoken import StackTokenError
 
 from conftest import World
@@ -99,6 +99,10 @@ def _plain_http_stack(document: dict[str, object]) -> None:
             stack["uri"] = PLAIN_HTTP_HOST
 
 
+def _expectation(fault_id: str, step: Step) -> Expect:
+    return next(fault for fault in REMOTE_FAULTS if fault.id == fault_id).expect[step]
+
+
 def _arm(world: World, fault_id: str, step: Step) -> Armed:
     server, endpoint = _endpoint(world, step)
     armed = Armed(server, endpoint)
@@ -117,7 +121,10 @@ def _arm(world: World, fault_id: str, step: Step) -> Armed:
         case "timeout_once":
             inject(Fault.delay(BLACK_HOLE_SECONDS))
         case "timeout_always":
-            inject(*[Fault.delay(BLACK_HOLE_SECONDS)] * 3)
+            # One delay per request the step is expected to receive: three
+            # attempts, or one for a refresh (never sent twice).
+            expected = _expectation("timeout_always", step).requests or 0
+            inject(*[Fault.delay(BLACK_HOLE_SECONDS)] * expected)
         case "s500":
             inject(Fault.status(500))
         case "s503_once":

@@ -1,0 +1,57 @@
+"""Which URLs may carry our secrets, and how a URL may be shown (DESIGN §5).
+
+https everywhere; plain http only to a loopback host (127.0.0.0/8, ::1,
+localhost). The answers are plain values (no `Result`): warm runs of a
+machine credential check the stack URI too.
+"""
+
+from __future__ import annotations
+
+from ._errors import RemoteError
+from ._text import one_line
+
+__all__ = ["check_endpoint_url", "is_loopback", "safe_url"]
+
+
+def check_endpoint_url(url: str) -> str | RemoteError:
+    """`url` itself when secrets may be sent there, else why not."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return RemoteError(message=f"invalid URL {safe_url(url)!r}")
+    if not host:
+        return RemoteError(message=f"invalid URL {safe_url(url)!r}: no host")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
+        return url
+    return RemoteError(
+        message=f"refusing {safe_url(url)!r}: endpoints must use https "
+        "(plain http only on loopback)"
+    )
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a log line or message: no credentials, query or fragment; bounded."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.netloc.rpartition("@")[2]
+    return one_line(f"{parts.scheme}://{host}{parts.path}", limit=300)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an IP address of the loopback network."""
+    if host.lower() == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

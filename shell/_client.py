@@ -1,0 +1,86 @@
+"""The composition root for a machine credential (DESIGN §9).
+
+Its token lives under the cache dir, in `clients/<key>/`, where `<key>` is
+core's hash of the stack URI, the client id and the scopes (never the
+secret), with the same format, lock and rules as an fctl stack's entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from returns.result import Result
+from stacktoken.core import (
+    AcquireError,
+    ClientCredentials,
+    ClientEffects,
+    DiscoveryDocument,
+    Grant,
+    Store,
+    client_credentials_grant,
+    client_key,
+    client_paths,
+    stack_discovery,
+)
+from stacktoken.core._time import datetime
+
+from ._discovery import DiscoveryCache, discover
+from ._fctl import post_token
+from ._files import LOCK_TIMEOUT_SECONDS
+from ._http import Http
+from ._stores import FileStore
+
+__all__ = ["bind_client", "client_store"]
+
+
+def client_store(
+    cache_dir: str,
+    credentials: ClientCredentials,
+    *,
+    log: Callable[[str], None],
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+) -> FileStore:
+    """The machine credential's file store below `cache_dir`."""
+    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
+    return FileStore(
+        cache_dir,
+        client_paths(key),
+        log=log,
+        lock_timeout=lock_timeout,
+        stack_uri=credentials.stack_uri,
+        client_id=credentials.client_id,
+        creates_folder=True,
+    )
+
+
+def bind_client(
+    credentials: ClientCredentials,
+    *,
+    cache_dir: str,
+    http: Http,
+    discovery_cache: DiscoveryCache,
+    clock: Callable[[], datetime],
+    log: Callable[[str], None],
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    shared: Store | None = None,
+) -> tuple[tuple[Store, ...], Grant]:
+    """The stores (the host's files, then `shared` if given) and the grant."""
+
+    def discover_stack(refresh: bool) -> Result[DiscoveryDocument, AcquireError]:
+        found: Result[DiscoveryDocument, AcquireError] = discover(
+            stack_discovery(credentials.stack_uri),
+            http=http,
+            cache=discovery_cache,
+            clock=clock,
+            refresh=refresh,
+        )
+        return found
+
+    local = client_store(cache_dir, credentials, log=log, lock_timeout=lock_timeout).record()
+    stores = (local,) if shared is None else (local, shared)
+    effects = ClientEffects(
+        log=log,
+        discover_stack=discover_stack,
+        post_token=lambda request: post_token(http, request),
+    )
+    return stores, client_credentials_grant(credentials, effects)

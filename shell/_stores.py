@@ -1,0 +1,132 @@
+"""The file store: a cache entry in a folder of its own, its lock beside it.
+
+One class serves the fctl stack folder (§3.4, below the config dir) and a
+machine credential's folder (§9, below the cache dir): both are "a folder
+holding `api_token_cache.json` and `api_token_cache.json.lock`". `record()`
+is the store core's workflow uses.
+
+Reads are warm-path code: a plain value back, no `returns` imported.
+"""
+
+from __future__ import annotations
+
+from stacktoken.core import Store, decode_cache_entry, encode_cache_entry, replace
+
+from ._files import (
+    LOCK_TIMEOUT_SECONDS,
+    ensure_private_dir,
+    locked,
+    read_private,
+    remove_file,
+    write_atomic,
+)
+from ._options import in_root
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from returns.result import Result
+    from stacktoken.core import (
+        AcquireError,
+        CachedToken,
+        CacheRead,
+        LocalError,
+        Segments,
+        StackPaths,
+    )
+
+__all__ = ["FileStore", "read_cache_entry"]
+
+
+def read_cache_entry(path: str) -> CacheRead | str:
+    """A cache file's entry and mtime, or the reason it is a cache miss."""
+    read = read_private(path)
+    if isinstance(read, str):
+        return read
+    data, mtime = read
+    entry = decode_cache_entry(data)
+    return entry if isinstance(entry, str) else (entry, mtime)
+
+
+class FileStore:
+    """The entry at `paths.cache` below `root`, locked by `paths.lock`.
+
+    Entries are written stamped with `stack_uri` and `client_id` (whom the
+    token is for). `creates_folder`: lock and write even if the folder is
+    not there yet (a machine credential's; an fctl stack without a folder
+    has no `accesses.json` either, so creating one would only leave litter).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        paths: StackPaths,
+        *,
+        log: Callable[[str], None],
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        stack_uri: str | None = None,
+        client_id: str | None = None,
+        creates_folder: bool = False,
+        name: str = "disk",
+    ) -> None:
+        self.root = root
+        self.paths = paths
+        self._log = log
+        self._lock_timeout = lock_timeout
+        self._stack_uri = stack_uri
+        self._client_id = client_id
+        self._creates_folder = creates_folder
+        self._name = name
+        # Leftover temp files may be swept only while this process holds the
+        # lock: without it they cannot be told from another process's write in
+        # progress. A token source runs one acquisition at a time, so one flag does.
+        self._lock_held = False
+
+    def path(self, segments: Segments) -> str:
+        return in_root(self.root, segments)
+
+    def read(self) -> CacheRead | str:
+        return read_cache_entry(self.path(self.paths.cache))
+
+    def write(self, entry: CachedToken) -> Result[None, LocalError]:
+        stamped = replace(entry, stack_uri=self._stack_uri, client_id=self._client_id)
+        return self.write_file(self.paths.cache, encode_cache_entry(stamped))
+
+    def write_file(self, segments: Segments, data: bytes) -> Result[None, LocalError]:
+        """Write a file of this folder atomically (sweeping leftovers under the lock)."""
+        return write_atomic(self.path(segments), data, sweep=self._lock_held)
+
+    def locked(
+        self, body: Callable[[], Result[CachedToken, AcquireError]]
+    ) -> Result[CachedToken, AcquireError]:
+        def noting_the_lock(held: bool) -> Result[CachedToken, AcquireError]:
+            self._lock_held = held
+            try:
+                return body()
+            finally:
+                self._lock_held = False
+
+        if self._creates_folder:
+            try:
+                ensure_private_dir(self.path(self.paths.folder))
+            except OSError as error:
+                self._log(f"cannot create the cache folder: {error.strerror}")
+        return locked(
+            self.path(self.paths.lock), noting_the_lock, timeout=self._lock_timeout, log=self._log
+        )
+
+    def drop(self, token: str) -> Result[bool, LocalError]:
+        """Remove the entry if it still holds `token`: a newer one another
+        process wrote since is left alone."""
+        from returns.result import Success
+
+        read = self.read()
+        if isinstance(read, str) or read[0].access_token != token:
+            return Success(False)
+        return remove_file(self.path(self.paths.cache))
+
+    def record(self) -> Store:
+        return Store(
+            name=self._name, read=self.read, write=self.write, locked=self.locked, drop=self.drop
+        )
