@@ -430,8 +430,13 @@ class Scenario:
 
     `disk` is what `read_cache` finds at first; `other_writer` is what another
     process leaves in the cache while we wait for the lock (None: nothing).
-    `rotated_elsewhere` is what fctl writes to `accesses.json` while our
-    refresh is in flight (None: nothing). The clock reads `now + lock_wait`.
+    `shared` is the second level (a store hosts share, as Redis), None for a
+    single level; `shared_other_writer` is what another host leaves there
+    while we wait for its lock, which we may not get (`shared_lock_held`:
+    the body then runs unlocked). `rotated_elsewhere` is what fctl writes to
+    `accesses.json` while our refresh is in flight (None: nothing). The
+    clock reads `now + lock_wait`. `grant` is "fctl" (the stack grant) or
+    "client" (client credentials, whose token answers are `exchanges`).
     Each timeline answers its effect's calls in order, its last answer repeating.
     """
 
@@ -449,6 +454,11 @@ class Scenario:
     exchanges: tuple[Result[TokenResponse, AcquireError], ...]
     membership_discoveries: tuple[Result[DiscoveryDocument, AcquireError], ...]
     refreshes: tuple[Result[TokenResponse, AcquireError], ...]
+    grant: str = "fctl"
+    shared: Result[CacheRead, str] | None = None
+    shared_other_writer: CacheRead | None = None
+    shared_write_fails: bool = False
+    shared_lock_held: bool = True
 
     @property
     def lock_now(self) -> datetime:
@@ -645,6 +655,12 @@ def scenarios(
     happy: bool = False,
     filled_meanwhile: bool = False,
     endpoint_gone: bool | None = None,
+    grant: str = "fctl",
+    levels: int = 1,
+    shared_usable: bool = False,
+    shared_filled_meanwhile: bool = False,
+    refresh_gone_first: bool = False,
+    client_rejected: bool = False,
 ) -> Scenario:
     """One acquisition's timeline of effect outcomes, every effect free to fail.
 
@@ -659,15 +675,25 @@ def scenarios(
     invalid_grant; `happy` has every network effect answer (tokens may still
     be short-lived); `filled_meanwhile` has another process leave a usable
     entry while we wait for the lock; `endpoint_gone` False keeps "token
-    endpoint gone" answers out of the exchange's timeline.
+    endpoint gone" answers out of the exchange's timeline. `grant` "client"
+    plays client credentials instead of the fctl grant (whose discovery
+    documents then name the auth methods the stack offers); `levels` 2 adds
+    a shared store after the host's, usable about as often as the first;
+    `shared_usable` makes the host's level miss and the shared one usable at
+    `now`; `shared_filled_meanwhile` has another host leave a usable entry in
+    the shared level while we wait for its lock. `refresh_gone_first` has the
+    membership token endpoint answer "gone" (404, refused) once or twice first.
+    `client_rejected` has the stack refuse the machine credential first.
     """
-    cache_on = usable_disk or filled_meanwhile
+    if shared_usable or shared_filled_meanwhile:
+        levels = 2
+    cache_on = usable_disk or filled_meanwhile or shared_usable or shared_filled_meanwhile
     settings = draw(settings_values(ttl_zero=False if cache_on else ttl_zero))
     now = draw(_NOW)
     lock_now = now + draw(_LOCK_WAIT)
     if usable_disk:
         disk: Result[CacheRead, str] = Success(_draw_usable(draw, now, settings))
-    elif cold or draw(sometimes()):
+    elif cold or shared_usable or draw(sometimes()):
         disk = Failure(draw(_DISK_MISSES))
     else:
         disk = Success(_draw_cache_read(draw, now, settings))
@@ -694,6 +720,8 @@ def scenarios(
         exchanges = (Failure(_INVALID_GRANT),) * draw(st.integers(1, 2)) + exchanges
     if gone_first:
         exchanges = (Failure(_GONE),) * draw(st.integers(2, 3)) + exchanges
+    if grant == "client" and (client_rejected or (not happy and draw(sometimes()))):
+        exchanges = (Failure(draw(_CLIENT_REJECTIONS)), *exchanges)
     refreshes = _draw_timeline(
         draw,
         lambda: _draw_response(draw, "refreshed", lock_now, settings),
@@ -702,6 +730,26 @@ def scenarios(
     )
     if fctl_rotated:
         refreshes = (Failure(_INVALID_GRANT), *refreshes)
+    if refresh_gone_first:
+        refreshes = (Failure(_GONE),) * draw(st.integers(1, 2)) + refreshes
+    shared: Result[CacheRead, str] | None = None
+    if shared_usable:
+        shared = Success(_draw_usable(draw, now, settings))
+    elif levels == 2:
+        shared = (
+            Failure(draw(_DISK_MISSES))
+            if cold or draw(sometimes())
+            else Success(_draw_cache_read(draw, now, settings))
+        )
+    stack_document = (
+        STACK_DOCUMENT
+        if grant == "fctl"
+        else DiscoveryDocument(
+            token_endpoint=STACK_DOCUMENT.token_endpoint,
+            issuer=STACK_DOCUMENT.issuer,
+            auth_methods=draw(_AUTH_METHODS),
+        )
+    )
     return Scenario(
         now=now,
         settings=settings,
@@ -711,25 +759,36 @@ def scenarios(
             _draw_usable(draw, lock_now, settings)
             if filled_meanwhile
             else _draw_cache_read(draw, lock_now, settings)
-            if not cold and draw(sometimes())
+            if not cold and not shared_filled_meanwhile and draw(sometimes())
             else None
         ),
         cache_write_fails=draw(st.booleans()),
-        lock_fails=not cold and draw(sometimes()),
+        lock_fails=not cold and not shared_filled_meanwhile and draw(sometimes()),
         access=access,
         access_write_fails=not happy and draw(st.booleans() if stale else sometimes()),
         rotated_elsewhere=rotated,
         stack_discoveries=_draw_timeline(
-            draw, lambda: STACK_DOCUMENT, errors, st.just(True) if gone_first else answers
+            draw, lambda: stack_document, errors, st.just(True) if gone_first else answers
         ),
         exchanges=exchanges,
         membership_discoveries=_draw_timeline(draw, lambda: MEMBERSHIP_DOCUMENT, errors, answers),
         refreshes=refreshes,
+        grant=grant,
+        shared=shared,
+        shared_other_writer=(
+            _draw_usable(draw, lock_now, settings)
+            if shared_filled_meanwhile
+            else _draw_cache_read(draw, lock_now, settings)
+            if levels == 2 and draw(sometimes())
+            else None
+        ),
+        shared_write_fails=levels == 2 and draw(sometimes()),
+        shared_lock_held=not draw(sometimes()),
     )
 
 
 def acquisitions(*, ttl_zero: bool | None = None) -> SearchStrategy[Scenario]:
-    """Scenarios of every kind, the deep network paths as likely as the shallow ones."""
+    """fctl-grant scenarios of every kind, the deep network paths as likely as the shallow ones."""
     return st.one_of(
         scenarios(ttl_zero=ttl_zero),
         scenarios(ttl_zero=ttl_zero, cold=True),
@@ -738,7 +797,46 @@ def acquisitions(*, ttl_zero: bool | None = None) -> SearchStrategy[Scenario]:
         scenarios(ttl_zero=ttl_zero, cold=True, stale=True),
         scenarios(ttl_zero=ttl_zero, cold=True, gone_first=True),
         scenarios(ttl_zero=ttl_zero, cold=True, stale=True, fctl_rotated=True),
+        scenarios(ttl_zero=ttl_zero, cold=True, stale=True, refresh_gone_first=True),
     )
+
+
+def cache_runs(*, ttl_zero: bool | None = None) -> SearchStrategy[Scenario]:
+    """Scenarios for the cache workflow's own rules: either grant, one level or two."""
+    return st.one_of(
+        acquisitions(ttl_zero=ttl_zero),
+        client_runs(ttl_zero=ttl_zero),
+        scenarios(ttl_zero=ttl_zero, levels=2),
+        scenarios(ttl_zero=ttl_zero, cold=True, levels=2),
+        scenarios(ttl_zero=ttl_zero, grant="client", levels=2),
+        scenarios(ttl_zero=ttl_zero, cold=True, grant="client", levels=2),
+    )
+
+
+def client_runs(*, ttl_zero: bool | None = None) -> SearchStrategy[Scenario]:
+    """Client-credentials scenarios, the network paths as likely as the cached ones."""
+    return st.one_of(
+        scenarios(ttl_zero=ttl_zero, grant="client"),
+        scenarios(ttl_zero=ttl_zero, grant="client", cold=True),
+        scenarios(ttl_zero=ttl_zero, grant="client", cold=True, gone_first=True),
+        scenarios(ttl_zero=ttl_zero, grant="client", cold=True, happy=True),
+        scenarios(ttl_zero=ttl_zero, grant="client", cold=True, client_rejected=True),
+    )
+
+
+_AUTH_METHODS = st.sampled_from(
+    [
+        None,
+        ("client_secret_basic",),
+        ("client_secret_post",),
+        ("client_secret_basic", "client_secret_post"),
+        ("private_key_jwt",),
+        (),
+    ]
+)
+_CLIENT_REJECTIONS = st.sampled_from(
+    [OAuthError(error="invalid_client", status_code=401), OAuthError(error="unauthorized_client")]
+)
 
 
 # --- decisions ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The acquisition workflow (DESIGN §1), scenario by scenario, with a scripted fake world."""
+"""The cache workflow with the fctl grant (DESIGN §1, §8), scenario by scenario, with a
+scripted fake world."""
 
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ from stacktoken.core import (
     CachedToken,
     CacheRead,
     DiscoveryDocument,
-    Effects,
+    FctlEffects,
     LocalError,
     OAuthError,
     RemoteError,
     Settings,
     StackAccess,
+    Store,
     TokenRequest,
     TokenResponse,
     acquire,
+    fctl_grant,
 )
 
 T = TypeVar("T")
@@ -85,15 +88,28 @@ class Fake:
     logs: list[str] = field(default_factory=list)
 
     def run(self, settings: Settings | None = None) -> Result[CachedToken, AcquireError]:
-        return acquire(settings=settings or Settings(), now=NOW, effects=self.effects())
-
-    def effects(self) -> Effects:
-        return Effects(
+        chosen = settings or Settings()
+        return acquire(
+            stores=(self.store(),),
+            grant=fctl_grant(self.effects(), settings=chosen),
+            settings=chosen,
+            now=NOW,
             clock=lambda: LOCKED_AT,
             log=self.logs.append,
-            read_cache=self.read_cache,
-            write_cache=self.write_cache,
+        )
+
+    def store(self) -> Store:
+        return Store(
+            name="disk",
+            read=self.read_cache,
+            write=self.write_cache,
             locked=self.locked,
+            drop=lambda _: Success(False),
+        )
+
+    def effects(self) -> FctlEffects:
+        return FctlEffects(
+            log=self.logs.append,
             read_access=self.read_access,
             write_access=self.write_access,
             discover_stack=self.discover_stack,
@@ -108,9 +124,13 @@ class Fake:
         self.calls.append(name)
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    def read_cache(self) -> Result[CacheRead, str]:
+    def read_cache(self) -> CacheRead | str:
         self.calls.append("read_cache")
-        return self.cache
+        if isinstance(self.cache, Success):
+            found: CacheRead = self.cache.unwrap()
+            return found
+        reason: str = self.cache.failure()
+        return reason
 
     def write_cache(self, entry: CachedToken) -> Result[None, LocalError]:
         self.calls.append("write_cache")
