@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         exit_code,
     )
     from ._fctl_grant import (
+        ASSERTION_REFUSALS,
         EXCHANGE_REJECTIONS,
         REFRESH_REJECTIONS,
         FctlEffects,
@@ -138,6 +139,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESSES_FILE",
+    "ASSERTION_REFUSALS",
     "CACHE_FILE",
     "CLIENT_CREDENTIALS_GRANT",
     "CLIENT_REJECTIONS",
@@ -289,7 +291,10 @@ _HOMES = {
         "EXIT_CODES AcquireError AuthRequired LocalError OAuthError RemoteError UsageError"
         " exit_code"
     ),
-    "_fctl_grant": "EXCHANGE_REJECTIONS REFRESH_REJECTIONS FctlEffects fctl_grant refreshed_access",
+    "_fctl_grant": (
+        "ASSERTION_REFUSALS EXCHANGE_REJECTIONS REFRESH_REJECTIONS FctlEffects fctl_grant"
+        " refreshed_access"
+    ),
     "_json": "json_object json_value",
     "_lazy": (
         "Idle Join LazyAction LazyState Ready Running Start Use on_forget on_request on_settle"

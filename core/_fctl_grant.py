@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._types import DiscoveryDocument, Settings, TokenRequest, TokenResponse
 
 __all__ = [
+    "ASSERTION_REFUSALS",
     "EXCHANGE_REJECTIONS",
     "REFRESH_REJECTIONS",
     "FctlEffects",
@@ -50,8 +51,13 @@ __all__ = [
 
 # RFC 6749 §5.2 codes that mean the refresh token is no good: log in again.
 REFRESH_REJECTIONS = frozenset({"invalid_grant", "invalid_token", "invalid_request"})
+# How a stack refuses an assertion (worth one refresh and one retry): RFC 7523
+# §3.1's `invalid_grant`, and `server_error`, which Formance's auth service
+# (zitadel's op, pkg/op/error.go) answers with 400 for an expired, foreign or
+# badly signed assertion.
+ASSERTION_REFUSALS = frozenset({"invalid_grant", "server_error"})
 # Codes with which a stack refuses the exchange for good (after the one retry).
-EXCHANGE_REJECTIONS = frozenset({"invalid_grant", "access_denied", "unauthorized_client"})
+EXCHANGE_REJECTIONS = frozenset({*ASSERTION_REFUSALS, "access_denied", "unauthorized_client"})
 
 
 class FctlEffects(Record):
@@ -107,9 +113,9 @@ def _refresh_and_retry(
 ) -> Result[CachedToken, AcquireError]:
     # RFC 7523 §3.1: the stack refused an assertion our clock thinks fresh
     # (revoked, or clocks apart). Refresh once and retry once, no more.
-    if not (isinstance(error, OAuthError) and error.error == "invalid_grant"):
+    if not (isinstance(error, OAuthError) and _refused_assertion(error)):
         return Failure(_exchange_failure(error))
-    effects.log("exchange refused with invalid_grant: refreshing once and retrying")
+    effects.log(f"exchange refused ({error.error}): refreshing once and retrying")
     return _refresh(access, effects=effects, settings=settings, now=now).bind(
         lambda fresh: _exchange(fresh, effects=effects).alt(_exchange_failure)
     )
@@ -123,6 +129,12 @@ def _exchange(access: StackAccess, *, effects: FctlEffects) -> Result[CachedToke
         log=effects.log,
         who="stack",
     ).map(CachedToken.issued)
+
+
+def _refused_assertion(error: OAuthError) -> bool:
+    return error.error in ASSERTION_REFUSALS and (
+        error.error != "server_error" or error.status_code == 400
+    )
 
 
 def _exchange_failure(error: AcquireError) -> AcquireError:

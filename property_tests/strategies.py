@@ -614,10 +614,17 @@ def discovery_errors() -> SearchStrategy[AcquireError]:
     return st.one_of(remote_errors(endpoint_gone=False), st.just(LocalError(message="disk full")))
 
 
+_SERVER_ERROR = OAuthError(error="server_error", description="token has expired")
+
+
 @cache
 def _exchange_errors(endpoint_gone: bool | None) -> SearchStrategy[AcquireError]:
-    """Any error, with invalid_grant (the one with a retry path) as likely as all others."""
-    return st.one_of(st.just(_INVALID_GRANT), acquire_errors(endpoint_gone=endpoint_gone))
+    """Any error, with the refusals of an assertion (the ones with a retry path:
+    invalid_grant, and Formance's 400 server_error) as likely as all others."""
+    return st.one_of(
+        st.sampled_from([_INVALID_GRANT, _SERVER_ERROR]),
+        acquire_errors(endpoint_gone=endpoint_gone),
+    )
 
 
 _STRAY_ROTATIONS = secrets("stray").map(
@@ -717,7 +724,8 @@ def scenarios(
         answers,
     )
     if refused_first:
-        exchanges = (Failure(_INVALID_GRANT),) * draw(st.integers(1, 2)) + exchanges
+        refusal = draw(st.sampled_from([_INVALID_GRANT, _SERVER_ERROR]))
+        exchanges = (Failure(refusal),) * draw(st.integers(1, 2)) + exchanges
     if gone_first:
         exchanges = (Failure(_GONE),) * draw(st.integers(2, 3)) + exchanges
     if grant == "client" and (client_rejected or (not happy and draw(sometimes()))):

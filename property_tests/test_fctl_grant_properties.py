@@ -34,9 +34,12 @@ TIMED_OUT = RemoteError(message="POST timed out", transient=True)
 
 
 def _is_invalid_grant(call: Call) -> bool:
+    """An answer refusing the assertion: invalid_grant, or Formance's 400 server_error."""
     answer = call.answer
-    return isinstance(answer, Failure) and (
-        isinstance(answer.failure(), OAuthError) and answer.failure().error == "invalid_grant"
+    failure = answer.failure() if isinstance(answer, Failure) else None
+    return isinstance(failure, OAuthError) and (
+        failure.error == "invalid_grant"
+        or (failure.error == "server_error" and failure.status_code == 400)
     )
 
 

@@ -361,6 +361,30 @@ def test_acquire_invalid_grant_refreshes_once_and_retries_once() -> None:
     assert fake.calls.count("refresh") == 1
 
 
+@pytest.mark.parametrize(
+    ("refusal", "retried"),
+    [
+        # Formance's auth service (zitadel's op) answers an expired or foreign
+        # assertion with 400 server_error, "token has expired".
+        (OAuthError(error="server_error", description="token has expired", status_code=400), True),
+        (OAuthError(error="server_error", status_code=401), False),
+        (OAuthError(error="invalid_request"), False),
+    ],
+    ids=["400-server-error", "401-server-error", "invalid-request"],
+)
+def test_acquire_refused_assertion_is_retried_once_only_for_the_refusals_of_an_assertion(
+    refusal: OAuthError, retried: bool
+) -> None:
+    fake = Fake(exchanges=[Failure(refusal), Success(ISSUED)])
+    result = fake.run()
+    assert fake.calls.count("refresh") == (1 if retried else 0)
+    if retried:
+        assert result == Success(_token(ISSUED))
+        assert fake.assertions == ["access-1", "access-2"]
+    else:
+        assert result == Failure(refusal)
+
+
 def test_acquire_invalid_grant_again_after_the_retry_means_auth_required() -> None:
     fake = Fake(exchanges=[Failure(INVALID_GRANT)])
     result = fake.run()
