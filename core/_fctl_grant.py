@@ -56,8 +56,9 @@ REFRESH_REJECTIONS = frozenset({"invalid_grant", "invalid_token", "invalid_reque
 # (zitadel's op, pkg/op/error.go) answers with 400 for an expired, foreign or
 # badly signed assertion.
 ASSERTION_REFUSALS = frozenset({"invalid_grant", "server_error"})
-# Codes with which a stack refuses the exchange for good (after the one retry).
-EXCHANGE_REJECTIONS = frozenset({*ASSERTION_REFUSALS, "access_denied", "unauthorized_client"})
+# Codes with which a stack refuses the exchange for good (besides a refused
+# assertion, after its one retry).
+EXCHANGE_REJECTIONS = frozenset({"access_denied", "unauthorized_client"})
 
 
 class FctlEffects(Record):
@@ -138,7 +139,9 @@ def _refused_assertion(error: OAuthError) -> bool:
 
 
 def _exchange_failure(error: AcquireError) -> AcquireError:
-    if isinstance(error, OAuthError) and error.error in EXCHANGE_REJECTIONS:
+    if isinstance(error, OAuthError) and (
+        _refused_assertion(error) or error.error in EXCHANGE_REJECTIONS
+    ):
         return AuthRequired(
             message=f"the stack refused the access token ({error.error}); {LOGIN_HINT}"
         )
