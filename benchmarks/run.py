@@ -1,484 +1,768 @@
-"""stacktoken's benchmarks, side by side in one run: `python benchmarks/run.py`.
+"""stacktoken's benchmarks, side by side in one run, on a regular install.
 
-Measures, on this machine and in this one run (see benchmarks/RESULTS.md):
+Run, from anywhere, with any Python 3.11+ (a bare interpreter will do)::
 
-1. a warm `stacktoken token` against `python -c pass`, as wall time;
-2. the warm run against the same command with the disk cache off (TTL 0),
-   against the loopback OAuth servers of tests/oauth_servers.py;
-3. the in-process `TokenSource.token()` on a fresh in-memory token against
-   a bare `time.time()` call (timeit);
-4. requests per run: first run, cold cache with the discovery document cached,
-   warm, refresh needed, and eight concurrent cold processes;
+    python3 benchmarks/run.py
 
-plus where the warm run's time goes (`python -X importtime`). Processes are
-timed with `time.perf_counter` around `subprocess.run`, alternating the
-commands compared so that a busy moment hits both; `hyperfine` is used as
-well when installed. The figures are printed and written to RESULTS.md.
-It needs the `test` extra (authlib, for the servers) and takes under a minute.
+It installs this checkout the way a user does, `pip install <checkout>[test]`
+(plus `formance-sdk-python`, for scale), non-editable, into a scratch
+virtualenv under the temp dir (`$TMPDIR/stacktoken-bench/venv-<key>`, the key
+hashing the checkout's installable files as git lists them, tracked or not, so
+an edit means a new install and an unchanged tree reuses the last one), then
+re-runs itself with that virtualenv's interpreter and measures that. An
+editable install is never what is measured: its `.pth` hooks slow the bare
+interpreter and flatter every ratio. The run takes a minute or two (plus
+the install, about 40 s, when the key changed) and rewrites benchmarks/RESULTS.md;
+`--only KEY,...` or `--quick` print a partial run without writing it.
+
+Everything is measured as paired, alternating ratios within this one run
+(medians, minimums, and the median of per-round ratios), never against
+absolute thresholds: the machine is shared, so only comparisons made at the
+same moment mean anything. Process CPU time is the child's own user + sys,
+from `os.wait4`.
+
+Adding a section is a decorated function; `SECTIONS` runs, and RESULTS.md
+shows, the sections in the order they are written, and `--only KEY` runs one::
+
+    @section("cold-json", "Cold run, `--output json`")
+    def cold_json(bench: Bench) -> Report:
+        world = bench.world
+        run = world.command("cold json", world.token_argv("--output", "json"),
+                            prepare=world.drop_token_cache, expect={"exchange": 1})
+        measured = alternate([bench.httpx_floor(), run], world.env(), bench.rounds(10))
+        ratio = Ratio.between(measured[1], measured[0], "cpu").of_medians
+        return Report(timing_table(measured, measured[0]),
+                      [Target("cold json / httpx import", ratio, 1.5, "CPU")])
+
+A section leaves the world as it found it (a warm cache entry, the discovery
+documents cached: `world.make_warm()`). Everything stacktoken-specific (the
+CLI's options, the servers, the files a run reads) goes through
+`_world.World`, the one place to change when the project's internals move;
+the timing tools are in `_measure`.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import fcntl
+import hashlib
 import os
-import platform
-import re
-import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import timeit
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import venv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+from statistics import median
+from typing import TYPE_CHECKING
+
+from _measure import (
+    Command,
+    HyperfineRow,
+    ImportProfile,
+    Measured,
+    Ratio,
+    alternate,
+    hyperfine,
+    importtime,
+    load_average,
+    machine,
+    markdown_table,
+    package_kind,
+    timeit_rounds,
+)
+
+if TYPE_CHECKING:
+    from _world import World
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from oauth_servers import (  # noqa: E402 (tests/ goes on the path first)
-    FctlProfile,
-    MembershipServer,
-    StackAuthServer,
-    decode_jwt_unverified,
-    write_fctl_profile,
-)
-from stacktoken import TokenSource  # noqa: E402
-
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-PYTHON = sys.executable
-START_RUNS = 40  # per command, for (1)
-TTL0_RUNS = 15  # per command, for (2): each TTL 0 run imports httpx and does a round trip
-IMPORTTIME_RUNS = 15
-CONCURRENT = 8
-TARGET_RATIO = 5.0
-ENDPOINT_NAMES = {
-    StackAuthServer.DISCOVERY: "stack discovery",
-    StackAuthServer.TOKEN: "exchange",
-    MembershipServer.DISCOVERY: "membership discovery",
-    MembershipServer.TOKEN: "refresh",
-}
+
+# ---------------------------------------------------------------------------
+# The scratch virtualenv (stdlib only: this part runs under any interpreter)
+# ---------------------------------------------------------------------------
+
+SCRATCH = Path(tempfile.gettempdir()) / "stacktoken-bench"
+RECIPE = "v1: pip install <copy>[test] formance-sdk-python"  # part of the key
+SCALE_PACKAGES = ("formance-sdk-python",)  # optional: a failed install skips its section
+NOT_INSTALLED = ("benchmarks", "tests", "property_tests", "docs")  # and dot-files
+BUILD_LEFTOVERS = ("__pycache__", "build", "dist")  # skipped when git cannot list the files
+KEEP_VENVS = 3
+INSTALL_TIMEOUT = 900
+MARKER = "ready"  # written last: a virtualenv without it is half-built
+SCALE_STATUS = "scale-packages.txt"
+INSIDE = "STACKTOKEN_BENCH_VENV"
+VERSIONS_SHOWN = ("stacktoken", "httpx", "returns", "cattrs", "pyjwt", "filelock", "platformdirs")
+
+
+def checkout_files() -> list[str]:
+    """The checkout's installable files, relative, sorted: what git lists (tracked
+    and untracked, not ignored), less the folders a wheel does not contain."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "-co", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        names = [name for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        relative = [path.relative_to(ROOT) for path in ROOT.rglob("*") if path.is_file()]
+        names = [
+            str(path)
+            for path in relative
+            if not any(part in BUILD_LEFTOVERS for part in path.parts)
+            and not path.parts[0].endswith(".egg-info")
+        ]
+    return sorted(
+        name
+        for name in names
+        if name.split("/")[0] not in NOT_INSTALLED
+        and not any(part.startswith(".") for part in name.split("/"))
+        and (ROOT / name).is_file()
+    )
+
+
+def install_key(files: Sequence[str]) -> str:
+    digest = hashlib.sha256(RECIPE.encode())
+    base = getattr(sys, "_base_executable", sys.executable)
+    digest.update(f"\0{sys.version}\0{os.path.realpath(base)}".encode())
+    for name in files:
+        digest.update(b"\0" + name.encode() + b"\0")
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def scratch_python(rebuild: bool) -> Path:
+    """The scratch virtualenv's interpreter, building the virtualenv if needed."""
+    files = checkout_files()
+    home = SCRATCH / f"venv-{install_key(files)}"
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    with open(SCRATCH / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time
+        if rebuild or not (home / MARKER).is_file():
+            shutil.rmtree(home, ignore_errors=True)
+            _build(home, files)
+        else:
+            print(f"bench: reusing {home}", file=sys.stderr)
+        (home / MARKER).touch()
+        _prune(keep=home)
+    return home / "bin" / "python"
+
+
+def _build(home: Path, files: Sequence[str]) -> None:
+    started = time.perf_counter()
+    print(f"bench: installing the checkout into {home} ...", file=sys.stderr)
+    venv.create(home, with_pip=True)
+    python = str(home / "bin" / "python")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env.pop("VIRTUAL_ENV", None)
+    with tempfile.TemporaryDirectory(prefix="stacktoken-src-") as folder:
+        # A copy, so that the build's `build/` and `*.egg-info` stay out of the checkout.
+        source = Path(folder) / "stacktoken"
+        for name in files:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+        pip = [python, "-m", "pip", "install", "--quiet", f"{source}[test]"]
+        done = subprocess.run(
+            pip + list(SCALE_PACKAGES),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=INSTALL_TIMEOUT,
+        )
+        status = "installed: " + " ".join(SCALE_PACKAGES)
+        if done.returncode != 0:
+            status = f"not installed: {done.stderr.strip()[-500:]}"
+            subprocess.run(pip, env=env, check=True, timeout=INSTALL_TIMEOUT)
+    (home / SCALE_STATUS).write_text(status + "\n")
+    (home / MARKER).write_text(f"built in {time.perf_counter() - started:.0f} s\n")
+    print(f"bench: installed in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def _prune(keep: Path) -> None:
+    """Keep the KEEP_VENVS virtualenvs used last; remove older ones."""
+    homes = [path for path in SCRATCH.glob("venv-*") if path != keep]
+    homes.sort(key=lambda path: (path / MARKER).stat().st_mtime if (path / MARKER).exists() else 0)
+    for old in homes[: max(0, len(homes) - (KEEP_VENVS - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def inside_scratch() -> bool:
+    marked = os.environ.get(INSIDE)
+    return marked is not None and Path(marked).resolve() == Path(sys.prefix).resolve()
+
+
+# ---------------------------------------------------------------------------
+# Sections: the registry
+# ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Timing:
-    label: str
-    command: str
-    seconds: tuple[float, ...]
+class Target:
+    name: str
+    figure: float  # a ratio; the target is met iff figure <= limit
+    limit: float
+    how: str  # what the figure is, e.g. "CPU, ratio of medians"
 
     @property
-    def median_ms(self) -> float:
-        return statistics.median(self.seconds) * 1000
+    def met(self) -> bool:
+        return self.figure <= self.limit
 
-    @property
-    def min_ms(self) -> float:
-        return min(self.seconds) * 1000
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Bench:
-    """The loopback servers, an fctl profile pointing at them, and the CLI."""
+    """What a section gets: the world, the round counts, the usual baselines."""
 
-    membership: MembershipServer
-    stack: StackAuthServer
-    profile: FctlProfile
-    home: Path
-    cache_dir: Path
+    world: World
+    scale: float  # multiplies every round count (--quick makes it small)
+    scratch: Path
 
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        # Bytecode is written and used, as for an installed package (pip compiles it).
-        unset = ("STACK_TOKEN_CACHE_TTL", "FCTL_CONFIG_DIR", "XDG_CONFIG_HOME")
-        env = {k: v for k, v in os.environ.items() if k not in unset and not k.startswith("PYTHON")}
-        env.update(
-            HOME=str(self.home),
-            XDG_CACHE_HOME=str(self.home / ".cache"),
-            FCTL_CONFIG_DIR=str(self.profile.config_dir),
-        )
-        env.update(extra or {})
-        return env
+    def rounds(self, count: int) -> int:
+        return max(2, round(count * self.scale))
 
-    def command(self, *args: str) -> list[str]:
-        return [PYTHON, "-m", "stacktoken", "--cache-dir", str(self.cache_dir), *args]
+    def floor(self) -> Command:
+        return self.world.python_c("bare interpreter", "pass")
 
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            self.command(*args), capture_output=True, text=True, env=self.env(), check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"stacktoken {' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout
-
-    def counts(self) -> dict[str, int]:
-        both = {**self.membership.counts(), **self.stack.counts()}
-        return {ENDPOINT_NAMES.get(name, name): count for name, count in both.items() if count}
-
-    def reset_counts(self) -> None:
-        self.membership.reset_counts()
-        self.stack.reset_counts()
-
-    def drop_token_cache(self) -> None:
-        self.profile.api_token_cache_path.unlink(missing_ok=True)
-
-    def expire_stack_access(self) -> None:
-        """An expired stack access token in `accesses.json`, with a live refresh token."""
-        token, refresh = self.membership.mint_stack_access(-120, organization_id="orgA")
-        document = {"token": token, "claims": decode_jwt_unverified(token), "refreshToken": refresh}
-        path = self.profile.accesses_path
-        path.unlink()
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(document, handle)
+    def httpx_floor(self) -> Command:
+        return self.world.python_c("httpx import", "import httpx")
 
 
-@contextmanager
-def bench_world() -> Iterator[Bench]:
-    with (
-        tempfile.TemporaryDirectory(prefix="stacktoken-bench-") as folder,
-        MembershipServer() as membership,
-        StackAuthServer(membership) as stack,
-    ):
-        root = Path(folder)
-        previous = Path.cwd()
-        os.chdir(root)  # so that `-m stacktoken` finds the installed package, not ./stacktoken
-        try:
-            yield Bench(
-                membership=membership,
-                stack=stack,
-                profile=write_fctl_profile(root / "fctl", membership, stack),
-                home=root / "home",
-                cache_dir=root / "cache",
-            )
-        finally:
-            os.chdir(previous)
-
-
-def console_script(bench: Bench) -> tuple[str, list[str]] | None:
-    """The installed `stacktoken` script, if its entry point is the warm one."""
-    script = Path(PYTHON).with_name("stacktoken")
-    if not script.is_file() or "shell._warm" not in script.read_text(errors="replace"):
-        return None
-    return "console script", [str(script), "--cache-dir", str(bench.cache_dir), "token"]
-
-
-def time_alternating(
-    commands: Sequence[tuple[str, list[str]]], env: Mapping[str, str], runs: int
-) -> list[Timing]:
-    """Run each command `runs` times, alternating them; wall time of each run."""
-    times: dict[str, list[float]] = {label: [] for label, _ in commands}
-    for _ in range(runs):
-        for label, command in commands:
-            started = time.perf_counter()
-            subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=True)
-            times[label].append(time.perf_counter() - started)
-    return [Timing(label, _shown(command), tuple(times[label])) for label, command in commands]
-
-
-def hyperfine(commands: Sequence[tuple[str, list[str]]], env: Mapping[str, str]) -> list[Timing]:
-    """The same comparison through hyperfine, when it is installed."""
-    tool = shutil.which("hyperfine")
-    if tool is None:
-        return []
-    with tempfile.TemporaryDirectory() as folder:
-        export = Path(folder) / "hyperfine.json"
-        subprocess.run(
-            [tool, "-N", "--warmup", "3", "--runs", str(START_RUNS), "--export-json", str(export)]
-            + [" ".join(command) for _, command in commands],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            check=True,
-        )
-        results = json.loads(export.read_text())["results"]
-    return [
-        Timing(label, _shown(command), tuple(result["times"]))
-        for (label, command), result in zip(commands, results, strict=True)
-    ]
-
-
-def per_call_ns(call: Callable[[], object], number: int = 200_000, repeat: int = 7) -> float:
-    """Median over `repeat` rounds of the cost of one call, in nanoseconds."""
-    rounds = timeit.Timer(call).repeat(repeat=repeat, number=number)
-    return statistics.median(rounds) / number * 1e9
+SectionFn = Callable[[Bench], Report]
 
 
 @dataclass(frozen=True)
-class Imported:
-    """One line of `python -X importtime`: a module imported, and by whom."""
-
-    module: str
-    parent: str | None
-    self_us: int
-    cumulative_us: int
+class Section:
+    key: str
+    title: str
+    run: SectionFn
 
 
-def importtime_breakdown(bench: Bench) -> list[tuple[str, str, float]]:
-    """What a warm run imports beyond `python -c pass`, as (import, imported by,
-    median ms): stacktoken's modules by their own time, and each other module that
-    stacktoken (or the `-m` machinery) imports first with all it pulls in; largest first."""
-    baseline = {line.module for line in _importtime([PYTHON, "-c", "pass"], bench.env())}
-    samples: dict[tuple[str, str], list[float]] = {}
-    for _ in range(IMPORTTIME_RUNS):
-        for line in _importtime(bench.command("token"), bench.env()):
-            ours = line.module.split(".")[0] == "stacktoken"
-            direct = line.parent is None or line.parent.split(".")[0] == "stacktoken"
-            if line.module in baseline or not (ours or direct):
-                continue
-            micros = line.self_us if ours else line.cumulative_us
-            samples.setdefault((line.module, line.parent or "-"), []).append(micros / 1000)
-    rows = [(module, parent, statistics.median(ms)) for (module, parent), ms in samples.items()]
-    return sorted(rows, key=lambda row: -row[2])
+SECTIONS: list[Section] = []
 
 
-def _importtime(command: list[str], env: Mapping[str, str]) -> list[Imported]:
-    done = subprocess.run(
-        [command[0], "-X", "importtime", *command[1:]],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        check=True,
-    )
-    # Lines come after the imports they caused (post-order), indented by depth:
-    # read backwards, each line's parent is the last one seen one level up.
-    found: list[Imported] = []
-    ancestors: list[str] = []
-    for line in reversed(done.stderr.splitlines()):
-        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-        if match is None:
-            continue
-        depth = (len(match.group(3)) - 1) // 2
-        del ancestors[depth:]
-        parent = ancestors[-1] if ancestors else None
-        ancestors.append(match.group(4))
-        found.append(Imported(match.group(4), parent, int(match.group(1)), int(match.group(2))))
-    return found
+def section(key: str, title: str) -> Callable[[SectionFn], SectionFn]:
+    """Register a section; sections run, and appear in RESULTS.md, in the order written."""
+
+    def register(function: SectionFn) -> SectionFn:
+        SECTIONS.append(Section(key, title, function))
+        return function
+
+    return register
 
 
-def requests_of(bench: Bench, *args: str) -> dict[str, int]:
-    bench.reset_counts()
-    bench.run(*args)
-    return bench.counts()
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+COLUMNS = (
+    "command",
+    "wall median ms",
+    "wall min ms",
+    "CPU median ms",
+    "CPU min ms",
+    "wall ratio",
+    "CPU ratio",
+)
+HOW_TO_READ = [
+    "Commands are run round by round, each round running every command of a table once",
+    "(the first in the round rotating), after warm-up rounds that are not counted, so a",
+    "busy moment of this shared machine hits them alike. *CPU* is the child's own user +",
+    "sys time (`os.wait4`); *wall* is spawn to reap. A ratio cell reads *ratio of medians",
+    "· ratio of minimums · median of the per-round ratios*; the targets use the first.",
+]
 
 
-def concurrent_cold(bench: Bench) -> tuple[dict[str, int], int]:
-    """Eight cold processes started together: requests, and distinct tokens printed."""
-    bench.drop_token_cache()
-    bench.reset_counts()
-    processes = [
-        subprocess.Popen(bench.command("token"), stdout=subprocess.PIPE, text=True, env=bench.env())
-        for _ in range(CONCURRENT)
+def timing_table(measured: Sequence[Measured], baseline: Measured) -> list[str]:
+    rows = [
+        (
+            f"{m.command.label} (`{m.command.shown}`)",
+            f"{m.median_ms('wall'):.1f}",
+            f"{m.min_ms('wall'):.1f}",
+            f"{m.median_ms('cpu'):.1f}",
+            f"{m.min_ms('cpu'):.1f}",
+            Ratio.between(m, baseline, "wall").text(),
+            Ratio.between(m, baseline, "cpu").text(),
+        )
+        for m in measured
     ]
-    outputs = {process.communicate(timeout=60)[0] for process in processes}
-    if any(process.returncode != 0 for process in processes):
-        raise SystemExit("a concurrent cold run failed")
-    return bench.counts(), len(outputs)
-
-
-def machine() -> list[str]:
-    model = "unknown"
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0))
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
-        f"- CPU: {model}, {usable} usable of {os.cpu_count()} (`nproc`: {usable})",
-        f"- Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}",
-        f"- stacktoken: {_install_kind()}; bytecode cached (as pip installs it)",
-        f"- load average at the start: {load}",
-        f"- run at {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        *markdown_table(COLUMNS, rows),
+        "",
+        f"Ratios to the {baseline.command.label} row; {len(baseline.samples)} alternating rounds.",
     ]
 
 
-def _install_kind() -> str:
-    import stacktoken
+def hyperfine_table(rows: Sequence[HyperfineRow]) -> list[str]:
+    base = rows[0]
+    return markdown_table(
+        (
+            "command (hyperfine -N, one batch per command)",
+            "median ms",
+            "min ms",
+            "CPU mean ms",
+            f"median / {base.command.label}",
+        ),
+        [
+            (
+                f"{row.command.label}",
+                f"{row.median_ms:.1f}",
+                f"{row.min_ms:.1f}",
+                f"{row.cpu_mean_ms:.1f}",
+                f"{row.median_ms / base.median_ms:.2f}x",
+            )
+            for row in rows
+        ],
+    )
 
-    where = Path(stacktoken.__file__).resolve()
-    return "editable install of this checkout" if ROOT in where.parents else f"installed at {where}"
+
+@section("warm", "Warm `stacktoken token` vs `python -c pass`")
+def warm(bench: Bench) -> Report:
+    world = bench.world
+    world.make_warm()
+    floor = bench.floor()
+    script = world.command("warm console script", world.token_argv(), expect={})
+    module = world.command("warm `-m`", world.token_argv(via="module"), expect={})
+    # pip's console-script wrapper runs `import re` before stacktoken's code.
+    wrapper = world.python_c("the wrapper's `import re`", "import re")
+    commands = [floor, script, module, wrapper]
+    measured = alternate(commands, world.env(), bench.rounds(40), warmup=2)
+    report = Report(lines=timing_table(measured, measured[0]))
+    for m in measured[1:3]:
+        report.targets.append(
+            Target(
+                f"{m.command.label} / bare interpreter",
+                Ratio.between(m, measured[0], "wall").of_medians,
+                1.5,
+                "wall, ratio of medians",
+            )
+        )
+    report.lines += [
+        "",
+        "Every warm run was checked to make no request. The last row is for scale: the",
+        "console script pip generates starts with `import re` (to tidy `sys.argv[0]`), so",
+        "that import is paid before stacktoken's first line; `-m` pays `runpy` instead.",
+    ]
+    by_hyperfine = hyperfine(commands[:3], world.env(), bench.rounds(20))
+    if by_hyperfine is not None:
+        report.lines += ["", "The same, through hyperfine:", "", *hyperfine_table(by_hyperfine)]
+    return report
 
 
-def _shown(command: Sequence[str]) -> str:
-    """The command as a reader would type it: no virtualenv or temp paths."""
-    words = [Path(command[0]).name if command[0] != PYTHON else "python", *command[1:]]
-    return shlex.join(re.sub(r"^/.*/cache$", "D", word) for word in words)
+@section("cold", 'Cold run vs `python -c "import httpx"`')
+def cold(bench: Bench) -> Report:
+    """Cache entry absent, discovery document cached, one exchange."""
+    world = bench.world
+    world.make_warm()  # fills the discovery cache
+    run = world.command(
+        "cold `stacktoken token`",
+        world.token_argv(),
+        prepare=world.drop_token_cache,
+        expect={"exchange": 1},
+    )
+    measured = alternate([bench.httpx_floor(), run, bench.floor()], world.env(), bench.rounds(15))
+    ratio = Ratio.between(measured[1], measured[0], "cpu")
+    return Report(
+        lines=[
+            "Before each cold run the cache entry (`api_token_cache.json`) is removed; the",
+            "stack's discovery document stays cached, so each run makes one request, the",
+            "exchange (checked after every run).",
+            "",
+            *timing_table(measured, measured[0]),
+        ],
+        targets=[Target("cold run / httpx import", ratio.of_medians, 1.5, "CPU, ratio of medians")],
+    )
 
 
-def _counts_text(counts: Mapping[str, int]) -> str:
+@section("refresh", "A run that refreshes the stack access token")
+def refresh(bench: Bench) -> Report:
+    world = bench.world
+
+    def expired() -> None:
+        world.drop_token_cache()
+        world.expire_stack_access()
+
+    def expired_nothing_cached() -> None:
+        expired()
+        world.drop_discovery_cache()
+
+    cached = world.command(
+        "refresh, discovery cached",
+        world.token_argv(),
+        prepare=expired,
+        expect={"refresh": 1, "exchange": 1},
+    )
+    uncached = world.command(
+        "refresh, no discovery cached",
+        world.token_argv(),
+        prepare=expired_nothing_cached,
+        expect={"membership discovery": 1, "refresh": 1, "stack discovery": 1, "exchange": 1},
+    )
+    # `uncached` first: it leaves both discovery documents cached for `cached`.
+    commands = [bench.httpx_floor(), uncached, cached]
+    measured = alternate(commands, world.env(), bench.rounds(10))
+    world.make_warm()
+    return Report(
+        lines=[
+            "Before each run `accesses.json` holds an expired stack access token (with a live",
+            "refresh token) and the cache entry is removed. *Discovery cached*: both the",
+            "membership and the stack discovery documents are in the discovery cache, as",
+            "after any earlier run (2 requests: refresh, exchange). *No discovery cached*:",
+            "the cache dir is emptied too (4 requests: membership discovery, refresh, stack",
+            "discovery, exchange). Request counts are checked after every run. There is no",
+            "target for this run; it is reported as the cold run is.",
+            "",
+            *timing_table(measured, measured[0]),
+        ]
+    )
+
+
+@section("ttl0", "TTL 0 (disk cache off)")
+def ttl0(bench: Bench) -> Report:
+    world = bench.world
+    world.make_warm()
+    warm_run = world.command("warm console script", world.token_argv(), expect={})
+    off = world.command(
+        "TTL 0 `stacktoken token`",
+        world.token_argv("--stack-token-cache-ttl", "0"),
+        expect={"exchange": 1},
+    )
+    measured = alternate([warm_run, off, bench.httpx_floor()], world.env(), bench.rounds(10))
+    saved = measured[1].median_ms("wall") - measured[0].median_ms("wall")
+    return Report(
+        lines=[
+            "TTL 0 reads and writes no cache entry, so every run exchanges (the discovery",
+            "document is cached either way).",
+            "",
+            *timing_table(measured, measured[0]),
+            "",
+            f"The disk cache saves {saved:.0f} ms of wall time per command on loopback, "
+            "before any real network latency.",
+        ]
+    )
+
+
+@section("token", "In-process `TokenSource.token()` on a fresh in-memory token")
+def token_call(bench: Bench) -> Report:
+    world = bench.world
+    world.make_warm()
+    statements = {"time.time()": "clock()", "source.token()": "token()", "pass": "pass"}
+    number, repeat = 200_000, bench.rounds(15)
+    rounds = timeit_rounds(
+        world.python, world.token_setup_code(), statements, world.env(), number, repeat
+    )
+    clock = rounds["time.time()"]
+    rows = []
+    for label, values in rounds.items():
+        ratio = Ratio.of(values, clock)
+        rows.append((f"`{label}`", f"{min(values):.1f}", f"{median(values):.1f}", ratio.text()))
+    token_ratio = Ratio.of(rounds["source.token()"], clock)
+    return Report(
+        lines=[
+            f"timeit in a child of the scratch interpreter: {repeat} alternating rounds of",
+            f"{number:,} calls each; `token` and `clock` are globals bound to `source.token`",
+            "and `time.time`, so both go through the same lookup and call. `pass` is",
+            "timeit's own loop, for scale.",
+            "",
+            *markdown_table(
+                ("statement", "min ns", "median ns", "ratio to `time.time()`"),
+                rows,
+            ),
+        ],
+        targets=[
+            Target("`token()` / `time.time()`", token_ratio.of_medians, 2.0, "timeit medians")
+        ],
+    )
+
+
+@section("requests", "Requests per run")
+def requests(bench: Bench) -> Report:
+    world = bench.world
+
+    def counted(prepare: Callable[[], None], *options: str) -> dict[str, int]:
+        prepare()
+        world.reset_counts()
+        world.run_token(*options)
+        return world.counts()
+
+    def nothing_cached() -> None:
+        world.drop_token_cache()
+        world.drop_discovery_cache()
+
+    def expired() -> None:
+        world.drop_token_cache()
+        world.expire_stack_access()
+
+    def expired_nothing_cached() -> None:
+        expired()
+        world.drop_discovery_cache()
+
+    def nothing() -> None:
+        pass
+
+    concurrent = 8
+    rows = [
+        ("first run (nothing cached)", counted(nothing_cached)),
+        ("cold, discovery document cached", counted(world.drop_token_cache)),
+        ("warm (usable cache entry)", counted(nothing)),
+        ("TTL 0", counted(nothing, "--stack-token-cache-ttl", "0")),
+        # This order: the first refresh also caches the membership discovery document.
+        ("refresh needed, no discovery cached", counted(expired_nothing_cached)),
+        ("refresh needed, discovery cached", counted(expired)),
+    ]
+    together, distinct = world.concurrent_cold(concurrent)
+    rows.append((f"{concurrent} concurrent cold processes, in total", together))
+    world.make_warm()
+    return Report(
+        lines=[
+            *markdown_table(
+                ("run", "by endpoint", "requests"),
+                [(name, _counts_text(c), str(sum(c.values()))) for name, c in rows],
+                left=2,
+            ),
+            "",
+            f"The {concurrent} concurrent processes printed {distinct} distinct token(s).",
+        ]
+    )
+
+
+@section("sdk", 'For scale: `python -c "import formance_sdk_python"`')
+def sdk(bench: Bench) -> Report:
+    status = (bench.scratch / SCALE_STATUS).read_text().strip()
+    try:
+        version = metadata.version("formance-sdk-python")
+    except metadata.PackageNotFoundError:
+        return Report(lines=[f"Skipped: formance-sdk-python {status}"])
+    world = bench.world
+    world.make_warm()
+    commands = [
+        bench.floor(),
+        bench.httpx_floor(),
+        world.python_c("SDK package import", "import formance_sdk_python"),
+        world.python_c("SDK class import", "from formance_sdk_python import SDK"),
+        world.command("warm console script", world.token_argv(), expect={}),
+    ]
+    measured = alternate(commands, world.env(), bench.rounds(8))
+    return Report(
+        lines=[
+            f"formance-sdk-python {version}, in the same scratch virtualenv.",
+            "",
+            *timing_table(measured, measured[0]),
+        ]
+    )
+
+
+def importtime_report(bench: Bench, argv: tuple[str, ...], prepare: Callable[[], None]) -> Report:
+    world = bench.world
+    runs = bench.rounds(9)
+    baseline = set(importtime((world.python, "-c", "pass"), world.env(), runs).modules())
+    profile = importtime(argv, world.env(), runs, prepare=prepare)
+    return Report(lines=importtime_lines(profile, baseline, world.shown(argv)))
+
+
+@section("importtime-warm", "Where a warm run's time goes (`-X importtime`)")
+def importtime_warm(bench: Bench) -> Report:
+    bench.world.make_warm()
+    return importtime_report(bench, bench.world.token_argv(), lambda: None)
+
+
+@section("importtime-cold", "Where a cold run's time goes (`-X importtime`)")
+def importtime_cold(bench: Bench) -> Report:
+    world = bench.world
+    world.make_warm()
+    report = importtime_report(bench, world.token_argv(), world.drop_token_cache)
+    world.make_warm()
+    return report
+
+
+TOP_MODULES = 25
+TOP_LEVEL = "(script or call)"  # imported by running code, not while importing a module
+TOP_PACKAGES = 20
+
+
+def importtime_lines(profile: ImportProfile, baseline: set[str], shown: str) -> list[str]:
+    from _world import PACKAGE
+
+    extra = [module for module in profile.modules() if module not in baseline]
+    top = sorted(extra, key=lambda module: -profile.cumulative_ms[module])[:TOP_MODULES]
+    packages: dict[str, list[str]] = {}
+    for module in extra:
+        packages.setdefault(module.split(".")[0], []).append(module)
+    by_self = sorted(packages.items(), key=lambda item: -sum(profile.self_ms[m] for m in item[1]))
+    total = sum(profile.self_ms[module] for module in extra)
+    rest = [
+        f"`{package}` {sum(profile.self_ms[m] for m in modules):.1f}"
+        + ("" if package_kind(package, PACKAGE) != "absent (import tried)" else " (absent)")
+        for package, modules in by_self[TOP_PACKAGES:]
+    ]
+    return [
+        f"`PYTHONPROFILEIMPORTTIME=1 {shown}`, medians over {profile.runs} runs, of the",
+        f"{len(extra)} modules imported beyond those of `python -c pass` (which are",
+        f"left out): {total:.1f} ms of import time in all (importtime's own overhead",
+        "inflates it a little).",
+        "",
+        "Top modules by cumulative time (a module's own time plus that of what it imports):",
+        "",
+        *markdown_table(
+            ("module", "imported by", "cumulative ms", "self ms"),
+            [
+                (
+                    f"`{module}`",
+                    f"`{profile.parent[module]}`" if profile.parent[module] else TOP_LEVEL,
+                    f"{profile.cumulative_ms[module]:.1f}",
+                    f"{profile.self_ms[module]:.1f}",
+                )
+                for module in top
+            ],
+            left=2,
+        ),
+        "",
+        "Top-level packages imported, by the sum of their modules' own time:",
+        "",
+        *markdown_table(
+            ("package", "kind", "modules", "self ms"),
+            [
+                (
+                    f"`{package}`",
+                    package_kind(package, PACKAGE),
+                    str(len(modules)),
+                    f"{sum(profile.self_ms[m] for m in modules):.1f}",
+                )
+                for package, modules in by_self[:TOP_PACKAGES]
+            ],
+            left=2,
+        ),
+        "",
+        "The other packages imported: " + (", ".join(rest) or "none") + ".",
+    ]
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items()) or "none"
 
 
-def _timing_rows(timings: Sequence[Timing], floor: Timing) -> list[str]:
-    rows = [
-        f"| command | median ms | min ms | median / {floor.label} | min / {floor.label} |",
-        "|---|---:|---:|---:|---:|",
+def installed_lines(world: World, scratch: Path) -> list[str]:
+    where = Path(world.where_imported()).resolve()
+    editable = [p.name for p in where.parents[1].glob("__editable__*")]
+    if editable or ROOT in where.parents or scratch.resolve() not in where.parents:
+        raise SystemExit(f"bench: stacktoken is not a regular install here: {where}")
+    kind = "regular (non-editable)"
+    versions = ", ".join(f"{name} {_version(name)}" for name in VERSIONS_SHOWN)
+    return [
+        f"- install: {kind}, `pip install <copy of the checkout>[test] "
+        f"{' '.join(SCALE_PACKAGES)}` into `{scratch}` ({(scratch / MARKER).read_text().strip()}"
+        "); bytecode compiled by pip",
+        f"- stacktoken imported from `{where.parent}`",
+        f"- versions: {versions}",
+        f"- hyperfine: {shutil.which('hyperfine') or 'not installed'}",
     ]
-    for timing in timings:
-        rows.append(
-            f"| {timing.label} (`{timing.command}`) | {timing.median_ms:.1f} | "
-            f"{timing.min_ms:.1f} | {timing.median_ms / floor.median_ms:.2f}x | "
-            f"{timing.min_ms / floor.min_ms:.2f}x |"
-        )
-    return rows
 
 
-def main() -> int:
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def measure(keys: Sequence[str] | None, scale: float, write: bool) -> int:
+    from _world import world
+
     started = time.perf_counter()
-    lines: list[str] = []
-    with bench_world() as bench:
-        env = bench.env()
-        # (4) first: the first run ever also fills the caches the rest relies on.
-        counts: list[tuple[str, dict[str, int]]] = []
-        counts.append(("first run ever (nothing cached)", requests_of(bench, "token")))
-        bench.drop_token_cache()
-        counts.append(("cold cache, discovery document cached", requests_of(bench, "token")))
-        counts.append(("warm (usable cache entry)", requests_of(bench, "token")))
-        counts.append(
-            ("TTL 0 (disk cache off)", requests_of(bench, "token", "--stack-token-cache-ttl", "0"))
-        )
-
-        # (1) warm run against the bare interpreter.
-        bench.drop_token_cache()
-        bench.run("token")
-        bench.reset_counts()
-        warm = ("warm `stacktoken token`", bench.command("token"))
-        floor_command = ("bare interpreter", [PYTHON, "-c", "pass"])
-        reference = ("`import returns.result` alone", [PYTHON, "-c", "import returns.result"])
-        script = console_script(bench)
-        extra = [script] if script is not None else []
-        starts = time_alternating([floor_command, warm, reference, *extra], env, START_RUNS)
-        warm_requests = bench.counts()
-        by_hyperfine = hyperfine([floor_command, warm], env)
-
-        # (2) warm against TTL 0.
-        ttl0 = ("TTL 0 `stacktoken token`", bench.command("token", "--stack-token-cache-ttl", "0"))
-        bench.reset_counts()
-        cached = time_alternating([warm, ttl0], env, TTL0_RUNS)
-        ttl0_requests = bench.counts()
-
-        # (3) in process.
-        source = TokenSource.from_fctl(config_dir=bench.profile.config_dir, environ=env)
-        with source:
-            source.token()
-            token_ns = per_call_ns(source.token)
-            clock_ns = per_call_ns(time.time)
-
-        breakdown = importtime_breakdown(bench)
-
-        # (4) the rest: a refresh, then eight processes at once.
-        bench.drop_token_cache()
-        bench.expire_stack_access()
-        counts.append(("refresh needed (stack access token expired)", requests_of(bench, "token")))
-        together, distinct = concurrent_cold(bench)
-        counts.append((f"{CONCURRENT} concurrent cold processes, in total", together))
-
-    floor, warm_timing, reference_timing = starts[:3]
-    ratio = warm_timing.median_ms / floor.median_ms
-    verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-    imports_ms = sum(ms for _, _, ms in breakdown)
-    lines += [
+    scratch = Path(sys.prefix)
+    chosen = [s for s in SECTIONS if keys is None or s.key in keys]
+    body: list[str] = []
+    targets: list[Target] = []
+    with world() as the_world:
+        header = machine(sys.executable) + installed_lines(the_world, scratch)
+        bench = Bench(world=the_world, scale=scale, scratch=scratch)
+        the_world.make_warm()  # every section starts (and ends) warm, discovery cached
+        for number, chosen_section in enumerate(chosen, start=1):
+            print(f"bench: {chosen_section.key} ...", file=sys.stderr, flush=True)
+            began = time.perf_counter()
+            report = chosen_section.run(bench)
+            took = time.perf_counter() - began
+            body += [f"## {number}. {chosen_section.title}", "", *report.lines, ""]
+            body += [f"_Section `{chosen_section.key}` took {took:.0f} s._", ""]
+            targets += report.targets
+    elapsed = time.perf_counter() - started
+    lines = [
         "# Benchmarks",
         "",
-        "Run `python benchmarks/run.py` from the repository root, in the virtualenv with the",
-        "`test` extra (the loopback OAuth servers of `tests/oauth_servers.py` use authlib).",
-        "It takes under a minute and rewrites this file; the figures below are its last run.",
-        "Processes are timed alternately (so a busy moment hits every command alike);",
-        "medians, with the minimum as a hint of the noise.",
+        "Written by `python3 benchmarks/run.py` (see its docstring): a regular install of",
+        "the checkout in a scratch virtualenv, measured side by side in one run.",
         "",
-        "## Machine",
+        *HOW_TO_READ,
         "",
-        *machine(),
+        "## Machine and install",
         "",
-        "## 1. Warm `stacktoken token` vs the bare interpreter",
+        *header,
+        f"- load average at the end: {load_average()}; benchmark wall time {elapsed:.0f} s",
         "",
-        *_timing_rows(starts, floor),
+        "## Targets (DESIGN §12, issue 9)",
         "",
-        f"Warm run / `python -c pass`, medians: **{ratio:.2f}x** "
-        f"(target <= {TARGET_RATIO:g}x: {verdict}). "
-        f"Requests during the {START_RUNS} warm runs: {_counts_text(warm_requests)}. "
-        "`import returns.result` alone is shown for scale: the warm path does not import it.",
-    ]
-    if script is None:
-        lines += [
-            "",
-            f"Console script not measured: `{Path(PYTHON).with_name('stacktoken')}` is missing",
-            "or predates the entry point `stacktoken.shell._warm:main` (`pip install -e .`",
-            "rewrites it); `python -m stacktoken` runs the same entry point.",
-        ]
-    if by_hyperfine:
-        lines += ["", "hyperfine, same commands:", "", *_timing_rows(by_hyperfine, by_hyperfine[0])]
-    warm_again, ttl0_timing = cached
-    lines += [
-        "",
-        "## 2. Warm vs the disk cache disabled (TTL 0), against loopback servers",
-        "",
-        *_timing_rows(cached, warm_again),
-        "",
-        f"Requests during the {TTL0_RUNS} TTL 0 runs: {_counts_text(ttl0_requests)} "
-        f"(the discovery document is cached on disk either way). The cache saves "
-        f"{ttl0_timing.median_ms - warm_again.median_ms:.0f} ms per command on loopback, "
-        "before any real network latency.",
-        "",
-        "## 3. In-process `TokenSource.token()` on a fresh in-memory token",
-        "",
-        "| call | ns per call (median of 7 rounds of 200,000) | / `time.time()` |",
-        "|---|---:|---:|",
-        f"| `time.time()` | {clock_ns:.0f} | 1.00x |",
-        f"| `source.token()` | {token_ns:.0f} | {token_ns / clock_ns:.2f}x |",
-        "",
-        "The fast path reads one attribute and the clock, compares, and returns: no lock,",
-        "no file (tests/test_warm_path_imports.py checks both).",
-        "",
-        "## 4. Requests per run",
-        "",
-        "| run | requests | by endpoint |",
-        "|---|---:|---|",
-        *(f"| {name} | {sum(c.values())} | {_counts_text(c)} |" for name, c in counts),
-        "",
-        f"The {CONCURRENT} concurrent processes printed {distinct} distinct token(s).",
-        "",
-        "## Where the warm run's time goes",
-        "",
-        f"`python -X importtime`, medians over {IMPORTTIME_RUNS} warm runs, of what a warm run",
-        "imports beyond `python -c pass`: each stacktoken module by its own time (mostly",
-        "creating its frozen dataclasses), and each other module stacktoken imports first",
-        "with everything that import pulls in (importtime's overhead inflates these a",
-        f"little). Imports in all: {imports_ms:.1f} ms, of a warm run "
-        f"{warm_timing.median_ms - floor.median_ms:.1f} ms (median) longer than the floor;",
-        "the rest is the command itself: `-m` lookup, three small files read and",
-        "decoded, and a larger interpreter to tear down.",
-        "",
-        "| import | imported by | ms |",
-        "|---|---|---:|",
-        *(
-            f"| `{module}` | `{parent}` | {ms:.2f} |"
-            for module, parent, ms in breakdown
-            if ms >= 0.05
+        *markdown_table(
+            ("target", "figure", "limit", "met"),
+            [
+                (f"{t.name} ({t.how})", f"{t.figure:.2f}x", f"<= {t.limit:g}x", _met(t))
+                for t in targets
+            ],
         ),
         "",
-        "The largest items are structural. `dataclasses` brings `inspect` (and with it",
-        "`ast`, `dis`, `tokenize`, `linecache`), and each frozen, slotted dataclass costs",
-        "a fraction of a millisecond to create (3.11 compiles its generated methods one by",
-        "one): that is most of the `_types`, `_errors`, `_profile` and `_paths` rows.",
-        "Plain `__slots__` classes for the warm path's types would remove both, and a",
-        "`TYPE_CHECKING = False` idiom instead of `typing.TYPE_CHECKING` (plus no runtime",
-        "`Any`/`TypeVar`) would remove `typing`; the house style's frozen dataclasses were",
-        "kept. `json` and `datetime` are the file formats themselves.",
-        "",
-        f"_{reference_timing.label}: {reference_timing.median_ms:.1f} ms; "
-        f"benchmark wall time: {time.perf_counter() - started:.0f} s._",
-        "",
+        *body,
     ]
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = "\n".join(lines).rstrip() + "\n"
+    print(text)
+    if write:
+        RESULTS.write_text(text)
+        print(f"bench: wrote {RESULTS}", file=sys.stderr)
     return 0
 
 
+def _met(target: Target) -> str:
+    return "yes" if target.met else "**no**"
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--only", help="comma-separated section keys; RESULTS.md is not written")
+    parser.add_argument("--quick", action="store_true", help="few rounds; RESULTS.md not written")
+    parser.add_argument("--rebuild", action="store_true", help="reinstall the scratch virtualenv")
+    parser.add_argument("--list", action="store_true", help="list the section keys")
+    args = parser.parse_args(argv)
+    if args.list:
+        for known in SECTIONS:
+            print(f"{known.key}: {known.title}")
+        return 0
+    keys = args.only.split(",") if args.only else None
+    unknown = set(keys or ()) - {known.key for known in SECTIONS}
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if not inside_scratch():
+        python = scratch_python(rebuild=args.rebuild)
+        home = python.parent.parent
+        os.environ[INSIDE] = str(home)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(python, [str(python), str(Path(__file__).resolve()), *argv])
+    scale = 0.25 if args.quick else 1.0
+    return measure(keys, scale, write=keys is None and not args.quick)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
