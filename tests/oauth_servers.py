@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -52,11 +53,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignore]
     AuthorizationServer,
+    ClientCredentialsGrant,
     InvalidGrantError,
     OAuth2Request,
     RefreshTokenGrant,
@@ -69,8 +71,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 __all__ = [
+    "CLIENT_CREDENTIALS_GRANT_TYPE",
+    "DEFAULT_STACK_AUTH_METHODS",
     "JWT_BEARER_GRANT_TYPE",
     "LOOPBACK_HOST",
+    "ClientAuthMethod",
+    "ClientCredentialsRequest",
+    "ConfidentialClient",
     "Fault",
     "FctlProfile",
     "IssuedToken",
@@ -82,6 +89,7 @@ __all__ = [
     "fctl_profile",
     "membership_server",
     "new_rsa_key",
+    "stack_oauth_client",
     "stack_server",
     "write_fctl_profile",
 ]
@@ -90,6 +98,9 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_HOST: Final = "127.0.0.1"
 JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+CLIENT_CREDENTIALS_GRANT_TYPE: Final = "client_credentials"
+#: What the stack's discovery advertises by default (RFC 8414 §2).
+DEFAULT_STACK_AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secret_post")
 FCTL_CLIENT_ID: Final = "fctl"
 STACK_ACCESS_SCOPE: Final = "openid offline_access"
 
@@ -393,6 +404,42 @@ class Fault:
 
 Route = Callable[[HTTPRequest], HTTPResponse]
 
+_QUERY_IN_LINE: Final = re.compile(r"\?\S*\s")
+#: Form fields never kept verbatim in :attr:`LoopbackOAuthServer.requests`.
+REDACTED_FORM_FIELDS: Final = frozenset({"client_secret"})
+REDACTED: Final = "<redacted>"
+
+
+def _redacted_form(form: Mapping[str, str]) -> dict[str, str]:
+    return {k: (REDACTED if k in REDACTED_FORM_FIELDS else v) for k, v in form.items()}
+
+
+def _redacted_headers(headers: Message) -> dict[str, str]:
+    """Lower-cased headers; HTTP Basic credentials keep their user name only."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "authorization" and value[:6].lower() == "basic ":
+            user, _ = _basic_credentials(value)
+            value = f"Basic {user or ''}:{REDACTED}"
+        out[key] = value
+    return out
+
+
+def _basic_credentials(value: str | None) -> tuple[str | None, str | None]:
+    """(user, password) of an ``Authorization: Basic`` value (RFC 7617), else (None, None)."""
+    if not value:
+        return None, None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    user, sep, password = decoded.partition(":")
+    return unquote(user), (unquote(password) if sep else None)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so a stopped server never keeps
@@ -411,7 +458,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.server.owner.name, format % args)
+        # The request line may carry a query string: log the path only, so a
+        # secret a client wrongly puts in a URL never reaches a test's log.
+        log.debug("%s %s", self.server.owner.name, _QUERY_IN_LINE.sub(" ", format % args))
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -609,9 +658,22 @@ class LoopbackOAuthServer:
 
     @property
     def request_headers(self) -> list[dict[str, str]]:
-        """Headers (lower-cased names) of each request, parallel to :attr:`requests`."""
+        """Headers (lower-cased names) of each request, parallel to :attr:`requests`.
+
+        HTTP Basic credentials are recorded as ``Basic <user>:<redacted>``, and a
+        form's ``client_secret`` as ``<redacted>``: a test may print these.
+        """
         with self._lock:
             return [dict(h) for h in self._request_headers]
+
+    def count_grant(self, grant_type: str) -> int:
+        """Recorded POSTs whose form has this ``grant_type`` (faulted ones included)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if r.method == "POST" and r.form.get("grant_type") == grant_type
+            )
 
     def wait_for_count(self, endpoint: str, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count(endpoint) >= count`` or ``timeout`` s; True if reached."""
@@ -643,6 +705,13 @@ class LoopbackOAuthServer:
             self._faults.clear()
 
     # -- request handling --------------------------------------------------------
+    def add_route(self, endpoint: str, route: Route) -> None:
+        """Serve ``"METHOD /path"`` with ``route`` (e.g. a stub API on the same origin)."""
+        _check_endpoint(endpoint)
+        with self._lock:
+            # Copy on write: handler threads read the table without the lock.
+            self._routes = {**self._routes, endpoint: route}
+
     def _route(self, endpoint: str, route: Route) -> None:
         self._routes[endpoint] = route
 
@@ -657,8 +726,10 @@ class LoopbackOAuthServer:
         with self._lock:
             self._counts[request.endpoint] += 1
             self._counted.notify_all()
-            self._requests.append(RecordedRequest(request.method, request.path, dict(request.form)))
-            self._request_headers.append({k.lower(): v for k, v in request.headers.items()})
+            self._requests.append(
+                RecordedRequest(request.method, request.path, _redacted_form(request.form))
+            )
+            self._request_headers.append(_redacted_headers(request.headers))
             queue = self._faults.get(request.endpoint)
             fault = queue.popleft() if queue else None
 
@@ -816,7 +887,7 @@ class _StdlibAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.signals.append(name)
 
-    def token_response(self, request: HTTPRequest) -> HTTPResponse:
+    def token_response(self, request: HTTPRequest | _AuthlibRequest) -> HTTPResponse:
         response = self.create_token_response(request)
         assert isinstance(response, HTTPResponse)
         return response
@@ -1202,11 +1273,105 @@ class _MembershipAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         stack._verify_assertion_claims(claims)
 
 
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+UnknownScopePolicy = Literal["drop", "reject"]
+
+
+@dataclass(frozen=True)
+class ConfidentialClient:
+    """A stack OAuth client (``fctl auth clients create``), authlib ClientMixin duck-typed.
+
+    ``unknown_scope``: what authlib does with a requested scope the client may not
+    have -- ``"drop"`` it from the issued token (the usual ClientMixin), or
+    ``"reject"`` the request with ``invalid_scope`` (``get_allowed_scope`` returns
+    None, RFC 6749 §5.2).
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_methods: frozenset[str]
+    scopes: frozenset[str]
+    unknown_scope: UnknownScopePolicy = "drop"
+    #: Scope of the token when the request has none (RFC 6749 §3.3 "pre-defined default").
+    default_scope: str = ""
+    #: ``expires_in`` of this client's tokens; None: the server's ``expires_in``.
+    expires_in: int | None = None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return secrets.compare_digest(client_secret.encode(), self.client_secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == CLIENT_CREDENTIALS_GRANT_TYPE
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        if not scope:
+            return self.default_scope
+        requested = scope.split()
+        allowed = [s for s in requested if s in self.scopes]
+        if self.unknown_scope == "reject" and len(allowed) != len(requested):
+            return None
+        return " ".join(allowed)
+
+
+@dataclass(frozen=True)
+class ClientCredentialsRequest:
+    """One ``grant_type=client_credentials`` request at the stack's token endpoint."""
+
+    #: As presented: the Basic user name, else the form's ``client_id``.
+    client_id: str | None
+    #: How the request presented credentials: ``client_secret_basic``,
+    #: ``client_secret_post``, ``both`` (RFC 6749 §2.3 forbids it) or ``none``.
+    auth_method: str
+    #: The method authlib accepted, None when the client was not authenticated.
+    authenticated_method: str | None
+    #: ``scope`` as requested (None: absent) and as granted (None: no token).
+    scope: str | None
+    granted_scope: str | None
+    status: int
+    error: str | None
+
+
+def _presented_client_auth(request: HTTPRequest) -> tuple[str | None, str]:
+    basic_user, _ = _basic_credentials(request.headers.get("Authorization"))
+    posted = "client_secret" in request.form
+    if basic_user is not None and posted:
+        return basic_user, "both"
+    if basic_user is not None:
+        return basic_user, "client_secret_basic"
+    return request.form.get("client_id"), "client_secret_post" if posted else "none"
+
+
+class _StackClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """RFC 6749 §4.4 for the stack's confidential clients (either secret method;
+    each client allows its own subset)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
+
+
 class _StackAuthorizationServer(_StdlibAuthorizationServer):
     def __init__(self, stack: StackAuthServer) -> None:
         super().__init__()
         self.stack = stack
         self.register_grant(_MembershipAssertionGrant)
+        self.register_grant(_StackClientCredentialsGrant)
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -1215,11 +1380,17 @@ class _StackAuthorizationServer(_StdlibAuthorizationServer):
             ),
         )
 
-    def query_client(self, client_id: str) -> _PublicClient | None:
-        return None  # no client authentication at this endpoint
+    def query_client(self, client_id: str) -> ConfidentialClient | None:
+        # Only client credentials authenticate clients; the JWT-bearer grant
+        # resolves its "client" from the assertion's issuer instead.
+        return self.stack._find_client(client_id)
 
     def save_token(self, token: JSONDict, request: _AuthlibRequest) -> None:
-        self.stack._remember_issued(token)
+        grant_type = request.payload.grant_type or JWT_BEARER_GRANT_TYPE
+        client_id = None
+        if grant_type == CLIENT_CREDENTIALS_GRANT_TYPE and request.client is not None:
+            client_id = request.client.get_client_id()
+        self.stack._remember_issued(token, grant_type=grant_type, client_id=client_id)
 
 
 @dataclass(frozen=True)
@@ -1227,6 +1398,10 @@ class IssuedToken:
     access_token: str = field(repr=False)
     expires_at: float | None
     issued_at: float
+    grant_type: str = JWT_BEARER_GRANT_TYPE
+    #: The confidential client, for client-credentials tokens.
+    client_id: str | None = None
+    scope: str = ""
 
 
 class StackAuthServer(LoopbackOAuthServer):
@@ -1234,8 +1409,8 @@ class StackAuthServer(LoopbackOAuthServer):
 
     Endpoints: ``GET /api/auth/.well-known/openid-configuration``,
     ``POST /api/auth/oauth/token`` (JWT-bearer, assertion = membership access
-    token), and ``GET /api/ledger/_info`` (200 with a valid issued bearer token,
-    else 401).
+    token; and ``client_credentials`` for clients added with :meth:`add_client`),
+    and ``GET /api/ledger/_info`` (200 with a valid issued bearer token, else 401).
     """
 
     name: ClassVar[str] = "stack"
@@ -1254,9 +1429,17 @@ class StackAuthServer(LoopbackOAuthServer):
         discovery_cache_control: str | None = "max-age=3600",
         assertion_leeway: int = 0,
         signing_key: RSAKey | None = None,
+        token_endpoint_auth_methods: Sequence[str] | None = DEFAULT_STACK_AUTH_METHODS,
     ) -> None:
         super().__init__(port=port, discovery_cache_control=discovery_cache_control)
         self.membership = membership
+        #: Discovery's ``token_endpoint_auth_methods_supported``; None omits the
+        #: field (RFC 8414 §2: the client then assumes ``client_secret_basic``).
+        #: What the discovery says does not change what the endpoint accepts:
+        #: each client's ``auth_methods`` does.
+        self.token_endpoint_auth_methods: Sequence[str] | None = token_endpoint_auth_methods
+        self._clients: dict[str, ConfidentialClient] = {}
+        self._cc_requests: list[ClientCredentialsRequest] = []
         #: ``expires_in`` of issued tokens; None (or 0) -> the field is absent.
         self.expires_in = expires_in
         #: "opaque" random strings, or "jwt" (RS256, signed with :attr:`signing_key`).
@@ -1316,11 +1499,75 @@ class StackAuthServer(LoopbackOAuthServer):
         with self._policy_lock:
             self._reject_issued_before = when
 
+    # -- confidential clients (client credentials, RFC 6749 §4.4) -------------------
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        auth_methods: Sequence[ClientAuthMethod] = ("client_secret_basic", "client_secret_post"),
+        scopes: Sequence[str] = ("ledger:read", "ledger:write"),
+        unknown_scope: UnknownScopePolicy = "drop",
+        default_scope: str = "",
+        expires_in: int | None = None,
+    ) -> ConfidentialClient:
+        """Register (or replace) a confidential client for the client-credentials grant.
+
+        A method outside ``auth_methods`` is rejected with 401 ``invalid_client``,
+        as is a wrong secret. ``scopes`` are those the client may be granted
+        (the SDK's own hook asks for the operation's, e.g. ``ledger:read``).
+        """
+        client = ConfidentialClient(
+            client_id=client_id,
+            client_secret=client_secret,
+            auth_methods=frozenset(auth_methods),
+            scopes=frozenset(scopes),
+            unknown_scope=unknown_scope,
+            default_scope=default_scope,
+            expires_in=expires_in,
+        )
+        with self._policy_lock:
+            self._clients[client_id] = client
+        return client
+
+    def remove_client(self, client_id: str) -> None:
+        """Forget a client (its next request: 401 invalid_client); its tokens stay valid."""
+        with self._policy_lock:
+            self._clients.pop(client_id, None)
+
+    @property
+    def client_credentials_requests(self) -> list[ClientCredentialsRequest]:
+        """Every client-credentials request, in order, with the auth method it used."""
+        with self._policy_lock:
+            return list(self._cc_requests)
+
+    @property
+    def client_credentials_count(self) -> int:
+        """Requests with ``grant_type=client_credentials`` (faulted ones included)."""
+        return self.count_grant(CLIENT_CREDENTIALS_GRANT_TYPE)
+
+    def _find_client(self, client_id: str) -> ConfidentialClient | None:
+        with self._policy_lock:
+            return self._clients.get(client_id)
+
     # -- issued tokens ---------------------------------------------------------------
     @property
     def issued_tokens(self) -> list[IssuedToken]:
         with self._policy_lock:
             return list(self._issued)
+
+    def issued_token(self, access_token: str) -> IssuedToken | None:
+        """The record of a token this server issued and has not revoked, else None."""
+        with self._policy_lock:
+            for t in self._issued:
+                if secrets.compare_digest(t.access_token, access_token):
+                    return t
+        return None
+
+    def is_valid_access_token(self, access_token: str) -> bool:
+        """Issued here (any grant), not revoked, not expired."""
+        issued = self.issued_token(access_token)
+        return issued is not None and (issued.expires_at is None or time.time() < issued.expires_at)
 
     def revoke_issued_tokens(self) -> None:
         """The resource endpoint rejects every token issued so far (401)."""
@@ -1363,6 +1610,8 @@ class StackAuthServer(LoopbackOAuthServer):
                 raise InvalidGrantError(description="assertion issued before revocation")
 
     def _expires_in(self, client: object, grant_type: str) -> int:
+        if isinstance(client, ConfidentialClient) and client.expires_in is not None:
+            return client.expires_in
         return self.expires_in or 0
 
     def _generate_access_token(
@@ -1371,7 +1620,9 @@ class StackAuthServer(LoopbackOAuthServer):
         if self.access_token_format == "opaque":
             return "st_" + secrets.token_urlsafe(32)
         iat = int(time.time())
-        lifetime = self.expires_in if self.expires_in else self.jwt_lifetime
+        lifetime = self._expires_in(client, grant_type) or self.jwt_lifetime
+        if isinstance(client, ConfidentialClient):
+            user = client.client_id  # RFC 6749 §4.4: the client acts for itself
         claims: JSONDict = {
             "iss": self.issuer,
             "sub": user or "",
@@ -1383,7 +1634,13 @@ class StackAuthServer(LoopbackOAuthServer):
         }
         return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key)
 
-    def _remember_issued(self, token: Mapping[str, Any]) -> None:
+    def _remember_issued(
+        self,
+        token: Mapping[str, Any],
+        *,
+        grant_type: str = JWT_BEARER_GRANT_TYPE,
+        client_id: str | None = None,
+    ) -> None:
         now = time.time()
         expires_in = token.get("expires_in")
         access = str(token.get("access_token", ""))
@@ -1391,39 +1648,60 @@ class StackAuthServer(LoopbackOAuthServer):
         if expires_at is None and self.access_token_format == "jwt":
             exp = decode_jwt_unverified(access).get("exp")
             expires_at = float(exp) if isinstance(exp, (int, float)) else None
+        issued = IssuedToken(
+            access, expires_at, now, grant_type, client_id, str(token.get("scope", ""))
+        )
         with self._policy_lock:
-            self._issued.append(IssuedToken(access, expires_at, now))
+            self._issued.append(issued)
 
     # -- routes ------------------------------------------------------------------------
     def _discovery(self, request: HTTPRequest) -> HTTPResponse:
-        return self._discovery_response(
-            {
-                "issuer": self.issuer,
-                "token_endpoint": self.token_endpoint,
-                "grant_types_supported": [JWT_BEARER_GRANT_TYPE],
-                "token_endpoint_auth_methods_supported": ["none"],
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }
-        )
+        doc: JSONDict = {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_endpoint,
+            "grant_types_supported": [JWT_BEARER_GRANT_TYPE, CLIENT_CREDENTIALS_GRANT_TYPE],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+        if self.token_endpoint_auth_methods is not None:
+            doc["token_endpoint_auth_methods_supported"] = list(self.token_endpoint_auth_methods)
+        return self._discovery_response(doc)
 
     def _token(self, request: HTTPRequest) -> HTTPResponse:
-        return self._authz.token_response(request)
+        authlib_request = _AuthlibRequest(request)
+        response = self._authz.token_response(authlib_request)
+        if request.form.get("grant_type") == CLIENT_CREDENTIALS_GRANT_TYPE:
+            self._record_client_credentials(request, authlib_request, response)
+        return response
+
+    def _record_client_credentials(
+        self, request: HTTPRequest, authlib_request: _AuthlibRequest, response: HTTPResponse
+    ) -> None:
+        client_id, presented = _presented_client_auth(request)
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        granted = body.get("scope", "") if response.status == 200 else None
+        record = ClientCredentialsRequest(
+            client_id=client_id,
+            auth_method=presented,
+            authenticated_method=authlib_request.auth_method,
+            scope=request.form.get("scope"),
+            granted_scope=granted,
+            status=response.status,
+            error=body.get("error"),
+        )
+        with self._policy_lock:
+            self._cc_requests.append(record)
 
     def _resource(self, request: HTTPRequest) -> HTTPResponse:
         auth = request.headers.get("Authorization") or ""
         scheme, _, value = auth.partition(" ")
-        now = time.time()
-        if scheme.lower() == "bearer" and value:
-            with self._policy_lock:
-                ok = any(
-                    secrets.compare_digest(t.access_token, value)
-                    and (t.expires_at is None or now < t.expires_at)
-                    for t in self._issued
-                )
-            if ok:
-                return HTTPResponse.json({"server": "ledger", "version": "test"})
+        if scheme.lower() == "bearer" and value and self.is_valid_access_token(value):
+            return HTTPResponse.json({"server": "ledger", "version": "test"})
         return HTTPResponse.json(
             {"error": "invalid_token"},
             401,
@@ -1615,6 +1893,13 @@ def stack_server(membership_server: MembershipServer) -> Iterator[StackAuthServe
     """A started :class:`StackAuthServer` trusting ``membership_server``."""
     with StackAuthServer(membership_server) as server:
         yield server
+
+
+@pytest.fixture
+def stack_oauth_client(stack_server: StackAuthServer) -> ConfidentialClient:
+    """A confidential client ``svc-<hex>`` with a random secret on ``stack_server``
+    (both secret methods, scopes ``ledger:read ledger:write``)."""
+    return stack_server.add_client(f"svc-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
 
 
 @pytest.fixture
