@@ -49,14 +49,19 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
+from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 import pytest
+from authlib.consts import default_json_headers  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.base import OAuth2Error  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignore]
+    AccessDeniedError,
     AuthorizationServer,
     ClientCredentialsGrant,
     InvalidGrantError,
@@ -66,29 +71,45 @@ from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignor
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc6750 import BearerTokenGenerator  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc7523 import JWTBearerGrant  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped,unused-ignore]
+    AuthorizationPendingError,
+    DeviceAuthorizationEndpoint,
+    DeviceCodeGrant,
+    ExpiredTokenError,
+    SlowDownError,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 __all__ = [
     "CLIENT_CREDENTIALS_GRANT_TYPE",
+    "DEFAULT_DEVICE_INTERVAL",
     "DEFAULT_STACK_AUTH_METHODS",
+    "DEVICE_CODE_GRANT_TYPE",
     "JWT_BEARER_GRANT_TYPE",
+    "LOGIN_SCOPE",
     "LOOPBACK_HOST",
     "ClientAuthMethod",
     "ClientCredentialsRequest",
     "ConfidentialClient",
+    "DeviceAnswer",
+    "DeviceAuthorization",
+    "DevicePoll",
     "Fault",
     "FctlProfile",
+    "IdTokenDefect",
     "IssuedToken",
     "LoopbackOAuthServer",
     "MembershipServer",
     "RecordedRequest",
+    "STACK_ACCESS_SCOPE",
     "StackAuthServer",
     "decode_jwt_unverified",
     "fctl_profile",
     "membership_server",
     "new_rsa_key",
+    "org_claim",
     "stack_oauth_client",
     "stack_server",
     "write_fctl_profile",
@@ -101,8 +122,19 @@ JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT_TYPE: Final = "client_credentials"
 #: What the stack's discovery advertises by default (RFC 8414 §2).
 DEFAULT_STACK_AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secret_post")
+DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 FCTL_CLIENT_ID: Final = "fctl"
 STACK_ACCESS_SCOPE: Final = "openid offline_access"
+#: fctl's login scope (pkg/authentication.go), DESIGN §13.
+LOGIN_SCOPE: Final = "openid offline_access accesses on_behalf"
+#: RFC 8628 §3.2: without ``interval`` in the answer a client waits 5 s.
+DEFAULT_DEVICE_INTERVAL: Final = 5.0
+#: RFC 8628 §3.5: each slow_down raises the interval by 5 s.
+SLOW_DOWN_INCREMENT: Final = 5.0
+#: Client authentication of a public client by HTTP Basic with an empty
+#: password (``fctl:``), which authlib's client_secret_basic refuses.
+PUBLIC_BASIC_AUTH: Final = "public_client_basic"
+WRONG_ISSUER: Final = "http://127.0.0.1:1/not-the-issuer"
 
 #: Upper bound on request bodies the servers read (they are test servers).
 MAX_REQUEST_BODY: Final = 1024 * 1024
@@ -846,6 +878,8 @@ class _AuthlibRequest(OAuth2Request):  # type: ignore[misc]
         super().__init__(method=request.method, uri=request.url, headers=request.headers)
         self.http_request = request
         self.payload = BasicOAuth2Payload(dict(request.form))
+        #: Device-code polls: arrived sooner than the interval after the previous one.
+        self.poll_early = False
 
     @property
     def args(self) -> dict[str, str]:
@@ -902,6 +936,9 @@ class _PublicClient:
     scopes: frozenset[str]
     auth_method: str = "none"
     public_key: RSAKey | None = None
+    #: Token-endpoint methods accepted besides ``auth_method`` (grants still
+    #: restrict theirs: the refresh grant only tries "none").
+    extra_token_auth_methods: frozenset[str] = frozenset()
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -916,7 +953,9 @@ class _PublicClient:
         return False
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == self.auth_method if endpoint == "token" else True
+        if endpoint != "token":
+            return True
+        return method == self.auth_method or method in self.extra_token_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -982,11 +1021,222 @@ class _RotatingRefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
         idp._drop_refresh(refresh_token.value)
 
 
+DeviceAnswer = Literal["authorization_pending", "slow_down", "access_denied", "expired_token"]
+IdTokenDefect = Literal["bad_signature", "wrong_issuer", "wrong_audience", "expired"]
+
+_DEVICE_ERRORS: Final[Mapping[str, type[OAuth2Error]]] = {
+    "authorization_pending": AuthorizationPendingError,
+    "slow_down": SlowDownError,
+    "access_denied": AccessDeniedError,
+    "expired_token": ExpiredTokenError,
+}
+
+
+class _InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: the ``resource`` of the poll is not the one authorized."""
+
+    error = "invalid_target"
+
+
+def _json_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _normalise_user_code(user_code: str) -> str:
+    # RFC 8628 §6.1: case and punctuation of a user code do not matter.
+    return "".join(ch for ch in user_code.upper() if ch.isalnum())
+
+
+def org_claim(
+    org_id: str,
+    stacks: Mapping[str, str] | None = None,
+    *,
+    display_name: str | None = None,
+    scopes: Sequence[str] = ("stack:Read", "stack:Write"),
+) -> JSONDict:
+    """One entry of the ID token's ``org`` claim (DESIGN §3.2); ``stacks``: id -> URI."""
+    return {
+        "id": org_id,
+        "displayName": display_name or org_id,
+        "stacks": [
+            {"id": sid, "displayName": sid, "uri": uri, "scopes": list(scopes)}
+            for sid, uri in (stacks or {}).items()
+        ],
+        "applications": [],
+    }
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    """One device authorization request (RFC 8628 §3.1) and the IdP's answer (§3.2)."""
+
+    user_code: str
+    device_code: str = field(repr=False)
+    client_id: str
+    #: How authlib authenticated the client: ``public_client_basic`` (Basic ``fctl:``)
+    #: or ``none`` (``client_id`` in the form).
+    auth_method: str
+    scope: str
+    prompt: str | None
+    organization_id: str | None
+    id_token_hint: str | None = field(repr=False)
+    resource: str | None
+    #: The whole request form and the JSON answer.
+    form: Mapping[str, str] = field(repr=False)
+    response: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def kind(self) -> Literal["login", "stack_access"]:
+        """``stack_access`` when an ``organization_id`` was given, else ``login``."""
+        return "stack_access" if self.organization_id else "login"
+
+
+@dataclass(frozen=True)
+class DevicePoll:
+    """One device-code poll of the token endpoint (RFC 8628 §3.4)."""
+
+    #: The user code of the polled device code; None for an unknown device code.
+    user_code: str | None
+    #: ``time.monotonic()`` when the poll arrived.
+    at: float
+    #: Seconds since the previous poll of the same code (None for the first).
+    since_previous: float | None
+    #: The interval in force when it arrived (before any slow_down it caused).
+    interval: float | None
+    #: ``"success"`` or the RFC 8628 §3.5 / RFC 6749 §5.2 error code.
+    answer: str
+    status: int
+    resource: str | None
+
+    @property
+    def early(self) -> bool:
+        """Sooner after the previous poll than the interval allowed."""
+        return (
+            self.since_previous is not None
+            and self.interval is not None
+            and self.since_previous < self.interval
+        )
+
+
+@dataclass
+class _DeviceState:
+    """Mutable state of one device code; guarded by ``MembershipServer._device_lock``."""
+
+    auth: DeviceAuthorization
+    expires_at: float  # monotonic
+    interval: float
+    last_poll: float | None = None
+    decision: Literal["approved", "denied"] | None = None
+    subject: str = ""
+    email: str = ""
+    organizations: list[JSONDict] = field(default_factory=list)
+    issued: bool = False
+
+
+class _DeviceCredential:
+    """authlib DeviceCredentialMixin over a :class:`_DeviceState` (duck-typed)."""
+
+    def __init__(self, state: _DeviceState) -> None:
+        self.state = state
+
+    def get_client_id(self) -> str:
+        return self.state.auth.client_id
+
+    def get_scope(self) -> str:
+        return self.state.auth.scope
+
+    def get_user_code(self) -> str:
+        return self.state.auth.user_code
+
+    def is_expired(self) -> bool:
+        return time.monotonic() >= self.state.expires_at
+
+
+def _authenticate_public_basic(
+    query_client: Callable[[str], _PublicClient | None], request: _AuthlibRequest
+) -> _PublicClient | None:
+    """HTTP Basic with an empty password names a public client (fctl sends ``fctl:``)."""
+    client_id, password = _basic_credentials(request.headers.get("Authorization"))
+    if not client_id or password:
+        return None
+    client = query_client(client_id)
+    if client is None or not client.check_endpoint_auth_method("none", "token"):
+        return None  # a confidential client must prove its secret
+    return client
+
+
+class _DeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    """authlib's RFC 8628 §3.1 endpoint; ``expires_in``/``interval`` come from the IdP's
+    knobs (sub-second or absent ``interval`` included), and the request is recorded."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
+
+    def get_verification_uri(self) -> str:
+        idp: MembershipServer = self.server.idp
+        return idp.verification_uri
+
+    def create_endpoint_response(self, request: _AuthlibRequest) -> tuple[int, JSONDict, Any]:
+        self.authenticate_client(request)
+        self.server.validate_requested_scope(request.payload.scope)
+        idp: MembershipServer = self.server.idp
+        data = idp._device_answer(
+            self.generate_device_code(), self.generate_user_code(), self.get_verification_uri()
+        )
+        idp._device_save(request, data)
+        return 200, data, default_json_headers
+
+
+class _DeviceCodeGrant(DeviceCodeGrant):  # type: ignore[misc]
+    """authlib's RFC 8628 §3.4-3.5 grant over the IdP's device states."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
+
+    @property
+    def idp(self) -> MembershipServer:
+        idp: MembershipServer = self.server.idp
+        return idp
+
+    def query_device_credential(self, device_code: str) -> _DeviceCredential | None:
+        return self.idp._device_credential(device_code)
+
+    def query_user_grant(self, user_code: str) -> tuple[_Subject | None, bool] | None:
+        return self.idp._device_user_grant(user_code)
+
+    def should_slow_down(self, credential: _DeviceCredential) -> bool:
+        return self.idp._device_should_slow_down(credential, self.request)
+
+    def validate_device_credential(self, credential: _DeviceCredential) -> _Subject:
+        self.idp._device_precheck(credential, self.request)
+        user: _Subject = super().validate_device_credential(credential)
+        return user
+
+    def generate_token(
+        self,
+        user: _Subject | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> JSONDict:
+        token: JSONDict = super().generate_token(
+            user=user,
+            scope=scope,
+            grant_type=grant_type,
+            expires_in=expires_in,
+            include_refresh_token=include_refresh_token,
+        )
+        self.idp._device_complete(self.request.credential, token)
+        return token
+
+
 class _MembershipAuthorizationServer(_StdlibAuthorizationServer):
     def __init__(self, idp: MembershipServer) -> None:
         super().__init__()
         self.idp = idp
         self.register_grant(_RotatingRefreshTokenGrant)
+        self.register_grant(_DeviceCodeGrant)
+        self.register_endpoint(_DeviceAuthorizationEndpoint)
+        self.register_client_auth_method(PUBLIC_BASIC_AUTH, _authenticate_public_basic)
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -1006,6 +1256,22 @@ class _MembershipAuthorizationServer(_StdlibAuthorizationServer):
             self.idp._store_refresh(
                 _RefreshRecord(new_value, old.client_id, old.subject, old.scope)
             )
+        elif (
+            request.payload.grant_type == DEVICE_CODE_GRANT_TYPE
+            and isinstance(new_value, str)
+            and isinstance(request.user, _Subject)
+        ):
+            scope = str(token.get("scope") or request.credential.get_scope())
+            self.idp._store_refresh(
+                _RefreshRecord(new_value, request.client.get_client_id(), request.user, scope)
+            )
+
+    def device_response(self, request: HTTPRequest) -> HTTPResponse:
+        response = self.create_endpoint_response(
+            _DeviceAuthorizationEndpoint.ENDPOINT_NAME, _AuthlibRequest(request)
+        )
+        assert isinstance(response, HTTPResponse)
+        return response
 
 
 def _random_refresh_token(**_: Any) -> str:
@@ -1017,13 +1283,27 @@ class MembershipServer(LoopbackOAuthServer):
 
     Endpoints: ``GET /api/.well-known/openid-configuration``,
     ``GET /api/.well-known/jwks.json``, ``POST /api/oauth/token``
-    (``grant_type=refresh_token``, ``client_id=fctl``, no secret).
+    (``grant_type=refresh_token``, ``client_id=fctl``, no secret; and the
+    RFC 8628 device-code grant), ``POST /api/oauth/device/authorize`` (RFC 8628
+    §3.1, public client ``fctl`` by HTTP Basic ``fctl:`` or ``client_id``),
+    ``GET /api/device`` (the verification page) and ``POST /api/device/approve``
+    (the user's decision: what the test does instead of a browser; see
+    :meth:`approve_device`).
+
+    A device request with ``organization_id`` is a *stack access*: its success
+    is a stack access token (``organization_id`` claim) and a refresh token. Any
+    other is a *login*: access token, refresh token and an ID token (``iss``,
+    ``aud=fctl``, ``exp``, ``sub``, ``email``, ``org``; spoilt on purpose with
+    :attr:`id_token_defect`).
     """
 
     name: ClassVar[str] = "membership"
     DISCOVERY: ClassVar[str] = "GET /api/.well-known/openid-configuration"
     JWKS: ClassVar[str] = "GET /api/.well-known/jwks.json"
     TOKEN: ClassVar[str] = "POST /api/oauth/token"
+    DEVICE_AUTHORIZATION: ClassVar[str] = "POST /api/oauth/device/authorize"
+    DEVICE_VERIFICATION: ClassVar[str] = "GET /api/device"
+    DEVICE_APPROVE: ClassVar[str] = "POST /api/device/approve"
 
     def __init__(
         self,
@@ -1034,6 +1314,15 @@ class MembershipServer(LoopbackOAuthServer):
         signing_key: RSAKey | None = None,
         subject: str = "user-1",
         email: str = "user@example.com",
+        device_interval: float | None = DEFAULT_DEVICE_INTERVAL,
+        device_expires_in: float = 600,
+        device_verification_uri_complete: bool = True,
+        device_enforce_interval: bool = False,
+        device_interval_tolerance: float = 0.0,
+        device_require_resource_on_poll: bool = True,
+        device_organizations: Sequence[Mapping[str, Any]] = (),
+        id_token_lifetime: int = 3600,
+        id_token_defect: IdTokenDefect | None = None,
     ) -> None:
         super().__init__(port=port, discovery_cache_control=discovery_cache_control)
         #: Lifetime (s) of access tokens issued by the token endpoint; also its ``expires_in``.
@@ -1041,11 +1330,45 @@ class MembershipServer(LoopbackOAuthServer):
         self.subject = subject
         self.email = email
         self.signing_key = signing_key or _shared_rsa_key("membership")
+        # -- device flow knobs (attributes: change them between requests) --
+        #: ``interval`` of device answers (may be sub-second for fast tests, as a
+        #: JSON float); None omits it (the client must then use 5 s, RFC 8628 §3.2).
+        self.device_interval = device_interval
+        #: ``expires_in`` of device codes (s); after it polls get ``expired_token``.
+        self.device_expires_in = device_expires_in
+        #: Include ``verification_uri_complete`` in device answers.
+        self.device_verification_uri_complete = device_verification_uri_complete
+        #: Answer ``slow_down`` (and add 5 s to that code's interval) to a pending
+        #: poll that arrives sooner than the interval (minus the tolerance) after
+        #: the previous one. Off by default: :attr:`DevicePoll.early` records it anyway.
+        #: Arrival times are compared, so a client that counts the interval from
+        #: its *send* (not from the answer) can be early by latency jitter: give
+        #: such a client a tolerance.
+        self.device_enforce_interval = device_enforce_interval
+        self.device_interval_tolerance = device_interval_tolerance
+        #: A stack-access poll must repeat the device request's ``resource``
+        #: (DESIGN §13), else 400 ``invalid_target``.
+        self.device_require_resource_on_poll = device_require_resource_on_poll
+        #: ``org`` claim of login ID tokens when the approval names none.
+        self.device_organizations: list[JSONDict] = [dict(o) for o in device_organizations]
+        self.id_token_lifetime = id_token_lifetime
+        #: Spoil every ID token issued from now on (None: a good one).
+        self.id_token_defect: IdTokenDefect | None = id_token_defect
+        self._device_lock = threading.Lock()
+        self._device_changed = threading.Condition(self._device_lock)
+        self._device_by_code: dict[str, _DeviceState] = {}
+        self._device_by_user_code: dict[str, _DeviceState] = {}
+        self._device_auths: list[DeviceAuthorization] = []
+        self._device_polls: list[DevicePoll] = []
+        self._device_script: deque[DeviceAnswer] = deque()
         self._clients: dict[str, _PublicClient] = {
             FCTL_CLIENT_ID: _PublicClient(
                 FCTL_CLIENT_ID,
-                grant_types=frozenset({"refresh_token"}),
-                scopes=frozenset({"openid", "offline_access", "email", "profile"}),
+                grant_types=frozenset({"refresh_token", DEVICE_CODE_GRANT_TYPE}),
+                scopes=frozenset(
+                    {"openid", "offline_access", "email", "profile", "accesses", "on_behalf"}
+                ),
+                extra_token_auth_methods=frozenset({PUBLIC_BASIC_AUTH}),
             )
         }
         self._refresh: dict[str, _RefreshRecord] = {}
@@ -1057,12 +1380,27 @@ class MembershipServer(LoopbackOAuthServer):
         self._route(self.DISCOVERY, self._discovery)
         self._route(self.JWKS, self._jwks)
         self._route(self.TOKEN, self._token)
+        self._route(self.DEVICE_AUTHORIZATION, self._device_authorization)
+        self._route(self.DEVICE_VERIFICATION, self._device_verification)
+        self._route(self.DEVICE_APPROVE, self._device_approve)
 
     # -- URLs ------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         """The membershipURI, ``http://127.0.0.1:P/api``."""
         return f"{self.origin}/api"
+
+    @property
+    def device_authorization_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/device/authorize"
+
+    @property
+    def verification_uri(self) -> str:
+        return f"{self.base_url}/device"
+
+    @property
+    def device_approve_url(self) -> str:
+        return f"{self.base_url}/device/approve"
 
     @property
     def issuer(self) -> str:
@@ -1147,20 +1485,42 @@ class MembershipServer(LoopbackOAuthServer):
         )
         return token, refresh
 
-    def mint_id_token(self, organizations: Sequence[Mapping[str, object]]) -> str:
-        """An ID token whose ``org`` claim lists ``organizations``."""
+    def mint_id_token(
+        self,
+        organizations: Sequence[Mapping[str, object]],
+        *,
+        subject: str | None = None,
+        email: str | None = None,
+        lifetime: int = 3600,
+        defect: IdTokenDefect | None = None,
+    ) -> str:
+        """An ID token whose ``org`` claim lists ``organizations``.
+
+        ``defect`` spoils it: ``bad_signature`` (another key, same ``kid``),
+        ``wrong_issuer``, ``wrong_audience`` (``aud`` without ``fctl``) or
+        ``expired`` (``exp`` an hour ago).
+        """
         iat = int(time.time())
-        return self.sign(
-            {
-                "iss": self.issuer,
-                "sub": self.subject,
-                "aud": FCTL_CLIENT_ID,
-                "iat": iat,
-                "exp": iat + 3600,
-                "email": self.email,
-                "org": [dict(o) for o in organizations],
-            }
-        )
+        claims: JSONDict = {
+            "iss": self.issuer,
+            "sub": self.subject if subject is None else subject,
+            "aud": FCTL_CLIENT_ID,
+            "iat": iat,
+            "exp": iat + lifetime,
+            "email": self.email if email is None else email,
+            "org": [dict(o) for o in organizations],
+        }
+        if defect == "wrong_issuer":
+            claims["iss"] = WRONG_ISSUER
+        elif defect == "wrong_audience":
+            claims["aud"] = "not-fctl"
+        elif defect == "expired":
+            claims["iat"] = iat - lifetime - 3600
+            claims["exp"] = iat - 3600
+        if defect == "bad_signature":
+            forger = _shared_rsa_key("forger")
+            return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, forger)
+        return self.sign(claims)
 
     def rotate_signing_key(self, key: RSAKey | None = None) -> RSAKey:
         """Switch to another signing key; tokens signed before no longer verify
@@ -1222,12 +1582,20 @@ class MembershipServer(LoopbackOAuthServer):
                 "issuer": self.issuer,
                 "token_endpoint": self.token_endpoint,
                 "jwks_uri": self.jwks_uri,
-                "grant_types_supported": ["refresh_token"],
+                "device_authorization_endpoint": self.device_authorization_endpoint,
+                "grant_types_supported": ["refresh_token", DEVICE_CODE_GRANT_TYPE],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "offline_access", "email", "profile"],
+                "scopes_supported": [
+                    "openid",
+                    "offline_access",
+                    "email",
+                    "profile",
+                    "accesses",
+                    "on_behalf",
+                ],
             }
         )
 
@@ -1236,8 +1604,304 @@ class MembershipServer(LoopbackOAuthServer):
         return HTTPResponse.json({"keys": [key]}, 200, [("Cache-Control", "max-age=3600")])
 
     def _token(self, request: HTTPRequest) -> HTTPResponse:
+        arrived = time.monotonic()
+        if request.form.get("grant_type") == DEVICE_CODE_GRANT_TYPE:
+            return self._device_token(request, arrived)
         with self._grant_lock:
             return self._authz.token_response(request)
+
+    # -- device flow: what a test does and sees ------------------------------------
+    def approve_device(
+        self,
+        user_code: str,
+        *,
+        subject: str | None = None,
+        email: str | None = None,
+        organizations: Sequence[Mapping[str, Any]] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Approve ``user_code`` through the IdP's own HTTP endpoint, as the user
+        would in the browser. ``organizations`` becomes a login's ID-token ``org``
+        claim (default :attr:`device_organizations`; see :func:`org_claim`)."""
+        body: JSONDict = {"user_code": user_code, "decision": "approve"}
+        if subject is not None:
+            body["sub"] = subject
+        if email is not None:
+            body["email"] = email
+        if organizations is not None:
+            body["org"] = [dict(o) for o in organizations]
+        self._post_decision(body, timeout)
+
+    def deny_device(self, user_code: str, *, timeout: float = 5.0) -> None:
+        """The user refuses: every later poll of that code gets ``access_denied``."""
+        self._post_decision({"user_code": user_code, "decision": "deny"}, timeout)
+
+    def _post_decision(self, body: JSONDict, timeout: float) -> None:
+        response = httpx.post(self.device_approve_url, json=body, timeout=timeout)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"device decision refused: {response.status_code} {response.text[:200]}"
+            )
+
+    def script_device_answers(self, *answers: DeviceAnswer) -> None:
+        """The next polls of any known, unexpired device code get these errors, in
+        order, whatever the user decided (a scripted ``slow_down`` also adds 5 s to
+        that code's interval, as RFC 8628 §3.5 says)."""
+        unknown = [a for a in answers if a not in _DEVICE_ERRORS]
+        if unknown:
+            raise ValueError(f"not a device answer: {unknown}")
+        with self._device_lock:
+            self._device_script.extend(answers)
+
+    def slow_down_next(self, polls: int) -> None:
+        """Answer ``slow_down`` to the next ``polls`` polls."""
+        slow: list[DeviceAnswer] = ["slow_down"] * polls
+        self.script_device_answers(*slow)
+
+    def expire_device_code(self, user_code: str) -> None:
+        """Make ``user_code``'s device code expire now (polls: ``expired_token``)."""
+        with self._device_lock:
+            self._device_state_for_user_code(user_code).expires_at = time.monotonic()
+
+    def device_interval_of(self, user_code: str) -> float:
+        """The interval now in force for that code (grows with each slow_down)."""
+        with self._device_lock:
+            return self._device_state_for_user_code(user_code).interval
+
+    @property
+    def device_authorizations(self) -> list[DeviceAuthorization]:
+        """Every device authorization request answered, in order."""
+        with self._device_lock:
+            return list(self._device_auths)
+
+    @property
+    def device_polls(self) -> list[DevicePoll]:
+        """Every device-code poll, in order of arrival."""
+        with self._device_lock:
+            return list(self._device_polls)
+
+    def device_poll_times(self, user_code: str) -> list[float]:
+        """``time.monotonic()`` arrival times of the polls of ``user_code``."""
+        key = _normalise_user_code(user_code)
+        with self._device_lock:
+            return [
+                p.at
+                for p in self._device_polls
+                if p.user_code is not None and _normalise_user_code(p.user_code) == key
+            ]
+
+    def wait_for_device_authorization(
+        self, count: int = 1, timeout: float = 5.0
+    ) -> DeviceAuthorization:
+        """Block until ``count`` device authorizations were answered; return the
+        ``count``-th. Raises TimeoutError after ``timeout`` s."""
+        with self._device_changed:
+            if not self._device_changed.wait_for(lambda: len(self._device_auths) >= count, timeout):
+                raise TimeoutError(f"no device authorization #{count} within {timeout} s")
+            return self._device_auths[count - 1]
+
+    def wait_for_device_polls(
+        self, count: int, timeout: float = 5.0, *, user_code: str | None = None
+    ) -> bool:
+        """Block until ``count`` polls (of ``user_code``, or of any) arrived; True if so."""
+        key = None if user_code is None else _normalise_user_code(user_code)
+
+        def reached() -> bool:
+            polls = [
+                p
+                for p in self._device_polls
+                if key is None
+                or (p.user_code is not None and _normalise_user_code(p.user_code) == key)
+            ]
+            return len(polls) >= count
+
+        with self._device_changed:
+            return self._device_changed.wait_for(reached, timeout)
+
+    # -- device flow: internals ------------------------------------------------------
+    def _device_state_for_user_code(self, user_code: str) -> _DeviceState:
+        state = self._device_by_user_code.get(_normalise_user_code(user_code))
+        if state is None:
+            raise KeyError(f"unknown user code {user_code!r}")
+        return state
+
+    def _device_answer(self, device_code: str, user_code: str, verification_uri: str) -> JSONDict:
+        data: JSONDict = {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": verification_uri,
+        }
+        if self.device_verification_uri_complete:
+            data["verification_uri_complete"] = f"{verification_uri}?user_code={user_code}"
+        data["expires_in"] = _json_number(self.device_expires_in)
+        if self.device_interval is not None:
+            data["interval"] = _json_number(self.device_interval)
+        return data
+
+    def _device_save(self, request: _AuthlibRequest, data: JSONDict) -> None:
+        form = request.http_request.form
+        auth = DeviceAuthorization(
+            user_code=data["user_code"],
+            device_code=data["device_code"],
+            client_id=request.client.get_client_id(),
+            auth_method=str(request.auth_method),
+            scope=form.get("scope", ""),
+            prompt=form.get("prompt"),
+            organization_id=form.get("organization_id") or None,
+            id_token_hint=form.get("id_token_hint"),
+            resource=form.get("resource"),
+            form=_redacted_form(form),
+            response=dict(data),
+        )
+        interval = DEFAULT_DEVICE_INTERVAL if self.device_interval is None else self.device_interval
+        state = _DeviceState(auth, time.monotonic() + self.device_expires_in, float(interval))
+        with self._device_changed:
+            self._device_by_code[auth.device_code] = state
+            self._device_by_user_code[_normalise_user_code(auth.user_code)] = state
+            self._device_auths.append(auth)
+            self._device_changed.notify_all()
+
+    def _device_credential(self, device_code: str) -> _DeviceCredential | None:
+        with self._device_lock:
+            state = self._device_by_code.get(device_code)
+            if state is None or state.issued:
+                return None  # authlib: 400 invalid_request "Invalid 'device_code'"
+            return _DeviceCredential(state)
+
+    def _device_user_grant(self, user_code: str) -> tuple[_Subject | None, bool] | None:
+        with self._device_lock:
+            state = self._device_by_user_code.get(_normalise_user_code(user_code))
+            if state is None or state.decision is None:
+                return None
+            if state.decision == "denied":
+                return None, False
+            return _Subject(state.subject, state.auth.organization_id), True
+
+    def _device_precheck(self, credential: _DeviceCredential, request: _AuthlibRequest) -> None:
+        """Before authlib's own checks (expiry first, then the user's decision)."""
+        if credential.is_expired():
+            return  # authlib answers expired_token
+        state = credential.state
+        resource = request.http_request.form.get("resource")
+        if (
+            self.device_require_resource_on_poll
+            and state.auth.resource is not None
+            and resource != state.auth.resource
+        ):
+            raise _InvalidTargetError(description="resource differs from the device request")
+        with self._device_lock:
+            scripted = self._device_script.popleft() if self._device_script else None
+            if scripted == "slow_down":
+                state.interval += SLOW_DOWN_INCREMENT
+        if scripted is not None:
+            raise _DEVICE_ERRORS[scripted]()
+
+    def _device_should_slow_down(
+        self, credential: _DeviceCredential, request: _AuthlibRequest
+    ) -> bool:
+        if not (self.device_enforce_interval and request.poll_early):
+            return False
+        with self._device_lock:
+            credential.state.interval += SLOW_DOWN_INCREMENT
+        return True
+
+    def _device_complete(self, credential: _DeviceCredential, token: JSONDict) -> None:
+        state = credential.state
+        with self._device_lock:
+            state.issued = True
+            organizations = [dict(o) for o in state.organizations]
+        if state.auth.kind == "login" and "openid" in str(token.get("scope", "")).split():
+            token["id_token"] = self.mint_id_token(
+                organizations,
+                subject=state.subject,
+                email=state.email,
+                lifetime=self.id_token_lifetime,
+                defect=self.id_token_defect,
+            )
+
+    def _device_token(self, request: HTTPRequest, arrived: float) -> HTTPResponse:
+        authlib_request = _AuthlibRequest(request)
+        with self._grant_lock:
+            with self._device_lock:
+                state = self._device_by_code.get(request.form.get("device_code", ""))
+                since = interval = None
+                if state is not None:
+                    interval = state.interval
+                    if state.last_poll is not None:
+                        since = arrived - state.last_poll
+                    state.last_poll = arrived
+            authlib_request.poll_early = (
+                since is not None
+                and interval is not None
+                and since < interval - self.device_interval_tolerance
+            )
+            response = self._authz.token_response(authlib_request)
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            body = {}
+        answer = "success" if response.status == 200 else str(body.get("error", "unknown"))
+        poll = DevicePoll(
+            user_code=state.auth.user_code if state is not None else None,
+            at=arrived,
+            since_previous=since,
+            interval=interval,
+            answer=answer,
+            status=response.status,
+            resource=request.form.get("resource"),
+        )
+        with self._device_changed:
+            self._device_polls.append(poll)
+            self._device_changed.notify_all()
+        return response
+
+    def _device_authorization(self, request: HTTPRequest) -> HTTPResponse:
+        return self._authz.device_response(request)
+
+    def _device_verification(self, request: HTTPRequest) -> HTTPResponse:
+        code = html_escape(request.query.get("user_code", ""))
+        page = (
+            "<!DOCTYPE html><html><head><title>Device login</title></head><body>"
+            f"<h1>Confirm the code</h1><p>{code}</p></body></html>"
+        ).encode()
+        return HTTPResponse(200, page, [("Content-Type", "text/html; charset=utf-8")])
+
+    def _device_approve(self, request: HTTPRequest) -> HTTPResponse:
+        params: JSONDict
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if ctype == "application/json":
+                loaded = json.loads(request.body or b"{}")
+                params = loaded if isinstance(loaded, dict) else {}
+            else:
+                params = dict(request.form)
+                if "org" in params:
+                    params["org"] = json.loads(params["org"])
+        except ValueError:
+            return HTTPResponse.oauth_error(400, "invalid_request", "malformed body")
+        user_code = params.get("user_code")
+        decision = params.get("decision", "approve")
+        organizations = params.get("org", self.device_organizations)
+        if (
+            not isinstance(user_code, str)
+            or decision not in ("approve", "deny")
+            or not isinstance(organizations, list)
+        ):
+            return HTTPResponse.oauth_error(400, "invalid_request", "user_code, decision, org")
+        with self._device_changed:
+            state = self._device_by_user_code.get(_normalise_user_code(user_code))
+            if state is None:
+                return HTTPResponse.oauth_error(404, "invalid_user_code")
+            if time.monotonic() >= state.expires_at:
+                return HTTPResponse.oauth_error(400, "expired_token")
+            if state.decision is not None:
+                return HTTPResponse.oauth_error(409, "already_decided", state.decision)
+            state.decision = "approved" if decision == "approve" else "denied"
+            state.subject = str(params.get("sub", self.subject))
+            state.email = str(params.get("email", self.email))
+            state.organizations = [dict(o) for o in organizations if isinstance(o, dict)]
+            self._device_changed.notify_all()
+        return HTTPResponse.json({"user_code": state.auth.user_code, "decision": state.decision})
 
 
 # --------------------------------------------------------------------------
