@@ -10,21 +10,31 @@ a :class:`http.server.ThreadingHTTPServer` in a daemon thread:
   ``http://127.0.0.1:P/api``): OIDC discovery, JWKS, and a token endpoint for the
   ``refresh_token`` grant (authlib's ``RefreshTokenGrant``) for the public
   client ``fctl``. Refresh tokens are rotated on every use. Access tokens are
-  RS256 JWTs signed with the IdP's RSA key (joserfc).
+  RS256 JWTs signed with the IdP's RSA key (joserfc). RFC 8628 device
+  authorization (authlib's ``DeviceAuthorizationEndpoint`` + ``DeviceCodeGrant``)
+  for login and stack access, approved or denied by the test through the IdP's
+  own HTTP endpoint (:meth:`MembershipServer.approve_device`).
 * :class:`StackAuthServer` -- a stack's auth server (stack URI =
   ``http://127.0.0.1:Q``): OIDC discovery and a token endpoint for the RFC 7523
   JWT-bearer grant (authlib's ``JWTBearerGrant``) whose assertion is a stack
   access token from the membership IdP; signature (RS256, the IdP's key),
-  issuer and ``exp`` are verified. It also serves a tiny protected resource
-  (``GET /api/ledger/_info``) that accepts the tokens it issued.
+  issuer and ``exp`` are verified; and for RFC 6749 §4.4 client credentials
+  (authlib's ``ClientCredentialsGrant``) of clients added with
+  :meth:`StackAuthServer.add_client`. It also serves a tiny protected resource
+  (``GET /api/ledger/_info``) that accepts the tokens it issued; the ledger v2
+  stub for the SDK is tests/ledger_stub.py.
 
 Both record requests, count them per endpoint (``"POST /api/oauth/token"``),
 accept a FIFO queue of :class:`Fault` per endpoint, and can be stopped and
 restarted on the same port. Only loopback addresses are ever bound; every wait
 is bounded.
 
+Client secrets are redacted from recorded requests and headers, and query
+strings from the servers' log lines, so a test may print them.
+
 Use them as context managers, or through the pytest fixtures
-:func:`membership_server`, :func:`stack_server` and :func:`fctl_profile`.
+:func:`membership_server`, :func:`stack_server`, :func:`stack_oauth_client` and
+:func:`fctl_profile`.
 """
 
 from __future__ import annotations
