@@ -10,21 +10,31 @@ a :class:`http.server.ThreadingHTTPServer` in a daemon thread:
   ``http://127.0.0.1:P/api``): OIDC discovery, JWKS, and a token endpoint for the
   ``refresh_token`` grant (authlib's ``RefreshTokenGrant``) for the public
   client ``fctl``. Refresh tokens are rotated on every use. Access tokens are
-  RS256 JWTs signed with the IdP's RSA key (joserfc).
+  RS256 JWTs signed with the IdP's RSA key (joserfc). RFC 8628 device
+  authorization (authlib's ``DeviceAuthorizationEndpoint`` + ``DeviceCodeGrant``)
+  for login and stack access, approved or denied by the test through the IdP's
+  own HTTP endpoint (:meth:`MembershipServer.approve_device`).
 * :class:`StackAuthServer` -- a stack's auth server (stack URI =
   ``http://127.0.0.1:Q``): OIDC discovery and a token endpoint for the RFC 7523
   JWT-bearer grant (authlib's ``JWTBearerGrant``) whose assertion is a stack
   access token from the membership IdP; signature (RS256, the IdP's key),
-  issuer and ``exp`` are verified. It also serves a tiny protected resource
-  (``GET /api/ledger/_info``) that accepts the tokens it issued.
+  issuer and ``exp`` are verified; and for RFC 6749 §4.4 client credentials
+  (authlib's ``ClientCredentialsGrant``) of clients added with
+  :meth:`StackAuthServer.add_client`. It also serves a tiny protected resource
+  (``GET /api/ledger/_info``) that accepts the tokens it issued; the ledger v2
+  stub for the SDK is tests/ledger_stub.py.
 
 Both record requests, count them per endpoint (``"POST /api/oauth/token"``),
 accept a FIFO queue of :class:`Fault` per endpoint, and can be stopped and
 restarted on the same port. Only loopback addresses are ever bound; every wait
 is bounded.
 
+Client secrets are redacted from recorded requests and headers, and query
+strings from the servers' log lines, so a test may print them.
+
 Use them as context managers, or through the pytest fixtures
-:func:`membership_server`, :func:`stack_server` and :func:`fctl_profile`.
+:func:`membership_server`, :func:`stack_server`, :func:`stack_oauth_client` and
+:func:`fctl_profile`.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import functools
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -48,15 +59,21 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
+from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 import pytest
+from authlib.consts import default_json_headers  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.base import OAuth2Error  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignore]
+    AccessDeniedError,
     AuthorizationServer,
+    ClientCredentialsGrant,
     InvalidGrantError,
     OAuth2Request,
     RefreshTokenGrant,
@@ -64,24 +81,46 @@ from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignor
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc6750 import BearerTokenGenerator  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc7523 import JWTBearerGrant  # type: ignore[import-untyped,unused-ignore]
+from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped,unused-ignore]
+    AuthorizationPendingError,
+    DeviceAuthorizationEndpoint,
+    DeviceCodeGrant,
+    ExpiredTokenError,
+    SlowDownError,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 __all__ = [
+    "CLIENT_CREDENTIALS_GRANT_TYPE",
+    "DEFAULT_DEVICE_INTERVAL",
+    "DEFAULT_STACK_AUTH_METHODS",
+    "DEVICE_CODE_GRANT_TYPE",
     "JWT_BEARER_GRANT_TYPE",
+    "LOGIN_SCOPE",
     "LOOPBACK_HOST",
+    "ClientAuthMethod",
+    "ClientCredentialsRequest",
+    "ConfidentialClient",
+    "DeviceAnswer",
+    "DeviceAuthorization",
+    "DevicePoll",
     "Fault",
     "FctlProfile",
+    "IdTokenDefect",
     "IssuedToken",
     "LoopbackOAuthServer",
     "MembershipServer",
     "RecordedRequest",
+    "STACK_ACCESS_SCOPE",
     "StackAuthServer",
     "decode_jwt_unverified",
     "fctl_profile",
     "membership_server",
     "new_rsa_key",
+    "org_claim",
+    "stack_oauth_client",
     "stack_server",
     "write_fctl_profile",
 ]
@@ -90,8 +129,22 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_HOST: Final = "127.0.0.1"
 JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+CLIENT_CREDENTIALS_GRANT_TYPE: Final = "client_credentials"
+#: What the stack's discovery advertises by default (RFC 8414 §2).
+DEFAULT_STACK_AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secret_post")
+DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 FCTL_CLIENT_ID: Final = "fctl"
 STACK_ACCESS_SCOPE: Final = "openid offline_access"
+#: fctl's login scope (pkg/authentication.go), DESIGN §13.
+LOGIN_SCOPE: Final = "openid offline_access accesses on_behalf"
+#: RFC 8628 §3.2: without ``interval`` in the answer a client waits 5 s.
+DEFAULT_DEVICE_INTERVAL: Final = 5.0
+#: RFC 8628 §3.5: each slow_down raises the interval by 5 s.
+SLOW_DOWN_INCREMENT: Final = 5.0
+#: Client authentication of a public client by HTTP Basic with an empty
+#: password (``fctl:``), which authlib's client_secret_basic refuses.
+PUBLIC_BASIC_AUTH: Final = "public_client_basic"
+WRONG_ISSUER: Final = "http://127.0.0.1:1/not-the-issuer"
 
 #: Upper bound on request bodies the servers read (they are test servers).
 MAX_REQUEST_BODY: Final = 1024 * 1024
@@ -393,6 +446,42 @@ class Fault:
 
 Route = Callable[[HTTPRequest], HTTPResponse]
 
+_QUERY_IN_LINE: Final = re.compile(r"\?\S*\s")
+#: Form fields never kept verbatim in :attr:`LoopbackOAuthServer.requests`.
+REDACTED_FORM_FIELDS: Final = frozenset({"client_secret"})
+REDACTED: Final = "<redacted>"
+
+
+def _redacted_form(form: Mapping[str, str]) -> dict[str, str]:
+    return {k: (REDACTED if k in REDACTED_FORM_FIELDS else v) for k, v in form.items()}
+
+
+def _redacted_headers(headers: Message) -> dict[str, str]:
+    """Lower-cased headers; HTTP Basic credentials keep their user name only."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "authorization" and value[:6].lower() == "basic ":
+            user, _ = _basic_credentials(value)
+            value = f"Basic {user or ''}:{REDACTED}"
+        out[key] = value
+    return out
+
+
+def _basic_credentials(value: str | None) -> tuple[str | None, str | None]:
+    """(user, password) of an ``Authorization: Basic`` value (RFC 7617), else (None, None)."""
+    if not value:
+        return None, None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    user, sep, password = decoded.partition(":")
+    return unquote(user), (unquote(password) if sep else None)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: one request per connection, so a stopped server never keeps
@@ -411,7 +500,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.server.owner.name, format % args)
+        # The request line may carry a query string: log the path only, so a
+        # secret a client wrongly puts in a URL never reaches a test's log.
+        log.debug("%s %s", self.server.owner.name, _QUERY_IN_LINE.sub(" ", format % args))
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -609,9 +700,22 @@ class LoopbackOAuthServer:
 
     @property
     def request_headers(self) -> list[dict[str, str]]:
-        """Headers (lower-cased names) of each request, parallel to :attr:`requests`."""
+        """Headers (lower-cased names) of each request, parallel to :attr:`requests`.
+
+        HTTP Basic credentials are recorded as ``Basic <user>:<redacted>``, and a
+        form's ``client_secret`` as ``<redacted>``: a test may print these.
+        """
         with self._lock:
             return [dict(h) for h in self._request_headers]
+
+    def count_grant(self, grant_type: str) -> int:
+        """Recorded POSTs whose form has this ``grant_type`` (faulted ones included)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if r.method == "POST" and r.form.get("grant_type") == grant_type
+            )
 
     def wait_for_count(self, endpoint: str, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count(endpoint) >= count`` or ``timeout`` s; True if reached."""
@@ -643,6 +747,13 @@ class LoopbackOAuthServer:
             self._faults.clear()
 
     # -- request handling --------------------------------------------------------
+    def add_route(self, endpoint: str, route: Route) -> None:
+        """Serve ``"METHOD /path"`` with ``route`` (e.g. a stub API on the same origin)."""
+        _check_endpoint(endpoint)
+        with self._lock:
+            # Copy on write: handler threads read the table without the lock.
+            self._routes = {**self._routes, endpoint: route}
+
     def _route(self, endpoint: str, route: Route) -> None:
         self._routes[endpoint] = route
 
@@ -657,8 +768,10 @@ class LoopbackOAuthServer:
         with self._lock:
             self._counts[request.endpoint] += 1
             self._counted.notify_all()
-            self._requests.append(RecordedRequest(request.method, request.path, dict(request.form)))
-            self._request_headers.append({k.lower(): v for k, v in request.headers.items()})
+            self._requests.append(
+                RecordedRequest(request.method, request.path, _redacted_form(request.form))
+            )
+            self._request_headers.append(_redacted_headers(request.headers))
             queue = self._faults.get(request.endpoint)
             fault = queue.popleft() if queue else None
 
@@ -775,6 +888,8 @@ class _AuthlibRequest(OAuth2Request):  # type: ignore[misc]
         super().__init__(method=request.method, uri=request.url, headers=request.headers)
         self.http_request = request
         self.payload = BasicOAuth2Payload(dict(request.form))
+        #: Device-code polls: arrived sooner than the interval after the previous one.
+        self.poll_early = False
 
     @property
     def args(self) -> dict[str, str]:
@@ -816,7 +931,7 @@ class _StdlibAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         self.signals.append(name)
 
-    def token_response(self, request: HTTPRequest) -> HTTPResponse:
+    def token_response(self, request: HTTPRequest | _AuthlibRequest) -> HTTPResponse:
         response = self.create_token_response(request)
         assert isinstance(response, HTTPResponse)
         return response
@@ -831,6 +946,9 @@ class _PublicClient:
     scopes: frozenset[str]
     auth_method: str = "none"
     public_key: RSAKey | None = None
+    #: Token-endpoint methods accepted besides ``auth_method`` (grants still
+    #: restrict theirs: the refresh grant only tries "none").
+    extra_token_auth_methods: frozenset[str] = frozenset()
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -845,7 +963,9 @@ class _PublicClient:
         return False
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == self.auth_method if endpoint == "token" else True
+        if endpoint != "token":
+            return True
+        return method == self.auth_method or method in self.extra_token_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -911,11 +1031,222 @@ class _RotatingRefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
         idp._drop_refresh(refresh_token.value)
 
 
+DeviceAnswer = Literal["authorization_pending", "slow_down", "access_denied", "expired_token"]
+IdTokenDefect = Literal["bad_signature", "wrong_issuer", "wrong_audience", "expired"]
+
+_DEVICE_ERRORS: Final[Mapping[str, type[OAuth2Error]]] = {
+    "authorization_pending": AuthorizationPendingError,
+    "slow_down": SlowDownError,
+    "access_denied": AccessDeniedError,
+    "expired_token": ExpiredTokenError,
+}
+
+
+class _InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: the ``resource`` of the poll is not the one authorized."""
+
+    error = "invalid_target"
+
+
+def _json_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _normalise_user_code(user_code: str) -> str:
+    # RFC 8628 §6.1: case and punctuation of a user code do not matter.
+    return "".join(ch for ch in user_code.upper() if ch.isalnum())
+
+
+def org_claim(
+    org_id: str,
+    stacks: Mapping[str, str] | None = None,
+    *,
+    display_name: str | None = None,
+    scopes: Sequence[str] = ("stack:Read", "stack:Write"),
+) -> JSONDict:
+    """One entry of the ID token's ``org`` claim (DESIGN §3.2); ``stacks``: id -> URI."""
+    return {
+        "id": org_id,
+        "displayName": display_name or org_id,
+        "stacks": [
+            {"id": sid, "displayName": sid, "uri": uri, "scopes": list(scopes)}
+            for sid, uri in (stacks or {}).items()
+        ],
+        "applications": [],
+    }
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    """One device authorization request (RFC 8628 §3.1) and the IdP's answer (§3.2)."""
+
+    user_code: str
+    device_code: str = field(repr=False)
+    client_id: str
+    #: How authlib authenticated the client: ``public_client_basic`` (Basic ``fctl:``)
+    #: or ``none`` (``client_id`` in the form).
+    auth_method: str
+    scope: str
+    prompt: str | None
+    organization_id: str | None
+    id_token_hint: str | None = field(repr=False)
+    resource: str | None
+    #: The whole request form and the JSON answer.
+    form: Mapping[str, str] = field(repr=False)
+    response: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def kind(self) -> Literal["login", "stack_access"]:
+        """``stack_access`` when an ``organization_id`` was given, else ``login``."""
+        return "stack_access" if self.organization_id else "login"
+
+
+@dataclass(frozen=True)
+class DevicePoll:
+    """One device-code poll of the token endpoint (RFC 8628 §3.4)."""
+
+    #: The user code of the polled device code; None for an unknown device code.
+    user_code: str | None
+    #: ``time.monotonic()`` when the poll arrived.
+    at: float
+    #: Seconds since the previous poll of the same code (None for the first).
+    since_previous: float | None
+    #: The interval in force when it arrived (before any slow_down it caused).
+    interval: float | None
+    #: ``"success"`` or the RFC 8628 §3.5 / RFC 6749 §5.2 error code.
+    answer: str
+    status: int
+    resource: str | None
+
+    @property
+    def early(self) -> bool:
+        """Sooner after the previous poll than the interval allowed."""
+        return (
+            self.since_previous is not None
+            and self.interval is not None
+            and self.since_previous < self.interval
+        )
+
+
+@dataclass
+class _DeviceState:
+    """Mutable state of one device code; guarded by ``MembershipServer._device_lock``."""
+
+    auth: DeviceAuthorization
+    expires_at: float  # monotonic
+    interval: float
+    last_poll: float | None = None
+    decision: Literal["approved", "denied"] | None = None
+    subject: str = ""
+    email: str = ""
+    organizations: list[JSONDict] = field(default_factory=list)
+    issued: bool = False
+
+
+class _DeviceCredential:
+    """authlib DeviceCredentialMixin over a :class:`_DeviceState` (duck-typed)."""
+
+    def __init__(self, state: _DeviceState) -> None:
+        self.state = state
+
+    def get_client_id(self) -> str:
+        return self.state.auth.client_id
+
+    def get_scope(self) -> str:
+        return self.state.auth.scope
+
+    def get_user_code(self) -> str:
+        return self.state.auth.user_code
+
+    def is_expired(self) -> bool:
+        return time.monotonic() >= self.state.expires_at
+
+
+def _authenticate_public_basic(
+    query_client: Callable[[str], _PublicClient | None], request: _AuthlibRequest
+) -> _PublicClient | None:
+    """HTTP Basic with an empty password names a public client (fctl sends ``fctl:``)."""
+    client_id, password = _basic_credentials(request.headers.get("Authorization"))
+    if not client_id or password:
+        return None
+    client = query_client(client_id)
+    if client is None or not client.check_endpoint_auth_method("none", "token"):
+        return None  # a confidential client must prove its secret
+    return client
+
+
+class _DeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    """authlib's RFC 8628 §3.1 endpoint; ``expires_in``/``interval`` come from the IdP's
+    knobs (sub-second or absent ``interval`` included), and the request is recorded."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
+
+    def get_verification_uri(self) -> str:
+        idp: MembershipServer = self.server.idp
+        return idp.verification_uri
+
+    def create_endpoint_response(self, request: _AuthlibRequest) -> tuple[int, JSONDict, Any]:
+        self.authenticate_client(request)
+        self.server.validate_requested_scope(request.payload.scope)
+        idp: MembershipServer = self.server.idp
+        data = idp._device_answer(
+            self.generate_device_code(), self.generate_user_code(), self.get_verification_uri()
+        )
+        idp._device_save(request, data)
+        return 200, data, default_json_headers
+
+
+class _DeviceCodeGrant(DeviceCodeGrant):  # type: ignore[misc]
+    """authlib's RFC 8628 §3.4-3.5 grant over the IdP's device states."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
+
+    @property
+    def idp(self) -> MembershipServer:
+        idp: MembershipServer = self.server.idp
+        return idp
+
+    def query_device_credential(self, device_code: str) -> _DeviceCredential | None:
+        return self.idp._device_credential(device_code)
+
+    def query_user_grant(self, user_code: str) -> tuple[_Subject | None, bool] | None:
+        return self.idp._device_user_grant(user_code)
+
+    def should_slow_down(self, credential: _DeviceCredential) -> bool:
+        return self.idp._device_should_slow_down(credential, self.request)
+
+    def validate_device_credential(self, credential: _DeviceCredential) -> _Subject:
+        self.idp._device_precheck(credential, self.request)
+        user: _Subject = super().validate_device_credential(credential)
+        return user
+
+    def generate_token(
+        self,
+        user: _Subject | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> JSONDict:
+        token: JSONDict = super().generate_token(
+            user=user,
+            scope=scope,
+            grant_type=grant_type,
+            expires_in=expires_in,
+            include_refresh_token=include_refresh_token,
+        )
+        self.idp._device_complete(self.request.credential, token)
+        return token
+
+
 class _MembershipAuthorizationServer(_StdlibAuthorizationServer):
     def __init__(self, idp: MembershipServer) -> None:
         super().__init__()
         self.idp = idp
         self.register_grant(_RotatingRefreshTokenGrant)
+        self.register_grant(_DeviceCodeGrant)
+        self.register_endpoint(_DeviceAuthorizationEndpoint)
+        self.register_client_auth_method(PUBLIC_BASIC_AUTH, _authenticate_public_basic)
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -935,6 +1266,22 @@ class _MembershipAuthorizationServer(_StdlibAuthorizationServer):
             self.idp._store_refresh(
                 _RefreshRecord(new_value, old.client_id, old.subject, old.scope)
             )
+        elif (
+            request.payload.grant_type == DEVICE_CODE_GRANT_TYPE
+            and isinstance(new_value, str)
+            and isinstance(request.user, _Subject)
+        ):
+            scope = str(token.get("scope") or request.credential.get_scope())
+            self.idp._store_refresh(
+                _RefreshRecord(new_value, request.client.get_client_id(), request.user, scope)
+            )
+
+    def device_response(self, request: HTTPRequest) -> HTTPResponse:
+        response = self.create_endpoint_response(
+            _DeviceAuthorizationEndpoint.ENDPOINT_NAME, _AuthlibRequest(request)
+        )
+        assert isinstance(response, HTTPResponse)
+        return response
 
 
 def _random_refresh_token(**_: Any) -> str:
@@ -946,13 +1293,27 @@ class MembershipServer(LoopbackOAuthServer):
 
     Endpoints: ``GET /api/.well-known/openid-configuration``,
     ``GET /api/.well-known/jwks.json``, ``POST /api/oauth/token``
-    (``grant_type=refresh_token``, ``client_id=fctl``, no secret).
+    (``grant_type=refresh_token``, ``client_id=fctl``, no secret; and the
+    RFC 8628 device-code grant), ``POST /api/oauth/device/authorize`` (RFC 8628
+    §3.1, public client ``fctl`` by HTTP Basic ``fctl:`` or ``client_id``),
+    ``GET /api/device`` (the verification page) and ``POST /api/device/approve``
+    (the user's decision: what the test does instead of a browser; see
+    :meth:`approve_device`).
+
+    A device request with ``organization_id`` is a *stack access*: its success
+    is a stack access token (``organization_id`` claim) and a refresh token. Any
+    other is a *login*: access token, refresh token and an ID token (``iss``,
+    ``aud=fctl``, ``exp``, ``sub``, ``email``, ``org``; spoilt on purpose with
+    :attr:`id_token_defect`).
     """
 
     name: ClassVar[str] = "membership"
     DISCOVERY: ClassVar[str] = "GET /api/.well-known/openid-configuration"
     JWKS: ClassVar[str] = "GET /api/.well-known/jwks.json"
     TOKEN: ClassVar[str] = "POST /api/oauth/token"
+    DEVICE_AUTHORIZATION: ClassVar[str] = "POST /api/oauth/device/authorize"
+    DEVICE_VERIFICATION: ClassVar[str] = "GET /api/device"
+    DEVICE_APPROVE: ClassVar[str] = "POST /api/device/approve"
 
     def __init__(
         self,
@@ -963,6 +1324,15 @@ class MembershipServer(LoopbackOAuthServer):
         signing_key: RSAKey | None = None,
         subject: str = "user-1",
         email: str = "user@example.com",
+        device_interval: float | None = DEFAULT_DEVICE_INTERVAL,
+        device_expires_in: float = 600,
+        device_verification_uri_complete: bool = True,
+        device_enforce_interval: bool = False,
+        device_interval_tolerance: float = 0.0,
+        device_require_resource_on_poll: bool = True,
+        device_organizations: Sequence[Mapping[str, Any]] = (),
+        id_token_lifetime: int = 3600,
+        id_token_defect: IdTokenDefect | None = None,
     ) -> None:
         super().__init__(port=port, discovery_cache_control=discovery_cache_control)
         #: Lifetime (s) of access tokens issued by the token endpoint; also its ``expires_in``.
@@ -970,11 +1340,45 @@ class MembershipServer(LoopbackOAuthServer):
         self.subject = subject
         self.email = email
         self.signing_key = signing_key or _shared_rsa_key("membership")
+        # -- device flow knobs (attributes: change them between requests) --
+        #: ``interval`` of device answers (may be sub-second for fast tests, as a
+        #: JSON float); None omits it (the client must then use 5 s, RFC 8628 §3.2).
+        self.device_interval = device_interval
+        #: ``expires_in`` of device codes (s); after it polls get ``expired_token``.
+        self.device_expires_in = device_expires_in
+        #: Include ``verification_uri_complete`` in device answers.
+        self.device_verification_uri_complete = device_verification_uri_complete
+        #: Answer ``slow_down`` (and add 5 s to that code's interval) to a pending
+        #: poll that arrives sooner than the interval (minus the tolerance) after
+        #: the previous one. Off by default: :attr:`DevicePoll.early` records it anyway.
+        #: Arrival times are compared, so a client that counts the interval from
+        #: its *send* (not from the answer) can be early by latency jitter: give
+        #: such a client a tolerance.
+        self.device_enforce_interval = device_enforce_interval
+        self.device_interval_tolerance = device_interval_tolerance
+        #: A stack-access poll must repeat the device request's ``resource``
+        #: (DESIGN §13), else 400 ``invalid_target``.
+        self.device_require_resource_on_poll = device_require_resource_on_poll
+        #: ``org`` claim of login ID tokens when the approval names none.
+        self.device_organizations: list[JSONDict] = [dict(o) for o in device_organizations]
+        self.id_token_lifetime = id_token_lifetime
+        #: Spoil every ID token issued from now on (None: a good one).
+        self.id_token_defect: IdTokenDefect | None = id_token_defect
+        self._device_lock = threading.Lock()
+        self._device_changed = threading.Condition(self._device_lock)
+        self._device_by_code: dict[str, _DeviceState] = {}
+        self._device_by_user_code: dict[str, _DeviceState] = {}
+        self._device_auths: list[DeviceAuthorization] = []
+        self._device_polls: list[DevicePoll] = []
+        self._device_script: deque[DeviceAnswer] = deque()
         self._clients: dict[str, _PublicClient] = {
             FCTL_CLIENT_ID: _PublicClient(
                 FCTL_CLIENT_ID,
-                grant_types=frozenset({"refresh_token"}),
-                scopes=frozenset({"openid", "offline_access", "email", "profile"}),
+                grant_types=frozenset({"refresh_token", DEVICE_CODE_GRANT_TYPE}),
+                scopes=frozenset(
+                    {"openid", "offline_access", "email", "profile", "accesses", "on_behalf"}
+                ),
+                extra_token_auth_methods=frozenset({PUBLIC_BASIC_AUTH}),
             )
         }
         self._refresh: dict[str, _RefreshRecord] = {}
@@ -986,12 +1390,27 @@ class MembershipServer(LoopbackOAuthServer):
         self._route(self.DISCOVERY, self._discovery)
         self._route(self.JWKS, self._jwks)
         self._route(self.TOKEN, self._token)
+        self._route(self.DEVICE_AUTHORIZATION, self._device_authorization)
+        self._route(self.DEVICE_VERIFICATION, self._device_verification)
+        self._route(self.DEVICE_APPROVE, self._device_approve)
 
     # -- URLs ------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         """The membershipURI, ``http://127.0.0.1:P/api``."""
         return f"{self.origin}/api"
+
+    @property
+    def device_authorization_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/device/authorize"
+
+    @property
+    def verification_uri(self) -> str:
+        return f"{self.base_url}/device"
+
+    @property
+    def device_approve_url(self) -> str:
+        return f"{self.base_url}/device/approve"
 
     @property
     def issuer(self) -> str:
@@ -1076,20 +1495,42 @@ class MembershipServer(LoopbackOAuthServer):
         )
         return token, refresh
 
-    def mint_id_token(self, organizations: Sequence[Mapping[str, object]]) -> str:
-        """An ID token whose ``org`` claim lists ``organizations``."""
+    def mint_id_token(
+        self,
+        organizations: Sequence[Mapping[str, object]],
+        *,
+        subject: str | None = None,
+        email: str | None = None,
+        lifetime: int = 3600,
+        defect: IdTokenDefect | None = None,
+    ) -> str:
+        """An ID token whose ``org`` claim lists ``organizations``.
+
+        ``defect`` spoils it: ``bad_signature`` (another key, same ``kid``),
+        ``wrong_issuer``, ``wrong_audience`` (``aud`` without ``fctl``) or
+        ``expired`` (``exp`` an hour ago).
+        """
         iat = int(time.time())
-        return self.sign(
-            {
-                "iss": self.issuer,
-                "sub": self.subject,
-                "aud": FCTL_CLIENT_ID,
-                "iat": iat,
-                "exp": iat + 3600,
-                "email": self.email,
-                "org": [dict(o) for o in organizations],
-            }
-        )
+        claims: JSONDict = {
+            "iss": self.issuer,
+            "sub": self.subject if subject is None else subject,
+            "aud": FCTL_CLIENT_ID,
+            "iat": iat,
+            "exp": iat + lifetime,
+            "email": self.email if email is None else email,
+            "org": [dict(o) for o in organizations],
+        }
+        if defect == "wrong_issuer":
+            claims["iss"] = WRONG_ISSUER
+        elif defect == "wrong_audience":
+            claims["aud"] = "not-fctl"
+        elif defect == "expired":
+            claims["iat"] = iat - lifetime - 3600
+            claims["exp"] = iat - 3600
+        if defect == "bad_signature":
+            forger = _shared_rsa_key("forger")
+            return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, forger)
+        return self.sign(claims)
 
     def rotate_signing_key(self, key: RSAKey | None = None) -> RSAKey:
         """Switch to another signing key; tokens signed before no longer verify
@@ -1151,12 +1592,20 @@ class MembershipServer(LoopbackOAuthServer):
                 "issuer": self.issuer,
                 "token_endpoint": self.token_endpoint,
                 "jwks_uri": self.jwks_uri,
-                "grant_types_supported": ["refresh_token"],
+                "device_authorization_endpoint": self.device_authorization_endpoint,
+                "grant_types_supported": ["refresh_token", DEVICE_CODE_GRANT_TYPE],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "offline_access", "email", "profile"],
+                "scopes_supported": [
+                    "openid",
+                    "offline_access",
+                    "email",
+                    "profile",
+                    "accesses",
+                    "on_behalf",
+                ],
             }
         )
 
@@ -1165,8 +1614,304 @@ class MembershipServer(LoopbackOAuthServer):
         return HTTPResponse.json({"keys": [key]}, 200, [("Cache-Control", "max-age=3600")])
 
     def _token(self, request: HTTPRequest) -> HTTPResponse:
+        arrived = time.monotonic()
+        if request.form.get("grant_type") == DEVICE_CODE_GRANT_TYPE:
+            return self._device_token(request, arrived)
         with self._grant_lock:
             return self._authz.token_response(request)
+
+    # -- device flow: what a test does and sees ------------------------------------
+    def approve_device(
+        self,
+        user_code: str,
+        *,
+        subject: str | None = None,
+        email: str | None = None,
+        organizations: Sequence[Mapping[str, Any]] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Approve ``user_code`` through the IdP's own HTTP endpoint, as the user
+        would in the browser. ``organizations`` becomes a login's ID-token ``org``
+        claim (default :attr:`device_organizations`; see :func:`org_claim`)."""
+        body: JSONDict = {"user_code": user_code, "decision": "approve"}
+        if subject is not None:
+            body["sub"] = subject
+        if email is not None:
+            body["email"] = email
+        if organizations is not None:
+            body["org"] = [dict(o) for o in organizations]
+        self._post_decision(body, timeout)
+
+    def deny_device(self, user_code: str, *, timeout: float = 5.0) -> None:
+        """The user refuses: every later poll of that code gets ``access_denied``."""
+        self._post_decision({"user_code": user_code, "decision": "deny"}, timeout)
+
+    def _post_decision(self, body: JSONDict, timeout: float) -> None:
+        response = httpx.post(self.device_approve_url, json=body, timeout=timeout)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"device decision refused: {response.status_code} {response.text[:200]}"
+            )
+
+    def script_device_answers(self, *answers: DeviceAnswer) -> None:
+        """The next polls of any known, unexpired device code get these errors, in
+        order, whatever the user decided (a scripted ``slow_down`` also adds 5 s to
+        that code's interval, as RFC 8628 §3.5 says)."""
+        unknown = [a for a in answers if a not in _DEVICE_ERRORS]
+        if unknown:
+            raise ValueError(f"not a device answer: {unknown}")
+        with self._device_lock:
+            self._device_script.extend(answers)
+
+    def slow_down_next(self, polls: int) -> None:
+        """Answer ``slow_down`` to the next ``polls`` polls."""
+        slow: list[DeviceAnswer] = ["slow_down"] * polls
+        self.script_device_answers(*slow)
+
+    def expire_device_code(self, user_code: str) -> None:
+        """Make ``user_code``'s device code expire now (polls: ``expired_token``)."""
+        with self._device_lock:
+            self._device_state_for_user_code(user_code).expires_at = time.monotonic()
+
+    def device_interval_of(self, user_code: str) -> float:
+        """The interval now in force for that code (grows with each slow_down)."""
+        with self._device_lock:
+            return self._device_state_for_user_code(user_code).interval
+
+    @property
+    def device_authorizations(self) -> list[DeviceAuthorization]:
+        """Every device authorization request answered, in order."""
+        with self._device_lock:
+            return list(self._device_auths)
+
+    @property
+    def device_polls(self) -> list[DevicePoll]:
+        """Every device-code poll, in order of arrival."""
+        with self._device_lock:
+            return list(self._device_polls)
+
+    def device_poll_times(self, user_code: str) -> list[float]:
+        """``time.monotonic()`` arrival times of the polls of ``user_code``."""
+        key = _normalise_user_code(user_code)
+        with self._device_lock:
+            return [
+                p.at
+                for p in self._device_polls
+                if p.user_code is not None and _normalise_user_code(p.user_code) == key
+            ]
+
+    def wait_for_device_authorization(
+        self, count: int = 1, timeout: float = 5.0
+    ) -> DeviceAuthorization:
+        """Block until ``count`` device authorizations were answered; return the
+        ``count``-th. Raises TimeoutError after ``timeout`` s."""
+        with self._device_changed:
+            if not self._device_changed.wait_for(lambda: len(self._device_auths) >= count, timeout):
+                raise TimeoutError(f"no device authorization #{count} within {timeout} s")
+            return self._device_auths[count - 1]
+
+    def wait_for_device_polls(
+        self, count: int, timeout: float = 5.0, *, user_code: str | None = None
+    ) -> bool:
+        """Block until ``count`` polls (of ``user_code``, or of any) arrived; True if so."""
+        key = None if user_code is None else _normalise_user_code(user_code)
+
+        def reached() -> bool:
+            polls = [
+                p
+                for p in self._device_polls
+                if key is None
+                or (p.user_code is not None and _normalise_user_code(p.user_code) == key)
+            ]
+            return len(polls) >= count
+
+        with self._device_changed:
+            return self._device_changed.wait_for(reached, timeout)
+
+    # -- device flow: internals ------------------------------------------------------
+    def _device_state_for_user_code(self, user_code: str) -> _DeviceState:
+        state = self._device_by_user_code.get(_normalise_user_code(user_code))
+        if state is None:
+            raise KeyError(f"unknown user code {user_code!r}")
+        return state
+
+    def _device_answer(self, device_code: str, user_code: str, verification_uri: str) -> JSONDict:
+        data: JSONDict = {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": verification_uri,
+        }
+        if self.device_verification_uri_complete:
+            data["verification_uri_complete"] = f"{verification_uri}?user_code={user_code}"
+        data["expires_in"] = _json_number(self.device_expires_in)
+        if self.device_interval is not None:
+            data["interval"] = _json_number(self.device_interval)
+        return data
+
+    def _device_save(self, request: _AuthlibRequest, data: JSONDict) -> None:
+        form = request.http_request.form
+        auth = DeviceAuthorization(
+            user_code=data["user_code"],
+            device_code=data["device_code"],
+            client_id=request.client.get_client_id(),
+            auth_method=str(request.auth_method),
+            scope=form.get("scope", ""),
+            prompt=form.get("prompt"),
+            organization_id=form.get("organization_id") or None,
+            id_token_hint=form.get("id_token_hint"),
+            resource=form.get("resource"),
+            form=_redacted_form(form),
+            response=dict(data),
+        )
+        interval = DEFAULT_DEVICE_INTERVAL if self.device_interval is None else self.device_interval
+        state = _DeviceState(auth, time.monotonic() + self.device_expires_in, float(interval))
+        with self._device_changed:
+            self._device_by_code[auth.device_code] = state
+            self._device_by_user_code[_normalise_user_code(auth.user_code)] = state
+            self._device_auths.append(auth)
+            self._device_changed.notify_all()
+
+    def _device_credential(self, device_code: str) -> _DeviceCredential | None:
+        with self._device_lock:
+            state = self._device_by_code.get(device_code)
+            if state is None or state.issued:
+                return None  # authlib: 400 invalid_request "Invalid 'device_code'"
+            return _DeviceCredential(state)
+
+    def _device_user_grant(self, user_code: str) -> tuple[_Subject | None, bool] | None:
+        with self._device_lock:
+            state = self._device_by_user_code.get(_normalise_user_code(user_code))
+            if state is None or state.decision is None:
+                return None
+            if state.decision == "denied":
+                return None, False
+            return _Subject(state.subject, state.auth.organization_id), True
+
+    def _device_precheck(self, credential: _DeviceCredential, request: _AuthlibRequest) -> None:
+        """Before authlib's own checks (expiry first, then the user's decision)."""
+        if credential.is_expired():
+            return  # authlib answers expired_token
+        state = credential.state
+        resource = request.http_request.form.get("resource")
+        if (
+            self.device_require_resource_on_poll
+            and state.auth.resource is not None
+            and resource != state.auth.resource
+        ):
+            raise _InvalidTargetError(description="resource differs from the device request")
+        with self._device_lock:
+            scripted = self._device_script.popleft() if self._device_script else None
+            if scripted == "slow_down":
+                state.interval += SLOW_DOWN_INCREMENT
+        if scripted is not None:
+            raise _DEVICE_ERRORS[scripted]()
+
+    def _device_should_slow_down(
+        self, credential: _DeviceCredential, request: _AuthlibRequest
+    ) -> bool:
+        if not (self.device_enforce_interval and request.poll_early):
+            return False
+        with self._device_lock:
+            credential.state.interval += SLOW_DOWN_INCREMENT
+        return True
+
+    def _device_complete(self, credential: _DeviceCredential, token: JSONDict) -> None:
+        state = credential.state
+        with self._device_lock:
+            state.issued = True
+            organizations = [dict(o) for o in state.organizations]
+        if state.auth.kind == "login" and "openid" in str(token.get("scope", "")).split():
+            token["id_token"] = self.mint_id_token(
+                organizations,
+                subject=state.subject,
+                email=state.email,
+                lifetime=self.id_token_lifetime,
+                defect=self.id_token_defect,
+            )
+
+    def _device_token(self, request: HTTPRequest, arrived: float) -> HTTPResponse:
+        authlib_request = _AuthlibRequest(request)
+        with self._grant_lock:
+            with self._device_lock:
+                state = self._device_by_code.get(request.form.get("device_code", ""))
+                since = interval = None
+                if state is not None:
+                    interval = state.interval
+                    if state.last_poll is not None:
+                        since = arrived - state.last_poll
+                    state.last_poll = arrived
+            authlib_request.poll_early = (
+                since is not None
+                and interval is not None
+                and since < interval - self.device_interval_tolerance
+            )
+            response = self._authz.token_response(authlib_request)
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            body = {}
+        answer = "success" if response.status == 200 else str(body.get("error", "unknown"))
+        poll = DevicePoll(
+            user_code=state.auth.user_code if state is not None else None,
+            at=arrived,
+            since_previous=since,
+            interval=interval,
+            answer=answer,
+            status=response.status,
+            resource=request.form.get("resource"),
+        )
+        with self._device_changed:
+            self._device_polls.append(poll)
+            self._device_changed.notify_all()
+        return response
+
+    def _device_authorization(self, request: HTTPRequest) -> HTTPResponse:
+        return self._authz.device_response(request)
+
+    def _device_verification(self, request: HTTPRequest) -> HTTPResponse:
+        code = html_escape(request.query.get("user_code", ""))
+        page = (
+            "<!DOCTYPE html><html><head><title>Device login</title></head><body>"
+            f"<h1>Confirm the code</h1><p>{code}</p></body></html>"
+        ).encode()
+        return HTTPResponse(200, page, [("Content-Type", "text/html; charset=utf-8")])
+
+    def _device_approve(self, request: HTTPRequest) -> HTTPResponse:
+        params: JSONDict
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if ctype == "application/json":
+                loaded = json.loads(request.body or b"{}")
+                params = loaded if isinstance(loaded, dict) else {}
+            else:
+                params = dict(request.form)
+                if "org" in params:
+                    params["org"] = json.loads(params["org"])
+        except ValueError:
+            return HTTPResponse.oauth_error(400, "invalid_request", "malformed body")
+        user_code = params.get("user_code")
+        decision = params.get("decision", "approve")
+        organizations = params.get("org", self.device_organizations)
+        if (
+            not isinstance(user_code, str)
+            or decision not in ("approve", "deny")
+            or not isinstance(organizations, list)
+        ):
+            return HTTPResponse.oauth_error(400, "invalid_request", "user_code, decision, org")
+        with self._device_changed:
+            state = self._device_by_user_code.get(_normalise_user_code(user_code))
+            if state is None:
+                return HTTPResponse.oauth_error(404, "invalid_user_code")
+            if time.monotonic() >= state.expires_at:
+                return HTTPResponse.oauth_error(400, "expired_token")
+            if state.decision is not None:
+                return HTTPResponse.oauth_error(409, "already_decided", state.decision)
+            state.decision = "approved" if decision == "approve" else "denied"
+            state.subject = str(params.get("sub", self.subject))
+            state.email = str(params.get("email", self.email))
+            state.organizations = [dict(o) for o in organizations if isinstance(o, dict)]
+            self._device_changed.notify_all()
+        return HTTPResponse.json({"user_code": state.auth.user_code, "decision": state.decision})
 
 
 # --------------------------------------------------------------------------
@@ -1202,11 +1947,105 @@ class _MembershipAssertionGrant(JWTBearerGrant):  # type: ignore[misc]
         stack._verify_assertion_claims(claims)
 
 
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+UnknownScopePolicy = Literal["drop", "reject"]
+
+
+@dataclass(frozen=True)
+class ConfidentialClient:
+    """A stack OAuth client (``fctl auth clients create``), authlib ClientMixin duck-typed.
+
+    ``unknown_scope``: what authlib does with a requested scope the client may not
+    have -- ``"drop"`` it from the issued token (the usual ClientMixin), or
+    ``"reject"`` the request with ``invalid_scope`` (``get_allowed_scope`` returns
+    None, RFC 6749 §5.2).
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    auth_methods: frozenset[str]
+    scopes: frozenset[str]
+    unknown_scope: UnknownScopePolicy = "drop"
+    #: Scope of the token when the request has none (RFC 6749 §3.3 "pre-defined default").
+    default_scope: str = ""
+    #: ``expires_in`` of this client's tokens; None: the server's ``expires_in``.
+    expires_in: int | None = None
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return secrets.compare_digest(client_secret.encode(), self.client_secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == CLIENT_CREDENTIALS_GRANT_TYPE
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        if not scope:
+            return self.default_scope
+        requested = scope.split()
+        allowed = [s for s in requested if s in self.scopes]
+        if self.unknown_scope == "reject" and len(allowed) != len(requested):
+            return None
+        return " ".join(allowed)
+
+
+@dataclass(frozen=True)
+class ClientCredentialsRequest:
+    """One ``grant_type=client_credentials`` request at the stack's token endpoint."""
+
+    #: As presented: the Basic user name, else the form's ``client_id``.
+    client_id: str | None
+    #: How the request presented credentials: ``client_secret_basic``,
+    #: ``client_secret_post``, ``both`` (RFC 6749 §2.3 forbids it) or ``none``.
+    auth_method: str
+    #: The method authlib accepted, None when the client was not authenticated.
+    authenticated_method: str | None
+    #: ``scope`` as requested (None: absent) and as granted (None: no token).
+    scope: str | None
+    granted_scope: str | None
+    status: int
+    error: str | None
+
+
+def _presented_client_auth(request: HTTPRequest) -> tuple[str | None, str]:
+    basic_user, _ = _basic_credentials(request.headers.get("Authorization"))
+    posted = "client_secret" in request.form
+    if basic_user is not None and posted:
+        return basic_user, "both"
+    if basic_user is not None:
+        return basic_user, "client_secret_basic"
+    return request.form.get("client_id"), "client_secret_post" if posted else "none"
+
+
+class _StackClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """RFC 6749 §4.4 for the stack's confidential clients (either secret method;
+    each client allows its own subset)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
+
+
 class _StackAuthorizationServer(_StdlibAuthorizationServer):
     def __init__(self, stack: StackAuthServer) -> None:
         super().__init__()
         self.stack = stack
         self.register_grant(_MembershipAssertionGrant)
+        self.register_grant(_StackClientCredentialsGrant)
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -1215,11 +2054,17 @@ class _StackAuthorizationServer(_StdlibAuthorizationServer):
             ),
         )
 
-    def query_client(self, client_id: str) -> _PublicClient | None:
-        return None  # no client authentication at this endpoint
+    def query_client(self, client_id: str) -> ConfidentialClient | None:
+        # Only client credentials authenticate clients; the JWT-bearer grant
+        # resolves its "client" from the assertion's issuer instead.
+        return self.stack._find_client(client_id)
 
     def save_token(self, token: JSONDict, request: _AuthlibRequest) -> None:
-        self.stack._remember_issued(token)
+        grant_type = request.payload.grant_type or JWT_BEARER_GRANT_TYPE
+        client_id = None
+        if grant_type == CLIENT_CREDENTIALS_GRANT_TYPE and request.client is not None:
+            client_id = request.client.get_client_id()
+        self.stack._remember_issued(token, grant_type=grant_type, client_id=client_id)
 
 
 @dataclass(frozen=True)
@@ -1227,6 +2072,10 @@ class IssuedToken:
     access_token: str = field(repr=False)
     expires_at: float | None
     issued_at: float
+    grant_type: str = JWT_BEARER_GRANT_TYPE
+    #: The confidential client, for client-credentials tokens.
+    client_id: str | None = None
+    scope: str = ""
 
 
 class StackAuthServer(LoopbackOAuthServer):
@@ -1234,8 +2083,8 @@ class StackAuthServer(LoopbackOAuthServer):
 
     Endpoints: ``GET /api/auth/.well-known/openid-configuration``,
     ``POST /api/auth/oauth/token`` (JWT-bearer, assertion = membership access
-    token), and ``GET /api/ledger/_info`` (200 with a valid issued bearer token,
-    else 401).
+    token; and ``client_credentials`` for clients added with :meth:`add_client`),
+    and ``GET /api/ledger/_info`` (200 with a valid issued bearer token, else 401).
     """
 
     name: ClassVar[str] = "stack"
@@ -1254,9 +2103,17 @@ class StackAuthServer(LoopbackOAuthServer):
         discovery_cache_control: str | None = "max-age=3600",
         assertion_leeway: int = 0,
         signing_key: RSAKey | None = None,
+        token_endpoint_auth_methods: Sequence[str] | None = DEFAULT_STACK_AUTH_METHODS,
     ) -> None:
         super().__init__(port=port, discovery_cache_control=discovery_cache_control)
         self.membership = membership
+        #: Discovery's ``token_endpoint_auth_methods_supported``; None omits the
+        #: field (RFC 8414 §2: the client then assumes ``client_secret_basic``).
+        #: What the discovery says does not change what the endpoint accepts:
+        #: each client's ``auth_methods`` does.
+        self.token_endpoint_auth_methods: Sequence[str] | None = token_endpoint_auth_methods
+        self._clients: dict[str, ConfidentialClient] = {}
+        self._cc_requests: list[ClientCredentialsRequest] = []
         #: ``expires_in`` of issued tokens; None (or 0) -> the field is absent.
         self.expires_in = expires_in
         #: "opaque" random strings, or "jwt" (RS256, signed with :attr:`signing_key`).
@@ -1316,11 +2173,75 @@ class StackAuthServer(LoopbackOAuthServer):
         with self._policy_lock:
             self._reject_issued_before = when
 
+    # -- confidential clients (client credentials, RFC 6749 §4.4) -------------------
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        auth_methods: Sequence[ClientAuthMethod] = ("client_secret_basic", "client_secret_post"),
+        scopes: Sequence[str] = ("ledger:read", "ledger:write"),
+        unknown_scope: UnknownScopePolicy = "drop",
+        default_scope: str = "",
+        expires_in: int | None = None,
+    ) -> ConfidentialClient:
+        """Register (or replace) a confidential client for the client-credentials grant.
+
+        A method outside ``auth_methods`` is rejected with 401 ``invalid_client``,
+        as is a wrong secret. ``scopes`` are those the client may be granted
+        (the SDK's own hook asks for the operation's, e.g. ``ledger:read``).
+        """
+        client = ConfidentialClient(
+            client_id=client_id,
+            client_secret=client_secret,
+            auth_methods=frozenset(auth_methods),
+            scopes=frozenset(scopes),
+            unknown_scope=unknown_scope,
+            default_scope=default_scope,
+            expires_in=expires_in,
+        )
+        with self._policy_lock:
+            self._clients[client_id] = client
+        return client
+
+    def remove_client(self, client_id: str) -> None:
+        """Forget a client (its next request: 401 invalid_client); its tokens stay valid."""
+        with self._policy_lock:
+            self._clients.pop(client_id, None)
+
+    @property
+    def client_credentials_requests(self) -> list[ClientCredentialsRequest]:
+        """Every client-credentials request, in order, with the auth method it used."""
+        with self._policy_lock:
+            return list(self._cc_requests)
+
+    @property
+    def client_credentials_count(self) -> int:
+        """Requests with ``grant_type=client_credentials`` (faulted ones included)."""
+        return self.count_grant(CLIENT_CREDENTIALS_GRANT_TYPE)
+
+    def _find_client(self, client_id: str) -> ConfidentialClient | None:
+        with self._policy_lock:
+            return self._clients.get(client_id)
+
     # -- issued tokens ---------------------------------------------------------------
     @property
     def issued_tokens(self) -> list[IssuedToken]:
         with self._policy_lock:
             return list(self._issued)
+
+    def issued_token(self, access_token: str) -> IssuedToken | None:
+        """The record of a token this server issued and has not revoked, else None."""
+        with self._policy_lock:
+            for t in self._issued:
+                if secrets.compare_digest(t.access_token, access_token):
+                    return t
+        return None
+
+    def is_valid_access_token(self, access_token: str) -> bool:
+        """Issued here (any grant), not revoked, not expired."""
+        issued = self.issued_token(access_token)
+        return issued is not None and (issued.expires_at is None or time.time() < issued.expires_at)
 
     def revoke_issued_tokens(self) -> None:
         """The resource endpoint rejects every token issued so far (401)."""
@@ -1363,6 +2284,8 @@ class StackAuthServer(LoopbackOAuthServer):
                 raise InvalidGrantError(description="assertion issued before revocation")
 
     def _expires_in(self, client: object, grant_type: str) -> int:
+        if isinstance(client, ConfidentialClient) and client.expires_in is not None:
+            return client.expires_in
         return self.expires_in or 0
 
     def _generate_access_token(
@@ -1371,7 +2294,9 @@ class StackAuthServer(LoopbackOAuthServer):
         if self.access_token_format == "opaque":
             return "st_" + secrets.token_urlsafe(32)
         iat = int(time.time())
-        lifetime = self.expires_in if self.expires_in else self.jwt_lifetime
+        lifetime = self._expires_in(client, grant_type) or self.jwt_lifetime
+        if isinstance(client, ConfidentialClient):
+            user = client.client_id  # RFC 6749 §4.4: the client acts for itself
         claims: JSONDict = {
             "iss": self.issuer,
             "sub": user or "",
@@ -1383,7 +2308,13 @@ class StackAuthServer(LoopbackOAuthServer):
         }
         return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key)
 
-    def _remember_issued(self, token: Mapping[str, Any]) -> None:
+    def _remember_issued(
+        self,
+        token: Mapping[str, Any],
+        *,
+        grant_type: str = JWT_BEARER_GRANT_TYPE,
+        client_id: str | None = None,
+    ) -> None:
         now = time.time()
         expires_in = token.get("expires_in")
         access = str(token.get("access_token", ""))
@@ -1391,39 +2322,60 @@ class StackAuthServer(LoopbackOAuthServer):
         if expires_at is None and self.access_token_format == "jwt":
             exp = decode_jwt_unverified(access).get("exp")
             expires_at = float(exp) if isinstance(exp, (int, float)) else None
+        issued = IssuedToken(
+            access, expires_at, now, grant_type, client_id, str(token.get("scope", ""))
+        )
         with self._policy_lock:
-            self._issued.append(IssuedToken(access, expires_at, now))
+            self._issued.append(issued)
 
     # -- routes ------------------------------------------------------------------------
     def _discovery(self, request: HTTPRequest) -> HTTPResponse:
-        return self._discovery_response(
-            {
-                "issuer": self.issuer,
-                "token_endpoint": self.token_endpoint,
-                "grant_types_supported": [JWT_BEARER_GRANT_TYPE],
-                "token_endpoint_auth_methods_supported": ["none"],
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }
-        )
+        doc: JSONDict = {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_endpoint,
+            "grant_types_supported": [JWT_BEARER_GRANT_TYPE, CLIENT_CREDENTIALS_GRANT_TYPE],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+        if self.token_endpoint_auth_methods is not None:
+            doc["token_endpoint_auth_methods_supported"] = list(self.token_endpoint_auth_methods)
+        return self._discovery_response(doc)
 
     def _token(self, request: HTTPRequest) -> HTTPResponse:
-        return self._authz.token_response(request)
+        authlib_request = _AuthlibRequest(request)
+        response = self._authz.token_response(authlib_request)
+        if request.form.get("grant_type") == CLIENT_CREDENTIALS_GRANT_TYPE:
+            self._record_client_credentials(request, authlib_request, response)
+        return response
+
+    def _record_client_credentials(
+        self, request: HTTPRequest, authlib_request: _AuthlibRequest, response: HTTPResponse
+    ) -> None:
+        client_id, presented = _presented_client_auth(request)
+        try:
+            body = json.loads(response.body)
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        granted = body.get("scope", "") if response.status == 200 else None
+        record = ClientCredentialsRequest(
+            client_id=client_id,
+            auth_method=presented,
+            authenticated_method=authlib_request.auth_method,
+            scope=request.form.get("scope"),
+            granted_scope=granted,
+            status=response.status,
+            error=body.get("error"),
+        )
+        with self._policy_lock:
+            self._cc_requests.append(record)
 
     def _resource(self, request: HTTPRequest) -> HTTPResponse:
         auth = request.headers.get("Authorization") or ""
         scheme, _, value = auth.partition(" ")
-        now = time.time()
-        if scheme.lower() == "bearer" and value:
-            with self._policy_lock:
-                ok = any(
-                    secrets.compare_digest(t.access_token, value)
-                    and (t.expires_at is None or now < t.expires_at)
-                    for t in self._issued
-                )
-            if ok:
-                return HTTPResponse.json({"server": "ledger", "version": "test"})
+        if scheme.lower() == "bearer" and value and self.is_valid_access_token(value):
+            return HTTPResponse.json({"server": "ledger", "version": "test"})
         return HTTPResponse.json(
             {"error": "invalid_token"},
             401,
@@ -1615,6 +2567,13 @@ def stack_server(membership_server: MembershipServer) -> Iterator[StackAuthServe
     """A started :class:`StackAuthServer` trusting ``membership_server``."""
     with StackAuthServer(membership_server) as server:
         yield server
+
+
+@pytest.fixture
+def stack_oauth_client(stack_server: StackAuthServer) -> ConfidentialClient:
+    """A confidential client ``svc-<hex>`` with a random secret on ``stack_server``
+    (both secret methods, scopes ``ledger:read ledger:write``)."""
+    return stack_server.add_client(f"svc-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
 
 
 @pytest.fixture
