@@ -42,6 +42,7 @@ from ._options import (
     read_secret_file,
     settings_from,
 )
+from ._signals import Terminated, guard
 from ._source import TokenSource, utc_now
 from ._stores import read_cache_entry
 
@@ -148,12 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        guard.install()
         return _run(args)
     except _UsageProblem as problem:
         return _fail(UsageError(message=_without_secrets(str(problem), args)))
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
+    except Terminated:
+        _print_error("terminated")
+        return 143
     except Exception as error:  # the promise is one line and no traceback, whatever happens
         # The type only: an unexpected exception's text may hold anything, a token included.
         _print_error(f"unexpected {type(error).__name__}")

@@ -10,17 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 from stacktoken.core import (
     LOGIN_HINT,
     REFRESH_REJECTIONS,
     AcquireError,
     AuthRequired,
+    CachedToken,
     DiscoveryDocument,
     FctlEffects,
     Grant,
     LocalError,
     OAuthError,
+    RemoteError,
     Settings,
     StackAccess,
     Store,
@@ -32,6 +34,7 @@ from stacktoken.core import (
     interpret_token_response,
     lift,
     membership_discovery,
+    replace,
     stack_discovery,
     stack_uri,
 )
@@ -42,6 +45,7 @@ from ._files import LOCK_TIMEOUT_SECONDS, check_writable, read_private
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
 from ._options import FctlStack
+from ._signals import guard
 from ._stores import FileStore
 
 __all__ = [
@@ -132,10 +136,20 @@ def bind_fctl(
             )
         )
 
+    # True from a refresh the IdP may have acted on until its rotation is written:
+    # interruptions wait meanwhile (`_signals`), so the new refresh token is never lost.
+    rotation_in_flight = [False]
+
+    def end_rotation() -> None:
+        if rotation_in_flight[0]:
+            rotation_in_flight[0] = False
+            guard.release()  # raises here an interruption that came meanwhile
+
     def write_access(access: StackAccess) -> Result[None, AcquireError]:
         written: Result[None, AcquireError] = folder.write_file(
             stack.paths.accesses, encode_accesses(access)
         )
+        end_rotation()
         return written
 
     def discover_stack(refresh: bool) -> Result[DiscoveryDocument, AcquireError]:
@@ -169,9 +183,24 @@ def bind_fctl(
             )
         )
         sent = dict(request.form).get("refresh_token", "")
-        return writable.bind(lambda _: post_token(http, request)).lash(
+        return writable.bind(lambda _: post_rotating(request)).lash(
             lambda error: await_rotation(error, sent)
         )
+
+    def post_rotating(request: TokenRequest) -> Result[TokenResponse, AcquireError]:
+        guard.hold()
+        rotation_in_flight[0] = True
+        answer = post_token(http, request)
+        # Core writes accesses.json next only for an answer that rotated the token.
+        if not (isinstance(answer, Success) or _stray_rotation(answer)):
+            end_rotation()
+        return answer
+
+    def obtain_guarded(now: datetime) -> Result[CachedToken, AcquireError]:
+        try:
+            return grant.obtain(now)
+        finally:
+            end_rotation()  # whatever happened, no interruption stays deferred
 
     effects = FctlEffects(
         log=log,
@@ -190,7 +219,13 @@ def bind_fctl(
         ),
         refresh=refresh,
     )
-    return (folder.record(),), fctl_grant(effects, settings=settings)
+    grant = fctl_grant(effects, settings=settings)
+    return (folder.record(),), replace(grant, obtain=obtain_guarded)
+
+
+def _stray_rotation(answer: Result[TokenResponse, AcquireError]) -> bool:
+    failure = answer.failure() if isinstance(answer, Failure) else None
+    return isinstance(failure, RemoteError) and failure.rotated_refresh_token is not None
 
 
 def _refresh_token_in(accesses_file: str) -> str | None:

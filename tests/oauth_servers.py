@@ -154,6 +154,8 @@ HANDLER_SOCKET_TIMEOUT: Final = 10.0
 REBIND_TIMEOUT: Final = 5.0
 #: Default bound for stop().
 STOP_TIMEOUT: Final = 5.0
+#: The longest a `Fault.hold` keeps an answer if the test never releases it.
+HOLD_TIMEOUT: Final = 30.0
 
 JSONDict = dict[str, Any]
 
@@ -264,6 +266,7 @@ FaultKind = Literal[
     "delay",  # sleep, then answer normally
     "transform",  # answer normally, then drop/override top-level JSON fields
     "close",  # close the connection without answering
+    "hold",  # handle the request, then keep the answer until the test releases it
 ]
 
 
@@ -287,6 +290,8 @@ class Fault:
     drop_fields: tuple[str, ...] = ()
     override: Mapping[str, object] = field(default_factory=dict)
     reset: bool = False
+    handled: threading.Event | None = field(default=None, compare=False)
+    released: threading.Event | None = field(default=None, compare=False)
 
     _DEFAULT_ERRORS: ClassVar[Mapping[int, str]] = {
         400: "invalid_request",
@@ -398,6 +403,14 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Sleep ``seconds`` (interrupted by stop()), then answer normally."""
         return cls("delay", delay_seconds=seconds)
+
+    @classmethod
+    def hold(cls, handled: threading.Event, released: threading.Event) -> Fault:
+        """Handle the request for real (a refresh does rotate), set ``handled``,
+        then keep the answer until ``released`` is set (or the server stops, or
+        ``HOLD_TIMEOUT`` passes). A test can thus act while the client waits,
+        knowing the server has acted: true by construction, not by a delay."""
+        return cls("hold", handled=handled, released=released)
 
     @classmethod
     def close_connection(cls, *, reset: bool = False) -> Fault:
@@ -775,6 +788,17 @@ class LoopbackOAuthServer:
             queue = self._faults.get(request.endpoint)
             fault = queue.popleft() if queue else None
 
+        if fault is not None and fault.kind == "hold":
+            response = self._dispatch(request)
+            assert fault.handled is not None and fault.released is not None
+            fault.handled.set()
+            deadline = time.monotonic() + HOLD_TIMEOUT
+            while not fault.released.wait(0.02):
+                if self._stopping.is_set() or time.monotonic() > deadline:
+                    self._abort(handler, reset=False)
+                    return
+            self._write(handler, response)
+            return
         if fault is not None and fault.kind == "delay":
             if self._stopping.wait(fault.delay_seconds):
                 self._abort(handler, reset=False)
