@@ -135,6 +135,7 @@ if TYPE_CHECKING:
         TokenResponse,
     )
     from ._urls import check_endpoint_url, is_loopback, safe_url
+    from ._wire import Fields, WireError, read_fields
     from ._workflow import acquire
 
 __all__ = [
@@ -175,6 +176,7 @@ __all__ = [
     "DiscoveryTarget",
     "DiskVerdict",
     "FctlEffects",
+    "Fields",
     "Grant",
     "Idle",
     "Join",
@@ -201,6 +203,7 @@ __all__ = [
     "TokenResponse",
     "UsageError",
     "Use",
+    "WireError",
     "acquire",
     "at_token_endpoint",
     "check_endpoint_url",
@@ -252,6 +255,7 @@ __all__ = [
     "parse_rfc3339",
     "parse_ttl",
     "profile_file",
+    "read_fields",
     "refresh_request",
     "refreshed_access",
     "render_token",
@@ -325,6 +329,7 @@ _HOMES = {
         " DiscoveryDocument Settings StackAccess StackKey TokenRequest TokenResponse"
     ),
     "_urls": "check_endpoint_url is_loopback safe_url",
+    "_wire": "Fields WireError read_fields",
     "_workflow": "acquire",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error

@@ -1,19 +1,14 @@
 """Wire formats of the cold path: `accesses.json`, OIDC discovery, token and error responses.
 
-One private cattrs converter, with strict hooks for the simple types so that
-`5` is never silently read as the string `"5"`; cattrs is imported on first
-use, never on the warm path. A JWT's claims are read without verification
-by base64url and JSON alone: pyjwt (which pulls in cryptography) is for
-verifying signatures, at login. Every decoder is total: bytes in, a `Result`
-out, whatever the bytes are.
+Fields are read strictly by `_wire.Fields` (`5` is never the string `"5"`).
+A JWT's claims are read without verification by base64url and JSON alone:
+pyjwt (which pulls in cryptography) is for verifying signatures, at login.
+Every decoder is total: bytes in, a `Result` out, whatever the bytes are.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from returns.result import Failure, Result, Success
@@ -24,10 +19,9 @@ from ._json import json_object
 from ._text import one_line
 from ._time import UTC, datetime, timedelta
 from ._types import DiscoveryDocument, StackAccess, TokenResponse
+from ._wire import Fields, read_fields
 
 if TYPE_CHECKING:
-    from cattrs import Converter
-
     from ._types import JsonObject
 
 __all__ = [
@@ -50,38 +44,7 @@ __all__ = [
 MAX_EXPIRES_IN = 366 * 24 * 3600
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _AccessesWire:
-    token: str
-    claims: dict[str, Any] | None = None
-    refreshToken: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _DiscoveryWire:
-    token_endpoint: str
-    issuer: str | None = None
-    token_endpoint_auth_methods_supported: list[str] | None = None
-    device_authorization_endpoint: str | None = None
-    jwks_uri: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _TokenWire:
-    access_token: str
-    token_type: str
-    expires_in: Any = None  # RFC 6749 says a number; some servers send "3600" or 3599.5
-    refresh_token: str | None = None
-    id_token: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _ErrorWire:
-    error: str
-    error_description: str | None = None
-
-
-_Wire = TypeVar("_Wire")
+T = TypeVar("T")
 
 _ACCESSES_KEYS = frozenset({"token", "claims", "refreshToken"})
 
@@ -98,23 +61,29 @@ def decode_accesses(data: bytes) -> Result[StackAccess, str]:
 
 
 def _accesses_from(document: dict[str, Any]) -> Result[StackAccess, str]:
-    wire = _structure(document, _AccessesWire)
-    if isinstance(wire, str):
-        return Failure(wire)
-    if not wire.token:
-        return Failure("token is empty")
-    if not is_token_text(wire.token) or not is_token_text(wire.refreshToken or "-"):
-        return Failure("token or refreshToken has characters no token has")
-    claims = wire.claims if wire.claims is not None else (jwt_claims(wire.token) or {})
-    return Success(
-        StackAccess(
-            token=wire.token,
-            refresh_token=wire.refreshToken or None,
+    def build(fields: Fields) -> StackAccess | str:
+        token = fields.text("token")
+        refresh_token = fields.optional_text("refreshToken")
+        if not token:
+            return "token is empty"
+        if not is_token_text(token) or not is_token_text(refresh_token or "-"):
+            return "token or refreshToken has characters no token has"
+        claims = fields.optional_object("claims")
+        if claims is None:
+            claims = dict(jwt_claims(token) or {})
+        return StackAccess(
+            token=token,
+            refresh_token=refresh_token or None,
             expiry=claims_expiry(claims),
             claims=claims,
             extra={key: value for key, value in document.items() if key not in _ACCESSES_KEYS},
         )
-    )
+
+    return _result(read_fields(document, build))
+
+
+def _result(decoded: T | str) -> Result[T, str]:
+    return Failure(decoded) if isinstance(decoded, str) else Success(decoded)
 
 
 def encode_accesses(access: StackAccess) -> bytes:
@@ -130,22 +99,16 @@ def encode_accesses(access: StackAccess) -> bytes:
 def decode_discovery(data: bytes) -> Result[DiscoveryDocument, str]:
     """Decode an OpenID Provider configuration (RFC 8414 §3.2)."""
 
-    def from_document(document: dict[str, Any]) -> Result[DiscoveryDocument, str]:
-        wire = _structure(document, _DiscoveryWire)
-        if isinstance(wire, str):
-            return Failure(wire)
-        methods = wire.token_endpoint_auth_methods_supported
-        return Success(
-            DiscoveryDocument(
-                token_endpoint=wire.token_endpoint,
-                issuer=wire.issuer,
-                auth_methods=tuple(methods) if methods is not None else None,
-                device_authorization_endpoint=wire.device_authorization_endpoint,
-                jwks_uri=wire.jwks_uri,
-            )
+    def build(fields: Fields) -> DiscoveryDocument:
+        return DiscoveryDocument(
+            token_endpoint=fields.text("token_endpoint"),
+            issuer=fields.optional_text("issuer"),
+            auth_methods=fields.optional_texts("token_endpoint_auth_methods_supported"),
+            device_authorization_endpoint=fields.optional_text("device_authorization_endpoint"),
+            jwks_uri=fields.optional_text("jwks_uri"),
         )
 
-    return decode_json_object(data).bind(from_document)
+    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
 
 
 def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResponse, str]:
@@ -157,32 +120,32 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
     token with neither has no known expiry.
     """
 
-    def from_document(document: dict[str, Any]) -> Result[TokenResponse, str]:
-        wire = _structure(document, _TokenWire)
-        if isinstance(wire, str):
-            return Failure(wire)
-        if not wire.access_token:
-            return Failure("access_token is empty")
-        if not is_token_text(wire.access_token):  # it could not be printed nor sent as is
-            return Failure("access_token has characters outside RFC 6749 VSCHAR")
-        lifetime = _lifetime_seconds(wire.expires_in)
+    def build(fields: Fields) -> TokenResponse | str:
+        access_token = fields.text("access_token")
+        token_type = fields.text("token_type")
+        refresh_token = fields.optional_text("refresh_token")
+        id_token = fields.optional_text("id_token")
+        if not access_token:
+            return "access_token is empty"
+        if not is_token_text(access_token):  # it could not be printed nor sent as is
+            return "access_token has characters outside RFC 6749 VSCHAR"
+        # RFC 6749 says a number; some servers send "3600" or 3599.5.
+        lifetime = _lifetime_seconds(fields.raw("expires_in"))
         if isinstance(lifetime, str):
-            return Failure(lifetime)
+            return lifetime
         if lifetime is not None:
             expiry: datetime | None = sent_at + timedelta(seconds=min(lifetime, MAX_EXPIRES_IN))
         else:
-            expiry = jwt_expiry(wire.access_token)
-        return Success(
-            TokenResponse(
-                access_token=wire.access_token,
-                token_type=wire.token_type,
-                expiry=expiry,
-                refresh_token=wire.refresh_token or None,
-                id_token=wire.id_token or None,
-            )
+            expiry = jwt_expiry(access_token)
+        return TokenResponse(
+            access_token=access_token,
+            token_type=token_type,
+            expiry=expiry,
+            refresh_token=refresh_token or None,
+            id_token=id_token or None,
         )
 
-    return decode_json_object(data).bind(from_document)
+    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
 
 
 def _lifetime_seconds(expires_in: Any) -> int | str | None:
@@ -204,22 +167,18 @@ def decode_error_response(
     """Decode an RFC 6749 §5.2 error body; the `redact` texts (the secrets the
     request carried, which a server may quote) are cut out of the description."""
 
-    def from_document(document: dict[str, Any]) -> Result[OAuthError, str]:
-        wire = _structure(document, _ErrorWire)
-        if isinstance(wire, str):
-            return Failure(wire)
-        description = wire.error_description or ""
+    def build(fields: Fields) -> OAuthError:
+        error = fields.text("error")
+        description = fields.optional_text("error_description") or ""
         for secret in redact:
             description = description.replace(secret, "[redacted]")
-        return Success(
-            OAuthError(
-                error=one_line(wire.error),
-                description=one_line(description) if description else None,
-                status_code=status_code,
-            )
+        return OAuthError(
+            error=one_line(error),
+            description=one_line(description) if description else None,
+            status_code=status_code,
         )
 
-    return decode_json_object(data).bind(from_document)
+    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
 
 
 def encode_discovery_cache(document: DiscoveryDocument, *, expires_at: datetime) -> bytes:
@@ -297,38 +256,3 @@ def claims_expiry(claims: JsonObject) -> datetime | None:
         return datetime.fromtimestamp(exp, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _structure(document: dict[str, Any], wire_type: type[_Wire]) -> _Wire | str:
-    """Structure through the converter; a failure becomes one readable reason."""
-    from cattrs import transform_error
-
-    try:
-        return _converter().structure(document, wire_type)
-    except Exception as error:  # cattrs raises exception groups of many kinds
-        return "; ".join(transform_error(error))[:300] or "invalid document"
-
-
-@cache
-def _converter() -> Converter:
-    from cattrs.preconf.json import make_converter
-
-    converter = make_converter(forbid_extra_keys=False)
-    converter.register_structure_hook(str, _strict(str))
-    converter.register_structure_hook(int, _strict_int)
-    return converter
-
-
-def _strict(kind: type[str]) -> Callable[[Any, type[str]], str]:
-    def structure(value: Any, _: type[str]) -> str:
-        if not isinstance(value, kind):
-            raise TypeError(f"expected a string, got {type(value).__name__}")
-        return value
-
-    return structure
-
-
-def _strict_int(value: Any, _: type[int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {type(value).__name__}")
-    return value
