@@ -8,12 +8,12 @@ never a traceback. Without `--debug` nothing imports `logging`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
@@ -45,6 +45,10 @@ from ._options import (
 from ._signals import Terminated, guard
 from ._source import TokenSource, utc_now
 from ._stores import read_cache_entry
+from ._warm import token_options
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["main"]
 
@@ -60,12 +64,19 @@ class _UsageProblem(Exception):
     """argparse found the command line wrong."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageProblem(message)
-
-
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # not for the plain `token` command, which `token_options` reads
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise _UsageProblem(message)
+
+    class _VersionAction(argparse.Action):
+        """`--version`, looked up only when asked for: importlib.metadata is slow to import."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+            parser.exit(message=f"{PROGRAM} {_version()}\n")
+
     # allow_abbrev=False: `--client-sec=...` must never be taken for an option,
     # nor quoted back in an "ambiguous option" message.
     parser = _Parser(
@@ -132,17 +143,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _VersionAction(argparse.Action):
-    """`--version`, looked up only when asked for: importlib.metadata is slow to import."""
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            found = version(PROGRAM)
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            found = "unknown"
-        parser.exit(message=f"{PROGRAM} {found}\n")
+    try:
+        return version(PROGRAM)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +185,7 @@ def _without_secrets(message: str, args: Sequence[str]) -> str:
 
 
 def _run(argv: Sequence[str]) -> int:
-    options = _parser().parse_args(argv)
+    options = _plain_token_command(argv) or _parser().parse_args(argv)
     log = _debug_log() if options.debug else _no_log
     config_dir = config_dir_from(options.config_dir, os.environ)
     if options.command == "token":
@@ -188,7 +195,40 @@ def _run(argv: Sequence[str]) -> int:
     return _cache_clear(options, config_dir)
 
 
-def _token(options: argparse.Namespace, config_dir: str, log: Callable[[str], None]) -> int:
+def _plain_token_command(argv: Sequence[str]) -> SimpleNamespace | None:
+    """A plain `token` command line, read as the warm path reads it, as the parser's
+    namespace would hold it; None for anything else (argparse then reads it)."""
+    options: dict[str, Any] | None = token_options(argv)
+    if options is None:
+        return None
+    scopes = options.pop("scope", None)
+    namespace = SimpleNamespace(**{**dict.fromkeys(_TOKEN_DESTINATIONS), **options})
+    namespace.command = "token"
+    namespace.debug = False
+    namespace.output = options.get("output", "text")
+    namespace.scope = scopes.split("\0") if scopes is not None else None
+    return namespace
+
+
+#: Every destination of the parser's `token` command and global options (their
+#: defaults are None); tests/test_warm_path_agrees.py checks the list against the parser.
+_TOKEN_DESTINATIONS = (
+    "config_dir",
+    "cache_dir",
+    "profile",
+    "organization",
+    "stack",
+    "stack_token_cache_ttl",
+    "output",
+    "stack_uri",
+    "client_id",
+    "scope",
+    "client_secret_file",
+    "client_secret",
+)
+
+
+def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
     built = (
         _client_source(options, log)
         if options.stack_uri is not None or options.client_id is not None
@@ -212,9 +252,7 @@ def _token(options: argparse.Namespace, config_dir: str, log: Callable[[str], No
     raise AssertionError("a Result is a Success or a Failure")  # for mypy's exhaustiveness
 
 
-def _client_source(
-    options: argparse.Namespace, log: Callable[[str], None]
-) -> Result[TokenSource, AcquireError]:
+def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSource, AcquireError]:
     if options.client_secret is not None:
         return Failure(UsageError(message=f"--client-secret is refused: {SECRET_ON_COMMAND_LINE}"))
     if not options.stack_uri or not options.client_id:
@@ -292,7 +330,7 @@ def _client_entries(cache_dir: str) -> Iterator[Path]:
     yield from sorted((Path(cache_dir) / "clients").glob(f"*/{CACHE_FILE}"))
 
 
-def _cache_list(options: argparse.Namespace, config_dir: str) -> int:
+def _cache_list(options: Any, config_dir: str) -> int:
     if options.profile is not None and (invalid := name_error("profile", options.profile)):
         return _fail(invalid)
     settings = settings_from(None, os.environ)
@@ -339,7 +377,7 @@ def _seconds(delta: timedelta) -> str:
     return f"{total}s" if total >= 0 else f"{total}s (in the future)"
 
 
-def _cache_clear(options: argparse.Namespace, config_dir: str) -> int:
+def _cache_clear(options: Any, config_dir: str) -> int:
     if options.client_id is not None or options.stack_uri is not None:
         return _clear_clients(options)
     profile = current_profile(config_dir, options.profile, os.environ)
@@ -358,7 +396,7 @@ def _cache_clear(options: argparse.Namespace, config_dir: str) -> int:
     return _remove_entries(paths)
 
 
-def _clear_clients(options: argparse.Namespace) -> int:
+def _clear_clients(options: Any) -> int:
     if options.client_id is None:
         return _fail(UsageError(message="--stack-uri narrows --client-id: give --client-id too"))
     paths = []

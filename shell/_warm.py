@@ -47,7 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["GLOBAL_OPTIONS", "TOKEN_OPTIONS", "main", "warm_output"]
+__all__ = ["GLOBAL_OPTIONS", "TOKEN_OPTIONS", "main", "token_options", "warm_output"]
 
 # The options the warm path understands, before and after `token`, as the
 # full CLI's parser spells them (tests/test_warm_path_agrees.py checks that
@@ -100,7 +100,7 @@ def _ignore(_: str) -> None:
 
 def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetime) -> str | None:
     """What `stacktoken token` prints when a usable stored entry answers it, else None."""
-    options = _token_options(argv)
+    options = token_options(argv)
     if options is None:
         return None
     settings = settings_from(options.get("stack_token_cache_ttl"), environ)
@@ -160,7 +160,7 @@ def _secret_given(path: str | None, environ: Mapping[str, str]) -> bool:
     return isinstance(read_secret_file(path), str)
 
 
-def _token_options(argv: Sequence[str]) -> dict[str, str] | None:
+def token_options(argv: Sequence[str]) -> dict[str, str] | None:
     """The options of `[GLOBAL OPTIONS] token [TOKEN OPTIONS]`, else None.
 
     Only the exact spellings `--name value` and `--name=value` are accepted; a
