@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         on_request,
         on_settle,
     )
-    from ._output import OUTPUTS, render_token
+    from ._output import OUTPUTS, TOKEN_VARIABLE, URL_VARIABLE, render_token, shell_quote
     from ._paths import (
         ACCESSES_FILE,
         CACHE_FILE,
@@ -165,6 +165,8 @@ __all__ = [
     "PROFILE_FILE",
     "REFRESH_REJECTIONS",
     "RETRYABLE_STATUSES",
+    "TOKEN_VARIABLE",
+    "URL_VARIABLE",
     "UTC",
     "AcquireError",
     "AuthRequired",
@@ -265,6 +267,7 @@ __all__ = [
     "retry_delay",
     "safe_url",
     "secret",
+    "shell_quote",
     "stack_discovery",
     "stack_paths",
     "stack_uri",
@@ -303,7 +306,7 @@ _HOMES = {
     "_lazy": (
         "Idle Join LazyAction LazyState Ready Running Start Use on_forget on_request on_settle"
     ),
-    "_output": "OUTPUTS render_token",
+    "_output": "OUTPUTS TOKEN_VARIABLE URL_VARIABLE render_token shell_quote",
     "_paths": (
         "ACCESSES_FILE CACHE_FILE CONFIG_FILE LOCK_SUFFIX MAX_NAME_BYTES PROFILE_FILE Segments"
         " StackPaths client_key client_paths discovery_cache_name name_error profile_file"

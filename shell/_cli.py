@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
     CACHE_FILE,
+    OUTPUTS,
     AcquireError,
     CachedToken,
     Settings,
@@ -113,7 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a token is served from the disk cache (Go duration; 0 disables; "
         "default $STACK_TOKEN_CACHE_TTL, else 5m)",
     )
-    token.add_argument("--output", choices=("text", "json"), default="text")
+    token.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default="text",
+        help="text: the token alone; json: token, type, expiry, expires_on, stack_uri; "
+        "env / env-no-export: FORMANCE_STACK_TOKEN and FORMANCE_STACK_URL assignments",
+    )
     machine = token.add_argument_group(
         "machine credentials (a stack OAuth client instead of an fctl profile)"
     )
@@ -242,10 +249,10 @@ def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
             log=log,
         )
     )
-    result: Result[CachedToken, AcquireError] = built.bind(_token_of)
+    result: Result[tuple[CachedToken, str | None], AcquireError] = built.bind(_token_of)
     match result:
-        case Success(token):
-            sys.stdout.write(render_token(token, options.output))
+        case Success((token, stack_uri)):
+            sys.stdout.write(render_token(token, options.output, stack_uri=stack_uri))
             return 0
         case Failure(error):
             return _fail(error)
@@ -301,9 +308,9 @@ def _client_secret(path: str | None) -> str | UsageError:
     )
 
 
-def _token_of(source: TokenSource) -> Result[CachedToken, AcquireError]:
+def _token_of(source: TokenSource) -> Result[tuple[CachedToken, str | None], AcquireError]:
     with source:
-        return source.token_result()
+        return source.token_result().map(lambda token: (token, source.stack_uri))
 
 
 # -- cache list / clear --------------------------------------------------------

@@ -46,7 +46,7 @@ from ._http import Http, HttpAnswer
 from ._lazy import Lazy
 from ._options import FctlStack
 from ._signals import guard
-from ._stores import FileStore
+from ._stores import fctl_store
 
 __all__ = [
     "bind_fctl",
@@ -111,14 +111,7 @@ def bind_fctl(
 ) -> tuple[tuple[Store, ...], Grant]:
     """The stores and the grant of a stack of an fctl profile; `lock_timeout`
     bounds the wait for the stack's cross-process lock (seconds)."""
-    ref = stack.profile.stack(stack.key.organization, stack.key.stack)
-    folder = FileStore(
-        stack.root,
-        stack.paths,
-        log=log,
-        lock_timeout=lock_timeout,
-        stack_uri=ref.uri if ref is not None else None,
-    )
+    folder = fctl_store(stack, log=log, lock_timeout=lock_timeout)
     accesses_file = folder.path(stack.paths.accesses)
 
     def read_access() -> Result[StackAccess, AcquireError]:

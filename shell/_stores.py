@@ -20,7 +20,7 @@ from ._files import (
     remove_file,
     write_atomic,
 )
-from ._options import in_root
+from ._options import FctlStack, in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         StackPaths,
     )
 
-__all__ = ["FileStore", "read_cache_entry"]
+__all__ = ["FileStore", "fctl_store", "read_cache_entry"]
 
 
 def read_cache_entry(path: str) -> CacheRead | str:
@@ -82,6 +82,11 @@ class FileStore:
         # lock: without it they cannot be told from another process's write in
         # progress. A token source runs one acquisition at a time, so one flag does.
         self._lock_held = False
+
+    @property
+    def stack_uri(self) -> str | None:
+        """The stack the entries are for."""
+        return self._stack_uri
 
     def path(self, segments: Segments) -> str:
         return in_root(self.root, segments)
@@ -130,3 +135,17 @@ class FileStore:
         return Store(
             name=self._name, read=self.read, write=self.write, locked=self.locked, drop=self.drop
         )
+
+
+def fctl_store(
+    stack: FctlStack, *, log: Callable[[str], None], lock_timeout: float = LOCK_TIMEOUT_SECONDS
+) -> FileStore:
+    """The file store of a stack of an fctl profile, stamped with the stack's URI."""
+    ref = stack.profile.stack(stack.key.organization, stack.key.stack)
+    return FileStore(
+        stack.root,
+        stack.paths,
+        log=log,
+        lock_timeout=lock_timeout,
+        stack_uri=ref.uri if ref is not None else None,
+    )

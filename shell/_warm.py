@@ -41,7 +41,7 @@ from ._options import (
     locate_stack,
     settings_from,
 )
-from ._stores import FileStore
+from ._stores import FileStore, fctl_store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetim
     entry = usable_entry((store.record(),), settings=settings, now=now, log=_ignore)
     if entry is None:
         return None
-    return render_token(entry, options.get("output", "text"))
+    return render_token(entry, options.get("output", "text"), stack_uri=store.stack_uri)
 
 
 def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
@@ -126,7 +126,7 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
     )
     if not isinstance(stack, FctlStack):
         return None
-    return FileStore(stack.root, stack.paths, log=_ignore)
+    return fctl_store(stack, log=_ignore)
 
 
 def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:

@@ -323,7 +323,12 @@ def test_token_json_output_shape(world: World) -> None:
     assert cold.returncode == 0 and warm.returncode == 0, (cold.stderr, warm.stderr)
     assert len(cold.stdout.splitlines()) == 1
     document = json.loads(cold.stdout)
-    assert set(document) == {"access_token", "token_type", "expiry"}
+    assert set(document) == {"access_token", "token_type", "expiry", "expires_on", "stack_uri"}
+    assert document["stack_uri"] == world.stack.origin
+    assert document["expires_on"] == int(
+        datetime.fromisoformat(document["expiry"].replace("Z", "+00:00")).timestamp()
+    )
+    assert json.loads(warm.stdout) == document
     assert document["access_token"] == issued(world)[0]
     assert document["token_type"] == "Bearer"
     expiry_text = document["expiry"]

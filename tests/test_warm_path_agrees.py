@@ -97,6 +97,8 @@ CASES = {
     "plain": Case(("token",), answers=True),
     "json": Case(("token", "--output", "json"), answers=True),
     "json, equals sign": Case(("token", "--output=json"), answers=True),
+    "env": Case(("token", "--output", "env"), answers=True),
+    "env-no-export": Case(("token", "--output=env-no-export"), answers=True),
     "text, explicit": Case(("token", "--output", "text"), answers=True),
     "names given": Case(
         ("--profile", "default", "token", "--organization", "orgA", "--stack", "stk1"),
@@ -180,6 +182,7 @@ def test_warm_path_json_output_is_the_cli_json(world: World) -> None:
     warm = warm_output(("token", "--output", "json"), world.env(), now=datetime.now(UTC))
     assert warm is not None
     document = json.loads(warm)
-    assert sorted(document) == ["access_token", "expiry", "token_type"]
+    assert sorted(document) == ["access_token", "expires_on", "expiry", "stack_uri", "token_type"]
     assert document["access_token"] == TOKEN
     assert document["expiry"].endswith("Z")
+    assert document["stack_uri"] == world.stack.origin
