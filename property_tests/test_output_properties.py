@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stacktoken.core import CachedToken, parse_rfc3339, render_token, shell_quote
 from strategies import aware_datetimes, token_texts
 
-ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @given(ANY_TEXT)
