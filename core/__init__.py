@@ -97,6 +97,14 @@ if TYPE_CHECKING:
         stack_uri,
     )
     from ._record import Record, replace, secret
+    from ._renewal import (
+        HeldVerdict,
+        RenewalPolicy,
+        due_for_renewal,
+        judge_held,
+        refresh_point,
+        renewal_retry_delay,
+    )
     from ._requests import (
         CLIENT_CREDENTIALS_GRANT,
         DEFAULT_DISCOVERY_MAX_AGE,
@@ -180,6 +188,7 @@ __all__ = [
     "FctlEffects",
     "Fields",
     "Grant",
+    "HeldVerdict",
     "Idle",
     "Join",
     "LazyAction",
@@ -191,6 +200,7 @@ __all__ = [
     "Ready",
     "Record",
     "RemoteError",
+    "RenewalPolicy",
     "RetryPolicy",
     "Running",
     "Segments",
@@ -226,6 +236,7 @@ __all__ = [
     "decode_token_response",
     "discovery_cache_name",
     "discovery_max_age",
+    "due_for_renewal",
     "encode_accesses",
     "encode_cache_entry",
     "encode_discovery_cache",
@@ -242,6 +253,7 @@ __all__ = [
     "json_object",
     "json_value",
     "judge_disk_entry",
+    "judge_held",
     "jwt_claims",
     "jwt_expiry",
     "lift",
@@ -258,9 +270,11 @@ __all__ = [
     "parse_ttl",
     "profile_file",
     "read_fields",
+    "refresh_point",
     "refresh_request",
     "refreshed_access",
     "render_token",
+    "renewal_retry_delay",
     "replace",
     "resolve_organization",
     "resolve_stack",
@@ -317,6 +331,9 @@ _HOMES = {
         " decode_profile resolve_organization resolve_stack stack_uri"
     ),
     "_record": "Record replace secret",
+    "_renewal": (
+        "HeldVerdict RenewalPolicy due_for_renewal judge_held refresh_point renewal_retry_delay"
+    ),
     "_requests": (
         "CLIENT_CREDENTIALS_GRANT DEFAULT_DISCOVERY_MAX_AGE EXCHANGE_SCOPE FCTL_CLIENT_ID"
         " JWT_BEARER_GRANT NOT_ACTED_ON_STATUSES RETRYABLE_STATUSES DiscoveryTarget RetryPolicy"

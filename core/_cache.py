@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from returns.result import Result
 
     from ._errors import AcquireError, LocalError
+    from ._renewal import RenewalPolicy
     from ._types import CachedToken, Settings
 
     #: The work a store runs under its lock.
@@ -71,12 +72,14 @@ def usable_entry(
     settings: Settings,
     now: datetime,
     log: Callable[[str], None],
+    renewing: RenewalPolicy | None = None,
 ) -> CachedToken | None:
     """The first stored entry usable at `now` (DESIGN §4), looking level by level.
 
     An entry found below the first level is copied up (best effort), with its
     own `savedAt`, so the next read is local and the TTL window stays the one
-    the entry's first writer opened.
+    the entry's first writer opened. While `renewing`, an entry as old as the
+    token being renewed is passed over (`_renewal.due_for_renewal`).
     """
     for level, store in enumerate(stores):
         read = store.read()
@@ -86,6 +89,12 @@ def usable_entry(
         entry, mtime = read
         verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
         log(f"{store.name} cache {'hit' if verdict.usable else 'miss'}: {verdict.reason}")
+        if verdict.usable and renewing is not None:
+            from ._renewal import due_for_renewal
+
+            if due_for_renewal(entry, policy=renewing, settings=settings, now=now):
+                log(f"{store.name} cache entry due for renewal: passed over")
+                continue
         if verdict.usable:
             for upper in stores[:level]:
                 upper.write(entry).alt(write_failed(upper, log))

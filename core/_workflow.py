@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ._errors import AcquireError
+    from ._renewal import RenewalPolicy
     from ._types import CachedToken, Settings
 
 __all__ = ["acquire"]
@@ -44,20 +45,26 @@ def acquire(
     clock: Callable[[], datetime],
     log: Callable[[str], None],
     held: CachedToken | None = None,
+    renewing: RenewalPolicy | None = None,
 ) -> Result[CachedToken, AcquireError]:
     """A token: the one `held` in memory if fresh, else a usable stored one,
-    else a new one from `grant`, stored for the next caller."""
+    else a new one from `grant`, stored for the next caller.
+
+    `renewing`: the caller renews a token before it expires (`_renewal`): a
+    stored entry as old as that token is passed over, so the first renewer
+    of a host or fleet asks the network and the others find its token.
+    """
     if held is not None and is_fresh(held.expiry, settings=settings, now=now):
         return Success(held)
     if not settings.disk_cache_enabled:
         log("cache disabled (TTL 0)")
         return grant.obtain(now)
-    cached = usable_entry(stores, settings=settings, now=now, log=log)
+    cached = usable_entry(stores, settings=settings, now=now, log=log, renewing=renewing)
     if cached is not None:
         return Success(cached)
     if not stores:
         return _obtain_and_store(stores, grant, settings=settings, now=now, log=log)
-    return _under_lock(0, stores, grant, settings=settings, clock=clock, log=log)
+    return _under_lock(0, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing)
 
 
 def _under_lock(
@@ -68,14 +75,17 @@ def _under_lock(
     settings: Settings,
     clock: Callable[[], datetime],
     log: Callable[[str], None],
+    renewing: RenewalPolicy | None,
 ) -> Result[CachedToken, AcquireError]:
     def body() -> Result[CachedToken, AcquireError]:
         now = clock()
-        cached = usable_entry(stores, settings=settings, now=now, log=log)
+        cached = usable_entry(stores, settings=settings, now=now, log=log, renewing=renewing)
         if cached is not None:
             return Success(cached)
         if level + 1 < len(stores):
-            return _under_lock(level + 1, stores, grant, settings=settings, clock=clock, log=log)
+            return _under_lock(
+                level + 1, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing
+            )
         return _obtain_and_store(stores, grant, settings=settings, now=now, log=log)
 
     return stores[level].locked(body)
