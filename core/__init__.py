@@ -127,7 +127,7 @@ if TYPE_CHECKING:
         stack_discovery,
     )
     from ._results import lift, lift_reason
-    from ._text import one_line
+    from ._text import MIN_SECRET_PIECE, one_line, redact
     from ._time import UTC, datetime, timedelta, timezone
     from ._types import (
         CLOCK_SKEW_ALLOWANCE,
@@ -168,6 +168,7 @@ __all__ = [
     "LOGIN_HINT",
     "MAX_DURATION_NS",
     "MAX_NAME_BYTES",
+    "MIN_SECRET_PIECE",
     "NOT_ACTED_ON_STATUSES",
     "OUTPUTS",
     "PROFILE_FILE",
@@ -270,6 +271,7 @@ __all__ = [
     "parse_ttl",
     "profile_file",
     "read_fields",
+    "redact",
     "refresh_point",
     "refresh_request",
     "refreshed_access",
@@ -342,7 +344,7 @@ _HOMES = {
         " retry_delay stack_discovery"
     ),
     "_results": "lift lift_reason",
-    "_text": "one_line",
+    "_text": "MIN_SECRET_PIECE one_line redact",
     "_time": "UTC datetime timedelta timezone",
     "_types": (
         "CLOCK_SKEW_ALLOWANCE DEFAULT_CACHE_TTL EXPIRY_GRACE CachedToken ClientCredentials"

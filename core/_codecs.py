@@ -17,6 +17,7 @@ from ._cache_codec import is_token_text
 from ._errors import OAuthError
 from ._json import json_object
 from ._text import one_line
+from ._text import redact as redact_pieces
 from ._time import UTC, datetime, timedelta
 from ._types import DiscoveryDocument, StackAccess, TokenResponse
 from ._wire import Fields, read_fields
@@ -164,14 +165,13 @@ def _lifetime_seconds(expires_in: Any) -> int | str | None:
 def decode_error_response(
     status_code: int, data: bytes, *, redact: tuple[str, ...] = ()
 ) -> Result[OAuthError, str]:
-    """Decode an RFC 6749 §5.2 error body; the `redact` texts (the secrets the
-    request carried, which a server may quote) are cut out of the description."""
+    """Decode an RFC 6749 §5.2 error body. The `redact` texts (the secrets the
+    request carried, which a server may quote back) are cut out of every field,
+    and so is any long run of characters a field shares with one of them."""
 
     def build(fields: Fields) -> OAuthError:
-        error = fields.text("error")
-        description = fields.optional_text("error_description") or ""
-        for secret in redact:
-            description = description.replace(secret, "[redacted]")
+        error = redact_pieces(fields.text("error"), redact)
+        description = redact_pieces(fields.optional_text("error_description") or "", redact)
         return OAuthError(
             error=one_line(error),
             description=one_line(description) if description else None,

@@ -1,8 +1,9 @@
 """Which URLs may carry our secrets, and how a URL may be shown (DESIGN §5).
 
 https everywhere; plain http only to a loopback host (127.0.0.0/8, ::1,
-localhost). The answers are plain values (no `Result`): warm runs of a
-machine credential check the stack URI too.
+localhost); never a user or password in the URL (httpx would send them as
+HTTP Basic to whoever the URL names, issue 15 #8). The answers are plain
+values (no `Result`): warm runs of a machine credential check the stack URI too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def check_endpoint_url(url: str) -> str | RemoteError:
         return RemoteError(message=f"invalid URL {safe_url(url)!r}")
     if not host:
         return RemoteError(message=f"invalid URL {safe_url(url)!r}: no host")
+    if "@" in parts.netloc:
+        return RemoteError(
+            message=f"refusing {safe_url(url)!r}: it carries a user or password "
+            "(credentials never go in a URL)"
+        )
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
         return url
     return RemoteError(

@@ -181,6 +181,15 @@ REMOTE_FAULTS: tuple[RemoteFault, ...] = (
         _all(_E1, 0),
     ),
     RemoteFault(
+        "credentials_in_url",
+        "`user:password@` in an endpoint URL",
+        "discovery steps: in membershipURI / the stack URI of profile.json; token steps: in "
+        "the discovered `token_endpoint`. Refused before any request (it would become HTTP "
+        "Basic), the password never shown",
+        "cli",
+        _all(_E1, 0),
+    ),
+    RemoteFault(
         "redirect",
         "redirect to the right URL (302 on GET, 307 on POST)",
         "`Fault.redirect(<the real URL>)`: not followed",

@@ -31,6 +31,7 @@ from conftest import World
 
 ONE_MIB = 1 << 20
 PLAIN_HTTP_HOST = "http://example.com"
+URL_PASSWORD = "hunter2-url-password"
 
 
 @dataclass
@@ -74,8 +75,8 @@ def _prepare(world: World, step: Step, fault_id: str) -> None:
     discovery document, so that the fault hits the step itself."""
     if step in (Step.MEMBERSHIP_DISCOVERY, Step.REFRESH):
         write_accesses(world, exp_in=-120)
-    if fault_id == "plain_http":
-        return  # the plain-http token endpoint comes from a (faulted) discovery answer
+    if fault_id in ("plain_http", "credentials_in_url"):
+        return  # the token endpoint comes from a (faulted) discovery answer
     if step is Step.REFRESH:
         prime_discovery(world, "membership")
     if step is Step.EXCHANGE:
@@ -146,6 +147,8 @@ def _arm(world: World, fault_id: str, step: Step) -> Armed:
             inject(Fault.wrong_issuer())
         case "plain_http":
             _arm_plain_http(world, step, armed, inject)
+        case "credentials_in_url":
+            _arm_credentials(world, step, armed, inject)
         case "redirect":
             inject(Fault.redirect(_url(world, step), status=302 if _is_discovery(step) else 307))
         case "invalid_grant":
@@ -178,6 +181,46 @@ def _arm_plain_http(
             endpoint = f"{PLAIN_HTTP_HOST}/api/auth/oauth/token"
             inject(
                 Fault.override_fields(token_endpoint=endpoint),
+                at=(world.stack, world.stack.DISCOVERY),
+            )
+
+
+def _with_credentials(url: str) -> str:
+    """`url` (loopback, otherwise valid) with a user and password in it."""
+    return url.replace("http://", f"http://stacktoken-user:{URL_PASSWORD}@", 1)
+
+
+def _arm_credentials(
+    world: World,
+    step: Step,
+    armed: Armed,
+    inject: Callable[..., None],
+) -> None:
+    match step:
+        case Step.MEMBERSHIP_DISCOVERY:
+            uri = _with_credentials(world.membership.base_url)
+            armed.disarm = _edit_profile(world, lambda doc: doc.update(membershipURI=uri))
+        case Step.STACK_DISCOVERY:
+            uri = _with_credentials(world.stack.origin)
+
+            def credentialed(document: dict[str, object]) -> None:
+                root = document["rootTokens"]
+                assert isinstance(root, dict)
+                for organization in root["idToken"]["claims"]["org"]:
+                    for stack in organization["stacks"]:
+                        stack["uri"] = uri
+
+            armed.disarm = _edit_profile(world, credentialed)
+        case Step.REFRESH:
+            inject(
+                Fault.override_fields(
+                    token_endpoint=_with_credentials(world.membership.token_endpoint)
+                ),
+                at=(world.membership, world.membership.DISCOVERY),
+            )
+        case Step.EXCHANGE:
+            inject(
+                Fault.override_fields(token_endpoint=_with_credentials(world.stack.token_endpoint)),
                 at=(world.stack, world.stack.DISCOVERY),
             )
 
@@ -230,6 +273,9 @@ def test_remote_fault_outcome_as_documented(world: World, fault: RemoteFault, st
         assert server.pending_faults(endpoint) == 0, f"{endpoint}: the fault was never hit"
     if fault.id == "s429_retry_after":
         assert elapsed >= 1.0, "Retry-After was not honoured"
+    if fault.id == "credentials_in_url":
+        assert URL_PASSWORD not in seen, "a URL's password reached the error message"
+        assert all("authorization" not in headers for headers in armed.server.request_headers)
     assert_files_intact(world)
 
     armed.disarm()
