@@ -21,6 +21,7 @@ from stacktoken.core import (
     OUTPUTS,
     AcquireError,
     CachedToken,
+    LocalError,
     Settings,
     StackKey,
     UsageError,
@@ -388,6 +389,8 @@ def _cache_clear(options: Any, config_dir: str) -> int:
     if options.client_id is not None or options.stack_uri is not None:
         return _clear_clients(options)
     profile = current_profile(config_dir, options.profile, os.environ)
+    if isinstance(profile, LocalError):
+        return _fail(profile)
     for kind, name in (
         ("profile", profile),
         ("organization", options.organization),

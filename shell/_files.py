@@ -14,6 +14,7 @@ writers, which only the cold path calls), and reads answer a plain value.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -64,6 +65,8 @@ def read_private(path: str) -> tuple[bytes, datetime] | str:
     except FileNotFoundError:
         return "no such file"
     except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink at the final path
+            return "a symbolic link (not followed)"
         return _reason("cannot open", error)
     try:
         info = os.fstat(descriptor)

@@ -20,6 +20,7 @@ from stacktoken.core import (
     CONFIG_FILE,
     LOGIN_HINT,
     AuthRequired,
+    LocalError,
     Profile,
     Record,
     Settings,
@@ -37,7 +38,7 @@ from stacktoken.core import (
 )
 from stacktoken.core._time import timedelta
 
-from ._files import read_plain
+from ._files import read_plain, read_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,12 +114,27 @@ def _chosen(flag: str | None, environ: Mapping[str, str], variable: str) -> str 
     return environ.get(variable) or None
 
 
-def current_profile(config_dir: str, flag: str | None, environ: Mapping[str, str]) -> str:
+def current_profile(
+    config_dir: str, flag: str | None, environ: Mapping[str, str]
+) -> str | LocalError:
     """`--profile`, else `PROFILE`, else the profile `config.yml` names, else `default`."""
     chosen = _chosen(flag, environ, PROFILE_ENV)
     if chosen is not None:
         return chosen
-    return decode_current_profile(read_plain(in_root(config_dir, (CONFIG_FILE,))))
+    data = _read_trusted(in_root(config_dir, (CONFIG_FILE,)), "it names the profile to use")
+    return data if isinstance(data, LocalError) else decode_current_profile(data)
+
+
+def _read_trusted(path: str, decides: str) -> bytes | LocalError | None:
+    """A file that decides where our secrets go, checked as the secrets are (issue 15
+    #1): ours, a regular file, not writable by others, not through a symlink. None
+    when it does not exist."""
+    read = read_private(path)
+    if read == "no such file":
+        return None
+    if isinstance(read, str):
+        return LocalError(message=f"refusing {path}: {read} ({decides})")
+    return read[0]
 
 
 def settings_from(ttl: str | timedelta | None, environ: Mapping[str, str]) -> Settings | UsageError:
@@ -158,12 +174,16 @@ class FctlStack(Record):
     paths: StackPaths
 
 
-def load_profile(config_dir: str, name: str) -> Profile | UsageError | AuthRequired:
+def load_profile(config_dir: str, name: str) -> Profile | UsageError | AuthRequired | LocalError:
     """Read and decode `profiles/<name>/profile.json` of a logged-in profile."""
     invalid = name_error("profile", name)
     if invalid is not None:
         return invalid
-    data = read_plain(in_root(config_dir, profile_file(name)))
+    data = _read_trusted(
+        in_root(config_dir, profile_file(name)), "it says where the tokens are sent"
+    )
+    if isinstance(data, LocalError):
+        return data
     if data is None:
         return AuthRequired(message=_missing_profile(config_dir, name))
     profile = decode_profile(name, data)
@@ -191,9 +211,11 @@ def locate_stack(
     organization: str | None,
     stack: str | None,
     environ: Mapping[str, str],
-) -> FctlStack | UsageError | AuthRequired:
+) -> FctlStack | UsageError | AuthRequired | LocalError:
     """Resolve profile, organization and stack as fctl does, and the stack's files."""
     name = current_profile(config_dir, profile, environ)
+    if isinstance(name, LocalError):
+        return name
     loaded = load_profile(config_dir, name)
     if not isinstance(loaded, Profile):
         return loaded

@@ -255,7 +255,7 @@ LOCAL_FAULTS: tuple[LocalFault, ...] = (
         "`ln -s`",
         "cli",
         0,
-        "not followed (`cannot open` at debug), the planted token never printed; the symlink "
+        "not followed (`a symbolic link` at debug), the planted token never printed; the symlink "
         "is replaced by a regular file, its target left untouched",
     ),
     LocalFault(
