@@ -63,8 +63,8 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class _TooSlow(Exception):
-    """The body kept coming, but too slowly to finish within the timeout."""
+class _UnknownEncoding(Exception):
+    """The answer is encoded in a way we did not ask for and cannot undo safely."""
 
 
 class Http:
@@ -147,12 +147,17 @@ class Http:
 
         where = f"{method} {safe_url(url)}"
         sent_at = self._clock()
+        from ._transport import TlsSetupError, deadline
+
         started = time.perf_counter()
         try:
-            with self._http_client().stream(
-                method, url, data=dict(form) if form else None, headers=dict(headers)
-            ) as response:
-                body = self._read_capped(response, deadline=started + self._policy.timeout)
+            with (
+                deadline(self._policy.timeout),
+                self._http_client().stream(
+                    method, url, data=dict(form) if form else None, headers=dict(headers)
+                ) as response,
+            ):
+                body = self._read_capped(response)
                 elapsed = time.perf_counter() - started
                 self._log(f"{where} -> {response.status_code} in {elapsed * 1000:.0f} ms")
                 answer = HttpAnswer(
@@ -169,10 +174,16 @@ class Http:
                 None,
                 True,
             )
+        except _UnknownEncoding as error:
+            self._log(f"{where} -> {error}")
+            return Failure(RemoteError(message=f"{where} answered {error}")), None, True
+        except TlsSetupError as error:
+            self._log(f"{where} -> {error}")
+            return Failure(RemoteError(message=f"{where}: {error}")), None, False
         except httpx.ConnectTimeout:
             self._log(f"{where} -> connecting timed out")
             return Failure(RemoteError(message=f"{where} timed out", transient=True)), None, False
-        except (httpx.TimeoutException, _TooSlow):
+        except httpx.TimeoutException:
             self._log(f"{where} -> timed out")
             return Failure(RemoteError(message=f"{where} timed out", transient=True)), None, True
         except httpx.ConnectError:
@@ -210,78 +221,63 @@ class Http:
                 True,
             )
 
-    def _read_capped(self, response: httpx.Response, *, deadline: float) -> bytes:
-        # httpx's timeout bounds each read, not the whole body: a server dripping
-        # a byte at a time would hold the stack's lock for ever without `deadline`.
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, within the size cap before and after decompression (issue 15 #3:
+        a 1.8 KB `gzip, gzip` answer once grew past 2 GB in httpx's own decoder).
+        The transport's deadline bounds every read, so a dripping body ends too."""
         limit = self._policy.max_body_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_raw():
             size += len(chunk)
             if size > limit:
                 raise _BodyTooLarge
-            if time.perf_counter() > deadline:
-                raise _TooSlow
             chunks.append(chunk)
-        return b"".join(chunks)
+        return _decoded(b"".join(chunks), response.headers.get("content-encoding", ""), limit)
 
     def _http_client(self) -> httpx.Client:
         import httpx
 
         with self._client_lock:
             if self._client is None:
+                from ._transport import Transport
+
                 self._client = httpx.Client(
                     timeout=self._policy.timeout,
                     follow_redirects=False,
-                    headers={"Accept": "application/json", "User-Agent": "stacktoken"},
-                    transport=_transport_by_scheme(),
+                    headers={
+                        "Accept": "application/json",
+                        "Accept-Encoding": "identity",
+                        "User-Agent": "stacktoken",
+                    },
+                    transport=Transport(),
+                    trust_env=False,  # the transport applies proxies, never to loopback
                 )
             return self._client
 
 
-def _transport_by_scheme() -> httpx.BaseTransport:
-    """http and https each on a transport of its own, made on first use.
+def _decoded(body: bytes, content_encoding: str, limit: int) -> bytes:
+    """Undo `Content-Encoding` (gzip, deflate; applied left to right, so undone right
+    to left), never producing more than `limit` bytes at any step."""
+    import zlib
 
-    httpx's default transport loads the CA bundle into an SSL context when the
-    client is made (about 40 ms, benchmarks/RESULTS.md), though a run on
-    plain http (loopback: the URL policy allows no other) never needs it.
-    The https transport is httpx's default, certificates verified as ever.
-    """
-    import ssl
-
-    import httpx
-
-    class ByScheme(httpx.BaseTransport):
-        def __init__(self) -> None:
-            self._transports: dict[str, httpx.BaseTransport] = {}
-            self._lock = threading.Lock()
-
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            return self._for(request.url.scheme).handle_request(request)
-
-        def _for(self, scheme: str) -> httpx.BaseTransport:
-            with self._lock:
-                if scheme not in self._transports:
-                    if scheme == "http":
-                        # Never used for TLS: only http URLs are routed here. A bare
-                        # context, so no CA bundle is loaded (it would verify, not trust,
-                        # were it ever asked to handshake: no CA, every peer refused).
-                        bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                        self._transports[scheme] = httpx.HTTPTransport(verify=bare)
-                    else:
-                        self._transports[scheme] = httpx.HTTPTransport()
-                return self._transports[scheme]
-
-        def close(self) -> None:
-            with self._lock:
-                for transport in self._transports.values():
-                    transport.close()
-                self._transports.clear()
-
-    return ByScheme()
+    for coding in reversed([part.strip().lower() for part in content_encoding.split(",")]):
+        if coding in ("", "identity"):
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise _UnknownEncoding(f"with a content encoding it was not asked for: {coding!r}")
+        wbits = 16 + zlib.MAX_WBITS if coding != "deflate" else zlib.MAX_WBITS
+        try:
+            inflater = zlib.decompressobj(wbits)
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error as error:
+            raise _UnknownEncoding(f"with a corrupt {coding} body") from error
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise _BodyTooLarge
+    return body
 
 
 def _worth_retrying(outcome: Result[HttpAnswer, RemoteError], status_code: int | None) -> bool:
