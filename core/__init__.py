@@ -32,7 +32,14 @@ if TYPE_CHECKING:
         jwt_claims,
         jwt_expiry,
     )
-    from ._decisions import DiskVerdict, fresh_until, is_fresh, judge_disk_entry, needs_refresh
+    from ._decisions import (
+        DiskVerdict,
+        fresh_until,
+        is_fresh,
+        judge_disk_entry,
+        needs_refresh,
+        stamp_mismatch,
+    )
     from ._durations import MAX_DURATION_NS, format_duration, parse_duration, parse_ttl
     from ._endpoint import at_token_endpoint
     from ._errors import (
@@ -287,6 +294,7 @@ __all__ = [
     "stack_discovery",
     "stack_paths",
     "stack_uri",
+    "stamp_mismatch",
     "timedelta",
     "timezone",
     "usable_entry",
@@ -307,7 +315,7 @@ _HOMES = {
         " decode_error_response decode_token_response encode_accesses encode_discovery_cache"
         " jwt_claims jwt_expiry"
     ),
-    "_decisions": "DiskVerdict fresh_until is_fresh judge_disk_entry needs_refresh",
+    "_decisions": "DiskVerdict fresh_until is_fresh judge_disk_entry needs_refresh stamp_mismatch",
     "_durations": "MAX_DURATION_NS format_duration parse_duration parse_ttl",
     "_endpoint": "at_token_endpoint",
     "_errors": (

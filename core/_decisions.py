@@ -23,6 +23,7 @@ __all__ = [
     "is_fresh",
     "judge_disk_entry",
     "needs_refresh",
+    "stamp_mismatch",
 ]
 
 
@@ -111,3 +112,18 @@ def judge_disk_entry(
 def needs_refresh(access: StackAccess, *, settings: Settings, now: datetime) -> bool:
     """The stack access token needs a refresh iff it is not fresh by its `exp`."""
     return not is_fresh(access.expiry, settings=settings, now=now)
+
+
+def stamp_mismatch(
+    entry: CachedToken, *, stack_uri: str | None, client_id: str | None
+) -> str | None:
+    """Why a stored entry is not for this store's stack or client (issue 15 #6: a
+    token must never follow a changed stack URI to another host); None when it is.
+
+    An entry without a stamp (fctl writes none) is taken as fctl takes it.
+    """
+    if entry.stack_uri is not None and stack_uri is not None and entry.stack_uri != stack_uri:
+        return "entry was issued for another stack URI"
+    if entry.client_id is not None and client_id is not None and entry.client_id != client_id:
+        return "entry was issued for another client"
+    return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -35,7 +34,7 @@ from stacktoken.core import (
 )
 from stacktoken.core._time import datetime, timedelta
 
-from ._files import remove_file
+from ._files import Place, remove_file
 from ._options import (
     CLIENT_SECRET_ENV,
     config_dir_from,
@@ -317,25 +316,35 @@ def _token_of(source: TokenSource) -> Result[tuple[CachedToken, str | None], Acq
 # -- cache list / clear --------------------------------------------------------
 
 
-def _stack_entries(config_dir: str, profile: str | None) -> Iterator[tuple[StackKey, Path]]:
-    """Every stack cache file under the config dir (of one profile, if given)."""
-    import glob  # a profile name is literal: `*` or `[od]*` must not reach other profiles
-
-    pattern = f"{glob.escape(profile) if profile else '*'}/organizations/*/stacks/*/{CACHE_FILE}"
-    for path in sorted((Path(config_dir) / "profiles").glob(pattern)):
-        stack_folder = path.parent
-        org_folder = stack_folder.parent.parent
-        key = StackKey(
-            profile=org_folder.parent.parent.name,
-            organization=org_folder.name,
-            stack=stack_folder.name,
-        )
-        yield key, path
+def _folders(folder: str) -> list[str]:
+    """The folders in `folder`, sorted; a symlink is not a folder here (issue 15 #7:
+    `cache clear` must not follow a symlinked org folder out of the config dir)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
 
 
-def _client_entries(cache_dir: str) -> Iterator[Path]:
+def _stack_entries(config_dir: str, profile: str | None) -> Iterator[tuple[StackKey, Place]]:
+    """Every stack cache file under the config dir (of one profile, if given).
+
+    A name found on disk is used as it is, never as a pattern: `*` or `[od]*`
+    as a profile must not reach other profiles."""
+    profiles_dir = os.path.join(config_dir, "profiles")
+    for name in [profile] if profile else _folders(profiles_dir):
+        organizations = os.path.join(profiles_dir, name, "organizations")
+        for organization in _folders(organizations):
+            for stack in _folders(os.path.join(organizations, organization, "stacks")):
+                parts = ("profiles", name, "organizations", organization, "stacks", stack)
+                key = StackKey(profile=name, organization=organization, stack=stack)
+                yield key, Place(root=config_dir, parts=(*parts, CACHE_FILE))
+
+
+def _client_entries(cache_dir: str) -> Iterator[Place]:
     """Every machine-credential cache file under the cache dir."""
-    yield from sorted((Path(cache_dir) / "clients").glob(f"*/{CACHE_FILE}"))
+    for key in _folders(os.path.join(cache_dir, "clients")):
+        yield Place(root=cache_dir, parts=("clients", key, CACHE_FILE))
 
 
 def _cache_list(options: Any, config_dir: str) -> int:
@@ -346,22 +355,27 @@ def _cache_list(options: Any, config_dir: str) -> int:
         settings = Settings()
     now = utc_now()
     lines = [
-        _describe(_printable(str(key)), path, settings=settings, now=now)
-        for key, path in _stack_entries(config_dir, options.profile)
+        line
+        for key, place in _stack_entries(config_dir, options.profile)
+        if (line := _describe(_printable(str(key)), place, settings=settings, now=now))
     ]
     lines += [
-        _describe(None, path, settings=settings, now=now)
-        for path in _client_entries(options.cache_dir or default_cache_dir(os.environ))
+        line
+        for place in _client_entries(options.cache_dir or default_cache_dir(os.environ))
+        if (line := _describe(None, place, settings=settings, now=now))
     ]
     sys.stdout.write("".join(line + "\n" for line in lines) if lines else "no cache entries\n")
     return 0
 
 
-def _describe(shown: str | None, path: Path, *, settings: Settings, now: datetime) -> str:
-    """One line of `cache list`: whose entry, its expiry, age and verdict (never the token)."""
-    read = read_cache_entry(str(path))
+def _describe(shown: str | None, place: Place, *, settings: Settings, now: datetime) -> str | None:
+    """One line of `cache list`: whose entry, its expiry, age and verdict (never the
+    token); None where a folder holds no entry."""
+    read = read_cache_entry(place)
+    if read == "no such file":
+        return None
     if isinstance(read, str):
-        return f"{shown or 'client ' + path.parent.name[:12]}  unreadable ({read})"
+        return f"{shown or 'client ' + place.parts[-2][:12]}  unreadable ({read})"
     entry, mtime = read
     if shown is None:
         shown = _printable(f"client {entry.client_id or '?'} at {entry.stack_uri or '?'}")
@@ -398,33 +412,33 @@ def _cache_clear(options: Any, config_dir: str) -> int:
     ):
         if name is not None and (invalid := name_error(kind, name)):
             return _fail(invalid)
-    paths = [
-        path
-        for key, path in _stack_entries(config_dir, profile)
+    places = [
+        place
+        for key, place in _stack_entries(config_dir, profile)
         if options.organization in (None, key.organization) and options.stack in (None, key.stack)
     ]
-    return _remove_entries(paths)
+    return _remove_entries(places)
 
 
 def _clear_clients(options: Any) -> int:
     if options.client_id is None:
         return _fail(UsageError(message="--stack-uri narrows --client-id: give --client-id too"))
-    paths = []
-    for path in _client_entries(options.cache_dir or default_cache_dir(os.environ)):
-        read = read_cache_entry(str(path))
+    places = []
+    for place in _client_entries(options.cache_dir or default_cache_dir(os.environ)):
+        read = read_cache_entry(place)
         if isinstance(read, str):
             continue
         entry = read[0]
         uri = options.stack_uri.rstrip("/") if options.stack_uri else None
         if entry.client_id == options.client_id and uri in (None, entry.stack_uri):
-            paths.append(path)
-    return _remove_entries(paths)
+            places.append(place)
+    return _remove_entries(places)
 
 
-def _remove_entries(paths: list[Path]) -> int:
+def _remove_entries(places: list[Place]) -> int:
     removed = 0
-    for path in paths:
-        match remove_file(str(path)):
+    for place in places:
+        match remove_file(place):
             case Success(True):
                 removed += 1
             case Failure(error):

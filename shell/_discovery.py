@@ -9,7 +9,6 @@ named turns out to be gone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cached_property
 
@@ -27,7 +26,7 @@ from stacktoken.core import (
 )
 from stacktoken.core._time import datetime, timedelta
 
-from ._files import read_private, remove_file, write_atomic
+from ._files import Place, read_private, remove_file, write_atomic
 from ._http import Http, HttpAnswer
 
 __all__ = ["DiscoveryCache", "discover"]
@@ -41,11 +40,11 @@ class DiscoveryCache:
         self._log = log
 
     @cached_property
-    def folder(self) -> str:
-        return os.path.join(self._root(), "discovery")
+    def root(self) -> str:
+        return self._root()
 
-    def _path(self, url: str) -> str:
-        return os.path.join(self.folder, discovery_cache_name(url))
+    def _path(self, url: str) -> Place:
+        return Place(root=self.root, parts=("discovery", discovery_cache_name(url)))
 
     def load(self, url: str, *, now: datetime) -> DiscoveryDocument | None:
         read = read_private(self._path(url))

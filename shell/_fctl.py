@@ -41,7 +41,7 @@ from stacktoken.core import (
 from stacktoken.core._time import datetime
 
 from ._discovery import DiscoveryCache, discover
-from ._files import LOCK_TIMEOUT_SECONDS, check_writable, read_private
+from ._files import LOCK_TIMEOUT_SECONDS, Place, check_writable, read_private
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
 from ._options import FctlStack
@@ -112,10 +112,10 @@ def bind_fctl(
     """The stores and the grant of a stack of an fctl profile; `lock_timeout`
     bounds the wait for the stack's cross-process lock (seconds)."""
     folder = fctl_store(stack, log=log, lock_timeout=lock_timeout)
-    accesses_file = folder.path(stack.paths.accesses)
+    accesses_file = folder.place(stack.paths.accesses)
 
     def read_access() -> Result[StackAccess, AcquireError]:
-        found = read_private(accesses_file)
+        found = read_private(accesses_file, log=log)
         if isinstance(found, str):
             if found == "no such file":
                 return Failure(
@@ -221,7 +221,7 @@ def _stray_rotation(answer: Result[TokenResponse, AcquireError]) -> bool:
     return isinstance(failure, RemoteError) and failure.rotated_refresh_token is not None
 
 
-def _refresh_token_in(accesses_file: str) -> str | None:
+def _refresh_token_in(accesses_file: Place) -> str | None:
     found = read_private(accesses_file)
     if isinstance(found, str):
         return None

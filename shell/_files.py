@@ -1,11 +1,18 @@
 """The file store: private reads, atomic writes, the per-stack lock.
 
+Every file stacktoken reads or writes lies below a root it trusts as given
+(fctl's config dir, the cache dir): a `Place` is that root and the path
+segments below it. Each segment is opened relative to its parent's
+descriptor, without following a symlink (issue 15 #7), so a folder swapped
+for a symlink mid-run sends nothing anywhere else: it is refused. A folder
+or file of ours with looser permissions than 0700 / 0600 is tightened, and
+one owned by another user is refused, with the reason at debug (#9).
+
 Reads never raise: a missing, unreadable, oversized or untrustworthy file is a
 reason (a cache miss), which the caller logs. Writes go to a temp file in the
-same folder, are flushed and fsynced, then `os.replace`d over the final path,
-so a reader never sees a torn file and a crash leaves the old content or the
-new, never a mix. `os.replace` renames over a symlink rather than through it,
-so a symlink planted at the final path is replaced, never followed.
+same folder, are flushed and fsynced, then renamed over the final name, so a
+reader never sees a torn file and a crash leaves the old content or the new,
+never a mix; the rename replaces a symlink at the final name, never follows it.
 
 Every warm run reads through this module, so it imports neither `pathlib`
 nor `returns` at its top (paths are strings; `Result`s are built by the
@@ -18,7 +25,7 @@ import errno
 import os
 import stat
 
-from stacktoken.core import LocalError
+from stacktoken.core import LocalError, Record
 from stacktoken.core._time import UTC, datetime
 
 from ._lock import LockTimeout, hold_lock, release_lock
@@ -36,7 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCK_TIMEOUT_SECONDS",
     "MAX_FILE_BYTES",
+    "Place",
     "check_writable",
+    "ensure_folder",
     "ensure_private_dir",
     "locked",
     "read_plain",
@@ -49,41 +58,200 @@ MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes; anything larger i
 LOCK_TIMEOUT_SECONDS = 30.0
 WRITE_PROBE_BYTES = 4096  # accesses.json is 1-2 KB: a rewrite needs no more room than this
 _TEMP_SUFFIX = ".tmp"
+_PRIVATE_FILE = 0o600
+_PRIVATE_FOLDER = 0o700
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_AT_SUPPORTED = os.open in os.supports_dir_fd  # False on Windows: paths are joined there
 
 
-def read_private(path: str) -> tuple[bytes, datetime] | str:
+class Place(Record):
+    """A file `parts` below a `root` trusted as given; nothing below it is followed."""
+
+    root: str
+    parts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, place: Place | str) -> Place:
+        """A place, or a bare path (only its last segment then escapes symlinks)."""
+        if isinstance(place, Place):
+            return place
+        folder, name = os.path.split(place)
+        return cls(root=folder or ".", parts=(name,))
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1]
+
+    def __str__(self) -> str:
+        return os.path.join(self.root, *self.parts)
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+class _Refused(OSError):
+    """A folder on the way cannot be trusted; the message says why."""
+
+
+class _Folder:
+    """A folder opened once; its files are reached relative to it (`openat`)."""
+
+    def __init__(self, descriptor: int | None, path: str) -> None:
+        self._descriptor = descriptor  # None: no dir_fd support, paths are joined
+        self._path = path
+
+    def _at(self, name: str) -> tuple[str, int | None]:
+        if self._descriptor is None:
+            return os.path.join(self._path, name), None
+        return name, self._descriptor
+
+    def open(self, name: str, flags: int, mode: int = _PRIVATE_FILE) -> int:
+        path, folder = self._at(name)
+        return os.open(path, flags | _NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+
+    def replace(self, source: str, target: str) -> None:
+        if self._descriptor is None:
+            os.replace(os.path.join(self._path, source), os.path.join(self._path, target))
+        else:
+            os.replace(source, target, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+
+    def unlink(self, name: str) -> None:
+        path, folder = self._at(name)
+        os.unlink(path, dir_fd=folder)
+
+    def names(self) -> list[str]:
+        return os.listdir(self._descriptor if self._descriptor is not None else self._path)
+
+    def sync(self) -> None:
+        # The rename is durable only once the folder entry is on disk.
+        if self._descriptor is not None:
+            os.fsync(self._descriptor)
+
+    def lock(self, name: str, timeout: float) -> int:
+        path, folder = self._at(name)
+        return hold_lock(path, timeout=timeout, dir_fd=folder)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+
+
+def _folder_of(place: Place, *, create: bool, log: Callable[[str], None]) -> _Folder:
+    """The folder holding `place`'s file, each segment opened without following a
+    symlink; missing folders are made 0700 when `create`. Raises `OSError`."""
+    if create:
+        ensure_private_dir(place.root)
+    if not _AT_SUPPORTED:
+        folder = os.path.join(place.root, *place.parts[:-1])
+        if create:
+            ensure_private_dir(folder)
+        return _Folder(None, folder)
+    descriptor = os.open(place.root, os.O_RDONLY | _DIRECTORY | os.O_CLOEXEC)
+    path = place.root
+    for part in place.parts[:-1]:
+        path = os.path.join(path, part)
+        descriptor = _step(descriptor, part, path, create=create, log=log)
+    return _Folder(descriptor, path)
+
+
+def _step(parent: int, name: str, path: str, *, create: bool, log: Callable[[str], None]) -> int:
+    """Open folder `name` of `parent`, never through a symlink. Takes `parent` over:
+    it is closed whatever happens, and so is the child if it cannot be trusted."""
+    flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            child = os.open(name, flags, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            try:  # noqa: SIM105 - contextlib costs a warm run (this module is on it)
+                os.mkdir(name, _PRIVATE_FOLDER, dir_fd=parent)
+            except FileExistsError:
+                pass  # another process made it meanwhile
+            child = os.open(name, flags, dir_fd=parent)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _Refused(f"{path} is a symbolic link or not a folder (not followed)") from error
+        raise
+    finally:
+        os.close(parent)
+    try:
+        info = os.fstat(child)
+        if info.st_uid != os.geteuid():
+            raise _Refused(f"{path} is owned by another user")
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            log(f"tightened {path} from {stat.S_IMODE(info.st_mode):04o} to 0700")
+            os.fchmod(child, _PRIVATE_FOLDER)
+    except BaseException:
+        os.close(child)
+        raise
+    return child
+
+
+def read_private(
+    place: Place | str, *, log: Callable[[str], None] = _ignore
+) -> tuple[bytes, datetime] | str:
     """Read a token file we trust: a regular file, ours, not writable by others.
 
     The bytes and the file's mtime, or the reason the file cannot be used.
     The checks run on the opened descriptor (`O_NOFOLLOW`, `fstat`), so the file
-    checked is the file read. A string is the reason it cannot be used.
-    `O_NONBLOCK` keeps a FIFO planted at the path from blocking the open
-    forever; it is then refused as not a regular file.
+    checked is the file read. A file of ours readable by others is tightened to
+    0600 (and said so at debug). `O_NONBLOCK` keeps a FIFO planted at the path
+    from blocking the open forever; it is then refused as not a regular file.
     """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return "no such file"
-    except OSError as error:
-        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink at the final path
-            return "a symbolic link (not followed)"
-        return _reason("cannot open", error)
+    where = Place.of(place)
+    descriptor = _open_for_reading(where, log=log)
+    if isinstance(descriptor, str):
+        return descriptor
     try:
         info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            return "not a regular file"
-        if info.st_uid != os.geteuid():
-            return "owned by another user"
-        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return "writable by other users"
-        if info.st_size > MAX_FILE_BYTES:
-            return "larger than any file we write"
+        refused = _untrusted(info)
+        if refused is not None:
+            return refused
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            log(f"tightened {where} from {stat.S_IMODE(info.st_mode):04o} to 0600")
+            os.fchmod(descriptor, _PRIVATE_FILE)
         data = _read_all(descriptor)
     except OSError as error:
         return _reason("cannot read", error)
     finally:
         os.close(descriptor)
     return data, _mtime(info.st_mtime)
+
+
+def _open_for_reading(where: Place, *, log: Callable[[str], None]) -> int | str:
+    """The open file, or why it cannot be opened."""
+    try:
+        folder = _folder_of(where, create=False, log=log)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return _reason("cannot open its folder", error)
+    try:
+        return folder.open(where.name, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink at the final name
+            return "a symbolic link (not followed)"
+        return _reason("cannot open", error)
+    finally:
+        folder.close()
+
+
+def _untrusted(info: os.stat_result) -> str | None:
+    """Why a file opened for reading cannot be trusted; None when it can."""
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_uid != os.geteuid():
+        return "owned by another user"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by other users"
+    if info.st_size > MAX_FILE_BYTES:
+        return "larger than any file we write"
+    return None
 
 
 def _mtime(seconds: float) -> datetime:
@@ -96,8 +264,8 @@ def _mtime(seconds: float) -> datetime:
 
 
 def read_plain(path: str) -> bytes | None:
-    """Read fctl's config and profile files; None when absent, unreadable or not
-    a regular file (`O_NONBLOCK`: a FIFO planted there must not block the open)."""
+    """Read a file the user named (a client secret); None when absent, unreadable or
+    not a regular file (`O_NONBLOCK`: a FIFO planted there must not block the open)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
@@ -136,89 +304,118 @@ def ensure_private_dir(folder: str) -> None:
         level = parent
     for level in reversed(missing):
         try:  # noqa: SIM105 - contextlib costs a warm run (this module is on it)
-            os.mkdir(level, 0o700)
+            os.mkdir(level, _PRIVATE_FOLDER)
         except FileExistsError:
             pass
 
 
-def write_atomic(path: str, data: bytes, *, sweep: bool = False) -> Result[None, LocalError]:
-    """Write `data` to `path` atomically, mode 0600.
+def ensure_folder(place: Place, *, log: Callable[[str], None] = _ignore) -> str | None:
+    """Make the folders holding `place` (0700, no symlink followed); None, or why not."""
+    try:
+        _folder_of(place, create=True, log=log).close()
+    except OSError as error:
+        return _reason("cannot make its folder", error)
+    return None
 
-    `sweep` removes temp files that killed writers left beside `path`; only a
-    caller holding the stack's lock may ask for it, as the lock is what tells
-    a leftover from another process's write in progress.
+
+def write_atomic(
+    place: Place | str,
+    data: bytes,
+    *,
+    sweep: bool = False,
+    log: Callable[[str], None] = _ignore,
+) -> Result[None, LocalError]:
+    """Write `data` to `place` atomically, mode 0600, making missing folders 0700.
+
+    `sweep` removes temp files that killed writers left beside it; only a
+    caller holding the lock may ask for it, as the lock is what tells a
+    leftover from another process's write in progress.
     """
     from returns.result import Failure, Success
 
-    folder = os.path.dirname(path)
-    name = os.path.basename(path)
+    where = Place.of(place)
     temp: str | None = None
+    folder: _Folder | None = None
     try:
-        ensure_private_dir(folder)
+        folder = _folder_of(where, create=True, log=log)
         if sweep:
-            _sweep_leftovers(path)
-        descriptor, temp = _create_temp(path)
+            _sweep_leftovers(folder, where.name)
+        temp, descriptor = _create_temp(folder, where.name)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        folder.replace(temp, where.name)
         temp = None
-        _fsync_folder(folder)
+        folder.sync()
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {name}", error)))
+        return Failure(LocalError(message=_reason(f"cannot write {where.name}", error)))
     finally:
-        if temp is not None:
-            _unlink_quietly(temp)
+        if folder is not None:
+            if temp is not None:
+                _unlink_quietly(folder, temp)
+            folder.close()
     return Success(None)
 
 
-def check_writable(path: str, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
-    """Show that `path` can be rewritten now: write `size` bytes to a temp file
+def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
+    """Show that `place` can be rewritten now: write `size` bytes to a temp file
     beside it, fsync, remove it. For callers about to spend something only a
     write can keep (a refresh token the IdP rotates on use): a read-only folder
     or a full disk is found before, not after.
     """
     from returns.result import Failure, Success
 
+    where = Place.of(place)
     temp: str | None = None
+    folder: _Folder | None = None
     try:
-        descriptor, temp = _create_temp(path)
+        folder = _folder_of(where, create=False, log=_ignore)
+        temp, descriptor = _create_temp(folder, where.name)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(bytes(size))
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {os.path.basename(path)}", error)))
+        return Failure(LocalError(message=_reason(f"cannot write {where.name}", error)))
     finally:
-        if temp is not None:
-            _unlink_quietly(temp)
+        if folder is not None:
+            if temp is not None:
+                _unlink_quietly(folder, temp)
+            folder.close()
     return Success(None)
 
 
-def remove_file(path: str) -> Result[bool, LocalError]:
-    """Remove `path`; Success(False) if it was not there."""
+def remove_file(place: Place | str) -> Result[bool, LocalError]:
+    """Remove `place`'s file; Success(False) if it was not there."""
     from returns.result import Failure, Success
 
+    where = Place.of(place)
     try:
-        os.unlink(path)
+        folder = _folder_of(where, create=False, log=_ignore)
     except FileNotFoundError:
         return Success(False)
     except OSError as error:
-        return Failure(
-            LocalError(message=_reason(f"cannot remove {os.path.basename(path)}", error))
-        )
+        return Failure(LocalError(message=_reason(f"cannot remove {where.name}", error)))
+    try:
+        folder.unlink(where.name)
+    except FileNotFoundError:
+        return Success(False)
+    except OSError as error:
+        return Failure(LocalError(message=_reason(f"cannot remove {where.name}", error)))
+    finally:
+        folder.close()
     return Success(True)
 
 
 def locked(
-    lock_path: str,
+    place: Place | str,
     body: Callable[[bool], Result[R, E]],
     *,
     timeout: float = LOCK_TIMEOUT_SECONDS,
     log: Callable[[str], None],
 ) -> Result[R, E | LocalError]:
-    """Run `body(held)` holding the cross-process lock at `lock_path`.
+    """Run `body(held)` holding the cross-process lock at `place`.
 
     The lock is an advisory `flock` (`_lock.py`): the kernel drops it when its
     holder dies, so a killed process never leaves a stale lock. When the lock
@@ -228,56 +425,61 @@ def locked(
     """
     from returns.result import Failure
 
-    if not os.path.isdir(os.path.dirname(lock_path)):
+    where = Place.of(place)
+    try:
+        folder = _folder_of(where, create=False, log=log)
+    except FileNotFoundError:
         # No stack folder means no `accesses.json` either: `body` will say so, and
         # creating the folder only to lock it would leave litter behind.
         log("running unlocked: the folder does not exist")
         return body(False)
+    except OSError as error:
+        log(_reason("running unlocked: cannot open the folder", error))
+        return body(False)
     try:
-        descriptor = hold_lock(lock_path, timeout=timeout)
+        descriptor = folder.lock(where.name, timeout)
     except LockTimeout:
-        name = os.path.basename(lock_path)
-        return Failure(LocalError(message=f"another process held the lock {name} for {timeout:g}s"))
+        return Failure(
+            LocalError(message=f"another process held the lock {where.name} for {timeout:g}s")
+        )
     except OSError as error:
         log(_reason("running unlocked: cannot take the lock", error))
         return body(False)
+    finally:
+        folder.close()
     try:
         return body(True)
     finally:
         release_lock(descriptor)
 
 
-def _create_temp(path: str) -> tuple[int, str]:
-    import tempfile  # only writers need it
+def _create_temp(folder: _Folder, name: str) -> tuple[str, int]:
+    """A new file beside `name`, 0600, never an existing one (`O_EXCL`), as
+    `tempfile.mkstemp` does without importing `tempfile` (and `random`, `shutil`)."""
+    for _ in range(100):
+        temp = f".{name}.{os.urandom(6).hex()}{_TEMP_SUFFIX}"
+        try:
+            return temp, folder.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name")
 
-    return tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=_TEMP_SUFFIX, dir=os.path.dirname(path)
-    )
 
-
-def _sweep_leftovers(path: str) -> None:
-    folder, name = os.path.split(path)
+def _sweep_leftovers(folder: _Folder, name: str) -> None:
     prefix = f".{name}."
-    for entry in os.listdir(folder):
+    for entry in folder.names():
         if entry.startswith(prefix) and entry.endswith(_TEMP_SUFFIX):
-            _unlink_quietly(os.path.join(folder, entry))
+            _unlink_quietly(folder, entry)
 
 
-def _fsync_folder(folder: str) -> None:
-    # The rename is durable only once the folder entry is on disk.
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(folder: _Folder, name: str) -> None:
     try:  # noqa: SIM105 - contextlib costs a warm run (this module is on it)
-        os.unlink(path)
+        folder.unlink(name)
     except OSError:
         pass
 
 
 def _reason(what: str, error: OSError) -> str:
+    if isinstance(error, _Refused):
+        return f"{what}: {error}"
     return f"{what}: {error.strerror or error.__class__.__name__}"

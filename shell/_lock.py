@@ -31,13 +31,18 @@ def hold_lock(
     path: str,
     *,
     timeout: float,
+    dir_fd: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Open (creating it 0600, never through a symlink) and lock `path`;
-    the descriptor, for `release_lock`. Raises `LockTimeout` or `OSError`."""
+    """Open (creating it 0600, never through a symlink) and lock `path` (relative
+    to `dir_fd` if given); the descriptor, for `release_lock`. Raises
+    `LockTimeout` or `OSError`."""
     descriptor = os.open(
-        path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600
+        path,
+        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+        0o600,
+        dir_fd=dir_fd,
     )
     deadline = clock() + timeout
     pause = _FIRST_POLL

@@ -38,13 +38,12 @@ from stacktoken.core import (
 )
 from stacktoken.core._time import timedelta
 
-from ._files import read_plain, read_private
+from ._files import Place, read_plain, read_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from stacktoken.core import Segments
 
 __all__ = [
     "CLIENT_SECRET_ENV",
@@ -57,7 +56,6 @@ __all__ = [
     "config_dir_from",
     "current_profile",
     "default_cache_dir",
-    "in_root",
     "load_profile",
     "locate_stack",
     "read_secret_file",
@@ -71,11 +69,6 @@ STACK_ENV = "STACK"
 TTL_ENV = "STACK_TOKEN_CACHE_TTL"
 CLIENT_SECRET_ENV = "STACKTOKEN_CLIENT_SECRET"  # noqa: S105 - a variable name
 APP_NAME = "stacktoken"
-
-
-def in_root(root: str, segments: Segments) -> str:
-    """The path of `segments` below `root`."""
-    return os.path.join(root, *segments)
 
 
 def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> str:
@@ -121,19 +114,19 @@ def current_profile(
     chosen = _chosen(flag, environ, PROFILE_ENV)
     if chosen is not None:
         return chosen
-    data = _read_trusted(in_root(config_dir, (CONFIG_FILE,)), "it names the profile to use")
+    data = _read_trusted(Place(root=config_dir, parts=(CONFIG_FILE,)), "it names the profile")
     return data if isinstance(data, LocalError) else decode_current_profile(data)
 
 
-def _read_trusted(path: str, decides: str) -> bytes | LocalError | None:
+def _read_trusted(place: Place, decides: str) -> bytes | LocalError | None:
     """A file that decides where our secrets go, checked as the secrets are (issue 15
     #1): ours, a regular file, not writable by others, not through a symlink. None
     when it does not exist."""
-    read = read_private(path)
+    read = read_private(place)
     if read == "no such file":
         return None
     if isinstance(read, str):
-        return LocalError(message=f"refusing {path}: {read} ({decides})")
+        return LocalError(message=f"refusing {place}: {read} ({decides})")
     return read[0]
 
 
@@ -180,7 +173,7 @@ def load_profile(config_dir: str, name: str) -> Profile | UsageError | AuthRequi
     if invalid is not None:
         return invalid
     data = _read_trusted(
-        in_root(config_dir, profile_file(name)), "it says where the tokens are sent"
+        Place(root=config_dir, parts=profile_file(name)), "it says where the tokens are sent"
     )
     if isinstance(data, LocalError):
         return data

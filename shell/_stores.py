@@ -10,17 +10,18 @@ Reads are warm-path code: a plain value back, no `returns` imported.
 
 from __future__ import annotations
 
-from stacktoken.core import Store, decode_cache_entry, encode_cache_entry, replace
+from stacktoken.core import Store, decode_cache_entry, encode_cache_entry, replace, stamp_mismatch
 
 from ._files import (
     LOCK_TIMEOUT_SECONDS,
-    ensure_private_dir,
+    Place,
+    ensure_folder,
     locked,
     read_private,
     remove_file,
     write_atomic,
 )
-from ._options import FctlStack, in_root
+from ._options import FctlStack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
 __all__ = ["FileStore", "fctl_store", "read_cache_entry"]
 
 
-def read_cache_entry(path: str) -> CacheRead | str:
+def read_cache_entry(
+    place: Place | str, *, log: Callable[[str], None] | None = None
+) -> CacheRead | str:
     """A cache file's entry and mtime, or the reason it is a cache miss."""
-    read = read_private(path)
+    read = read_private(place) if log is None else read_private(place, log=log)
     if isinstance(read, str):
         return read
     data, mtime = read
@@ -53,9 +56,10 @@ class FileStore:
     """The entry at `paths.cache` below `root`, locked by `paths.lock`.
 
     Entries are written stamped with `stack_uri` and `client_id` (whom the
-    token is for). `creates_folder`: lock and write even if the folder is
-    not there yet (a machine credential's; an fctl stack without a folder
-    has no `accesses.json` either, so creating one would only leave litter).
+    token is for); an entry stamped for another stack is not used (issue 15
+    #6). `creates_folder`: lock and write even if the folder is not there yet
+    (a machine credential's; an fctl stack without a folder has no
+    `accesses.json` either, so creating one would only leave litter).
     """
 
     def __init__(
@@ -88,11 +92,16 @@ class FileStore:
         """The stack the entries are for."""
         return self._stack_uri
 
-    def path(self, segments: Segments) -> str:
-        return in_root(self.root, segments)
+    def place(self, segments: Segments) -> Place:
+        """A file of this store, below its root (nothing below it is followed)."""
+        return Place(root=self.root, parts=segments)
 
     def read(self) -> CacheRead | str:
-        return read_cache_entry(self.path(self.paths.cache))
+        read = read_cache_entry(self.place(self.paths.cache), log=self._log)
+        if isinstance(read, str):
+            return read
+        mismatch = stamp_mismatch(read[0], stack_uri=self._stack_uri, client_id=self._client_id)
+        return mismatch if mismatch is not None else read
 
     def write(self, entry: CachedToken) -> Result[None, LocalError]:
         stamped = replace(entry, stack_uri=self._stack_uri, client_id=self._client_id)
@@ -100,7 +109,7 @@ class FileStore:
 
     def write_file(self, segments: Segments, data: bytes) -> Result[None, LocalError]:
         """Write a file of this folder atomically (sweeping leftovers under the lock)."""
-        return write_atomic(self.path(segments), data, sweep=self._lock_held)
+        return write_atomic(self.place(segments), data, sweep=self._lock_held, log=self._log)
 
     def locked(
         self, body: Callable[[], Result[CachedToken, AcquireError]]
@@ -112,13 +121,10 @@ class FileStore:
             finally:
                 self._lock_held = False
 
-        if self._creates_folder:
-            try:
-                ensure_private_dir(self.path(self.paths.folder))
-            except OSError as error:
-                self._log(f"cannot create the cache folder: {error.strerror}")
+        if self._creates_folder and (problem := ensure_folder(self.place(self.paths.lock))):
+            self._log(problem)  # the lock then runs its body unlocked, and says so
         return locked(
-            self.path(self.paths.lock), noting_the_lock, timeout=self._lock_timeout, log=self._log
+            self.place(self.paths.lock), noting_the_lock, timeout=self._lock_timeout, log=self._log
         )
 
     def drop(self, token: str) -> Result[bool, LocalError]:
@@ -129,7 +135,7 @@ class FileStore:
         read = self.read()
         if isinstance(read, str) or read[0].access_token != token:
             return Success(False)
-        return remove_file(self.path(self.paths.cache))
+        return remove_file(self.place(self.paths.cache))
 
     def record(self) -> Store:
         return Store(

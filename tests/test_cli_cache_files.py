@@ -348,7 +348,7 @@ def test_source_cache_write_failure_is_logged_not_raised(
 ) -> None:
     messages: list[str] = []
 
-    def refuse(*_: object) -> None:
+    def refuse(*_: object, **__: object) -> None:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", refuse)

@@ -220,8 +220,13 @@ def discovery_cache_unusable(world: World, case: LocalFault) -> None:
 # -- in-process cases: a read-only folder, a full disk -----------------------------
 
 
-def _inside(path: object, folder: Path) -> bool:
-    return isinstance(path, (str, os.PathLike)) and os.fspath(path).startswith(f"{folder}{os.sep}")
+def _inside(path: object, folder: Path, dir_fd: int | None = None) -> bool:
+    """Whether `path` (relative to `dir_fd`, as the file store opens files) is in `folder`."""
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    if dir_fd is not None and not os.path.isabs(path):
+        path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    return os.fspath(path).startswith(f"{folder}{os.sep}")
 
 
 def _refuse(code: int, path: object) -> OSError:
@@ -234,7 +239,7 @@ def make_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
 
     def open_(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
-        if flags & writing and _inside(path, folder):
+        if flags & writing and _inside(path, folder, dir_fd):
             raise _refuse(errno.EROFS, path)
         return real_open(path, flags, mode, dir_fd=dir_fd)
 
@@ -243,7 +248,8 @@ def make_read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
         real = getattr(os, name)
 
         def refusing(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
-            if _inside(path, folder) or any(_inside(arg, folder) for arg in args):
+            base = kwargs.get("dir_fd", kwargs.get("src_dir_fd"))
+            if _inside(path, folder, base) or any(_inside(arg, folder, base) for arg in args):
                 raise _refuse(errno.EROFS, path)
             return _real(path, *args, **kwargs)
 
