@@ -359,6 +359,82 @@ LOCAL_FAULTS: tuple[LocalFault, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Attack:
+    """A row of the security table: what an attacker does, what happens, which test shows it."""
+
+    attack: str
+    outcome: str
+    test: str
+
+
+ATTACKS: tuple[Attack, ...] = (
+    Attack(
+        "another user owns, or can write, `profile.json` or `config.yml`, pointing the stack "
+        "URI or `membershipURI` at their own server (or plants a symlink there)",
+        "refused like a token file (ours, regular, not writable by others, no symlink "
+        "followed): exit 1 naming the file; their server gets nothing",
+        "tests/test_security_profile_trust.py",
+    ),
+    Attack(
+        "a server drips its response headers a byte at a time, each within the read timeout",
+        "one deadline bounds the whole request (connect, headers, body): the client hangs up "
+        "at the deadline, exit 1 `timed out`",
+        "tests/test_security_http.py::test_http_headers_dripping_past_the_deadline_are_a_timeout",
+    ),
+    Attack(
+        "a 1.8 KB reply with `Content-Encoding: gzip, gzip` that inflates to gigabytes",
+        "`Accept-Encoding: identity` is sent; gzip/deflate is inflated within the 1 MiB cap "
+        "(peak memory under 32 MiB), other encodings refused: exit 1",
+        "tests/test_security_http.py::test_http_gzip_bomb_is_refused_within_the_size_cap_of_memory",
+    ),
+    Attack(
+        "a server quotes our assertion or refresh token back, in `error` or "
+        "`error_description`, whole, as a prefix, split in two, or its JWT signature",
+        "every run of 8 or more characters shared with a secret the request carried "
+        "becomes `[redacted]` in every field",
+        "tests/test_security_redaction.py, property_tests/test_redaction_properties.py",
+    ),
+    Attack(
+        "a proxy set in the environment (`HTTP_PROXY`, `ALL_PROXY`) to receive loopback "
+        "traffic, tokens in clear text",
+        "loopback is never proxied (as fctl's Go transport); other hosts still use the "
+        "environment's proxy and `NO_PROXY`",
+        "tests/test_security_http.py::test_http_loopback_is_never_sent_through_a_proxy",
+    ),
+    Attack(
+        "`SSL_CERT_FILE` names a file that cannot be loaded",
+        "one line naming the variable and the reason, exit 1 (not an unexpected exception)",
+        "tests/test_security_http.py::test_http_unloadable_ca_file_is_a_clear_error",
+    ),
+    Attack(
+        "the stack URI in `profile.json` changes while a token is cached for the old one",
+        "the entry is stamped with the URI it was issued for and not served for another",
+        "tests/test_security_files.py::"
+        "test_token_cached_for_one_stack_uri_is_not_served_once_the_uri_changed",
+    ),
+    Attack(
+        "a folder on the way (the stack folder mid-refresh, a folder of a shared cache dir, "
+        "an organization folder under `cache clear`) swapped for a symlink out of the dir",
+        "every segment below the config or cache dir is opened relative to its parent "
+        "without following a symlink: nothing is written, read or removed through it",
+        "tests/test_security_files.py",
+    ),
+    Attack(
+        "`user:password@` in a profile or discovered URL (it would become HTTP Basic)",
+        "refused before any request, the password never shown (fault matrix row "
+        "`credentials_in_url`)",
+        "tests/test_reliability_remote.py",
+    ),
+    Attack(
+        "a 0644 `accesses.json` or a 0777 stack folder of ours",
+        "tightened to 0600 / 0700 and said at debug; a foreign one is refused",
+        "tests/test_security_files.py::"
+        "test_loose_modes_of_our_own_files_and_folders_are_tightened_and_said",
+    ),
+)
+
+
 def _cell(fault: RemoteFault, step: Step) -> str:
     expect = fault.expect.get(step)
     return "n/a" if expect is None else str(expect)
@@ -409,9 +485,10 @@ def render() -> str:
         "jittered exponential backoff, `Retry-After` honoured up to 10 s. A 500 is not",
         "retried. A refresh answered 200 without `access_token` has still rotated the",
         "refresh token at the IdP: the new refresh token it carries is saved, so the",
-        "next run refreshes normally. A refresh that the IdP processes but never",
-        "answers (a timeout after the server acted) spends the refresh token, which no",
-        "client can tell; the tests model timeouts as requests never processed.",
+        "next run refreshes normally. A refresh token is spent at most once by a request",
+        "the IdP may have received: a refresh is resent only after an answer proving it",
+        "never arrived (a refused connection, a 404, 429 or 503); after a timeout or a",
+        "reset, the run stops, and the next run tries the same refresh token again.",
         "",
         "## Local faults",
         "",
@@ -428,6 +505,18 @@ def render() -> str:
         lines.append(
             f"| {local.title} | {local.how} | {local.via} | {local.exit_code} | {local.outcome} |"
         )
+    lines += [
+        "",
+        "## Security: hostile files, servers and environments",
+        "",
+        "Each attack was reproduced on 127.0.0.1 before its fix; its test fails without",
+        "the fix (issue 15).",
+        "",
+        "| attack | outcome | test |",
+        "|---|---|---|",
+    ]
+    for attack in ATTACKS:
+        lines.append(f"| {attack.attack} | {attack.outcome} | `{attack.test}` |")
     lines += [
         "",
         "## Single flight (`tests/test_concurrency_single_flight.py`)",
