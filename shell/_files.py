@@ -28,8 +28,6 @@ import stat
 from stacktoken.core import LocalError, Record
 from stacktoken.core._time import UTC, datetime
 
-from ._lock import LockTimeout, hold_lock, release_lock
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,6 +128,8 @@ class _Folder:
             os.fsync(self._descriptor)
 
     def lock(self, name: str, timeout: float) -> int:
+        from ._lock import hold_lock  # not for warm runs, which never lock
+
         path, folder = self._at(name)
         return hold_lock(path, timeout=timeout, dir_fd=folder)
 
@@ -424,6 +424,8 @@ def locked(
     `held` tells `body` whether it may sweep leftovers.
     """
     from returns.result import Failure
+
+    from ._lock import LockTimeout, release_lock
 
     where = Place.of(place)
     try:

@@ -30,7 +30,6 @@ from stacktoken.core import (
     decode_current_profile,
     decode_profile,
     name_error,
-    parse_ttl,
     profile_file,
     resolve_organization,
     resolve_stack,
@@ -139,6 +138,8 @@ def settings_from(ttl: str | timedelta | None, environ: Mapping[str, str]) -> Se
     text = ttl if ttl is not None else environ.get(TTL_ENV)
     if text is None:
         return Settings()
+    from stacktoken.core import parse_ttl  # only when a TTL is given
+
     parsed = parse_ttl(text)
     return parsed if isinstance(parsed, UsageError) else Settings(cache_ttl=parsed)
 

@@ -23,14 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from stacktoken.core import (
-    OUTPUTS,
-    ClientCredentials,
-    Settings,
-    check_endpoint_url,
-    render_token,
-    usable_entry,
-)
+from stacktoken.core import OUTPUTS, ClientCredentials, Settings, render_token, usable_entry
 from stacktoken.core._time import UTC, datetime
 
 from ._options import (
@@ -130,6 +123,8 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
 
 
 def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
+    from stacktoken.core import check_endpoint_url  # machine credentials only
+
     from ._client import client_store
 
     stack_uri, client_id = options.get("stack_uri"), options.get("client_id")
