@@ -100,7 +100,7 @@ def test_signal_during_a_refresh_waits_until_the_rotated_token_is_on_disk(
 
 
 # A writer that loops over atomic writes of the cache file under the CLI's signal
-# handling; it says "writing" once it is inside the loop, and stops on a signal.
+# handling; it says "writing" once inside the `try`, and stops on a signal.
 _WRITER = """
 import sys
 from stacktoken.shell._files import write_atomic
@@ -109,8 +109,10 @@ from stacktoken.shell._signals import Terminated, guard
 guard.install()
 path, old = sys.argv[1], sys.argv[2].encode()
 padded = b" " * 200_000 + old  # the same document, in a write long enough to be caught in
-print("writing", flush=True)
 try:
+    # Inside the try: a signal that lands right after this line is still caught
+    # here, not before the try (which would kill the writer by the signal itself).
+    print("writing", flush=True)
     while True:
         write_atomic(path, padded)
         write_atomic(path, old)
