@@ -56,7 +56,7 @@ def json_value(data: bytes) -> tuple[Any, None] | tuple[None, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None, "not UTF-8"
+        return None, "not JSON (not UTF-8)"
     if _scan is None:  # pragma: no cover - CPython always has _json
         import json
 
