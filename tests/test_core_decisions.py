@@ -132,7 +132,7 @@ def test_judge_disk_entry_prefers_saved_at_over_mtime() -> None:
 
 
 def test_disk_verdict_reasons_are_loggable() -> None:
-    assert {verdict.value for verdict in DiskVerdict} == {
+    assert {verdict.reason for verdict in DiskVerdict.all()} == {
         "usable",
         "cache disabled (TTL 0)",
         "entry has no expiry",
@@ -140,7 +140,7 @@ def test_disk_verdict_reasons_are_loggable() -> None:
         "entry older than the cache TTL",
         "entry saved in the future beyond the clock-skew allowance",
     }
-    assert [verdict for verdict in DiskVerdict if verdict.usable] == [DiskVerdict.USABLE]
+    assert [verdict for verdict in DiskVerdict.all() if verdict.usable] == [DiskVerdict.USABLE]
 
 
 REFRESH = [
