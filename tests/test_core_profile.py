@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from returns.result import Failure, Success
 from stacktoken.core import (
     AuthRequired,
     Organization,
@@ -15,6 +14,7 @@ from stacktoken.core import (
     UsageError,
     decode_current_profile,
     decode_profile,
+    replace,
     resolve_organization,
     resolve_stack,
     stack_uri,
@@ -53,7 +53,7 @@ ORGANIZATIONS = [
 def test_resolve_organization_flag_then_default_then_only(
     case: str, profile: Profile, flag: str | None, chosen: str
 ) -> None:
-    assert resolve_organization(profile, flag) == Success(chosen), case
+    assert resolve_organization(profile, flag) == chosen, case
 
 
 @pytest.mark.parametrize(
@@ -63,19 +63,33 @@ def test_resolve_organization_flag_then_default_then_only(
 def test_resolve_organization_none_or_several_is_a_usage_error(
     profile: Profile, found: str
 ) -> None:
-    result = resolve_organization(profile, None)
-    assert isinstance(result, Failure)
-    assert isinstance(result.failure(), UsageError)
-    assert found in result.failure().message
-    assert "--organization" in result.failure().message
+    error = resolve_organization(profile, None)
+    assert isinstance(error, UsageError)
+    assert found in error.message
+    assert "--organization" in error.message
 
 
-def test_resolve_stack_flag_then_default() -> None:
-    assert resolve_stack(_profile(default_stack="s"), "f") == Success("f")
-    assert resolve_stack(_profile(default_stack="s"), None) == Success("s")
-    missing = resolve_stack(_profile(), None)
-    assert isinstance(missing, Failure) and isinstance(missing.failure(), UsageError)
-    assert "--stack" in missing.failure().message
+def test_resolve_stack_flag_then_default_then_only() -> None:
+    assert resolve_stack(_profile(default_stack="s"), "orgA", "f") == "f"
+    assert resolve_stack(_profile(default_stack="s"), "orgA", None) == "s"
+    # fctl's ResolveStackID: the organization's only stack.
+    assert resolve_stack(_profile(), "orgA", None) == "stk1"
+    two_stacks = replace(
+        _profile(),
+        organizations=(
+            Organization(
+                id="orgA", stacks=(StackRef(id="s1", uri=None), StackRef(id="s2", uri=None))
+            ),
+        ),
+    )
+    for profile, organization, found in (
+        (_profile(), "orgB", "no stack"),
+        (two_stacks, "orgA", "several stacks"),
+    ):
+        missing = resolve_stack(profile, organization, None)
+        assert isinstance(missing, UsageError)
+        assert found in missing.message
+        assert "--stack" in missing.message
 
 
 PROFILE_JSON: dict[str, Any] = {
@@ -106,7 +120,7 @@ PROFILE_JSON: dict[str, Any] = {
 
 
 def test_decode_profile_reads_what_fctl_writes() -> None:
-    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode()).unwrap()
+    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode())
     assert profile == Profile(
         name="default",
         membership_uri="https://app.formance.cloud/api",
@@ -122,8 +136,10 @@ def test_decode_profile_reads_what_fctl_writes() -> None:
         ),
         default_organization="orgA",
         default_stack="stk1",
+        id_token="jwt",
     )
-    assert stack_uri(profile, "orgA", "stk1") == Success("https://orga-stk1.formance.cloud")
+    assert isinstance(profile, Profile)
+    assert stack_uri(profile, "orgA", "stk1") == "https://orga-stk1.formance.cloud"
 
 
 @pytest.mark.parametrize("root_tokens", [None, {}, "absent"])
@@ -131,26 +147,26 @@ def test_decode_profile_without_root_tokens_is_logged_out(root_tokens: object) -
     document = {key: value for key, value in PROFILE_JSON.items() if key != "rootTokens"}
     if root_tokens != "absent":
         document["rootTokens"] = root_tokens
-    profile = decode_profile("p", json.dumps(document).encode()).unwrap()
+    profile = decode_profile("p", json.dumps(document).encode())
+    assert isinstance(profile, Profile)
     assert not profile.logged_in
-    result = stack_uri(profile, "orgA", "stk1")
-    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
-    assert "fctl login" in result.failure().message
+    error = stack_uri(profile, "orgA", "stk1")
+    assert isinstance(error, AuthRequired)
+    assert "fctl login" in error.message
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b"[]", b"null", b"\xff"])
 def test_decode_profile_unreadable_means_log_in_again(data: bytes) -> None:
-    result = decode_profile("p", data)
-    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+    assert isinstance(decode_profile("p", data), AuthRequired)
 
 
 @pytest.mark.parametrize(
     ("organization", "stack"), [("orgA", "nouri"), ("orgA", "other"), ("orgB", "stk1")]
 )
 def test_stack_uri_unknown_or_without_uri_is_auth_required(organization: str, stack: str) -> None:
-    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode()).unwrap()
-    result = stack_uri(profile, organization, stack)
-    assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+    profile = decode_profile("default", json.dumps(PROFILE_JSON).encode())
+    assert isinstance(profile, Profile)
+    assert isinstance(stack_uri(profile, organization, stack), AuthRequired)
 
 
 CURRENT = [
