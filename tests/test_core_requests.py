@@ -39,7 +39,9 @@ def test_exchange_request_is_the_rfc7523_jwt_bearer_form() -> None:
             ("assertion", "eyJ.assertion"),
             ("scope", "openid email"),
         ),
+        secrets=("eyJ.assertion",),
     )
+    assert exchange_request(TOKEN_ENDPOINT, "eyJ.assertion").replayable
     assert (
         exchange_request(TOKEN_ENDPOINT, "a").grant_type
         == "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -50,6 +52,8 @@ def test_refresh_request_is_fctls_public_client_refresh() -> None:
     assert refresh_request("https://app.formance.cloud/api/oauth/token", "opaque") == TokenRequest(
         url="https://app.formance.cloud/api/oauth/token",
         form=(("grant_type", "refresh_token"), ("refresh_token", "opaque"), ("client_id", "fctl")),
+        replayable=False,  # the IdP rotates the refresh token on receipt
+        secrets=("opaque",),
     )
 
 
@@ -106,11 +110,11 @@ URLS = [
 @pytest.mark.parametrize(("url", "accepted"), URLS)
 def test_check_endpoint_url_https_or_loopback_http(url: str, accepted: bool) -> None:
     result = check_endpoint_url(url)
-    assert isinstance(result, Success) is accepted
+    assert isinstance(result, str) is accepted
     if accepted:
-        assert result == Success(url)
+        assert result == url
     else:
-        assert isinstance(result.failure(), RemoteError)
+        assert isinstance(result, RemoteError)
 
 
 SAFE = [
@@ -296,6 +300,7 @@ def test_discovery_max_age_from_cache_control(header: str | None, age: timedelta
 
 
 POLICY = RetryPolicy()
+# A replayable request (an exchange, client credentials) that reached the server.
 DELAYS = [
     ("first 503, no jitter", 0, 503, None, 0.0, 0.1),
     ("first 503, most jitter", 0, 503, None, 0.999, 0.1999),
@@ -321,7 +326,45 @@ def test_retry_delay_for_transient_failures(
     delay: float | None,
 ) -> None:
     found = retry_delay(
-        POLICY, attempt=attempt, status_code=status, retry_after=retry_after, jitter=jitter
+        POLICY,
+        attempt=attempt,
+        status_code=status,
+        sent=True,
+        replayable=True,
+        retry_after=retry_after,
+        jitter=jitter,
+    )
+    if delay is None:
+        assert found is None, case
+    else:
+        assert found == pytest.approx(delay), case
+
+
+# A request that is not replayable (a rotating refresh token): retried only
+# when the server cannot have acted on it.
+UNREPLAYABLE = [
+    ("never sent: no connection", None, False, 0.15),
+    ("sent, then the connection failed", None, True, None),
+    ("502: the upstream may have acted", 502, True, None),
+    ("504: the upstream may have acted", 504, True, None),
+    ("503: not acted on", 503, True, 0.15),
+    ("429: not acted on", 429, True, 0.15),
+    ("400 is not transient", 400, True, None),
+]
+
+
+@pytest.mark.parametrize(("case", "status", "sent", "delay"), UNREPLAYABLE)
+def test_retry_delay_never_resends_what_the_server_may_have_acted_on(
+    case: str, status: int | None, sent: bool, delay: float | None
+) -> None:
+    found = retry_delay(
+        POLICY,
+        attempt=0,
+        status_code=status,
+        sent=sent,
+        replayable=False,
+        retry_after=None,
+        jitter=0.5,
     )
     if delay is None:
         assert found is None, case
