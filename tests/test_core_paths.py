@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import PurePosixPath
 
 import pytest
-from returns.result import Failure, Success
 from stacktoken.core import (
     StackKey,
+    StackPaths,
     UsageError,
     discovery_cache_name,
-    profile_folder,
+    name_error,
+    profile_file,
     stack_paths,
-    validate_name,
 )
 
 
 def test_stack_paths_follow_fctl_layout() -> None:
-    paths = stack_paths(StackKey(profile="default", organization="orgA", stack="stk1")).unwrap()
-    folder = PurePosixPath("profiles/default/organizations/orgA/stacks/stk1")
+    paths = stack_paths(StackKey(profile="default", organization="orgA", stack="stk1"))
+    assert isinstance(paths, StackPaths)
+    folder = ("profiles", "default", "organizations", "orgA", "stacks", "stk1")
     assert paths.folder == folder
-    assert paths.accesses == folder / "accesses.json"
-    assert paths.cache == folder / "api_token_cache.json"
-    assert paths.lock == folder / "api_token_cache.json.lock"
+    assert paths.accesses == (*folder, "accesses.json")
+    assert paths.cache == (*folder, "api_token_cache.json")
+    assert paths.lock == (*folder, "api_token_cache.json.lock")
 
 
-def test_profile_folder_is_under_profiles() -> None:
-    assert profile_folder("default") == PurePosixPath("profiles/default")
+def test_profile_file_is_under_profiles() -> None:
+    assert profile_file("default") == ("profiles", "default", "profile.json")
 
 
 ACCEPTED = [
@@ -45,8 +45,8 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
-def test_validate_name_accepts_one_plain_segment(name: str) -> None:
-    assert validate_name("stack", name) == Success(name)
+def test_name_error_accepts_one_plain_segment(name: str) -> None:
+    assert name_error("stack", name) is None
 
 
 REFUSED = [
@@ -69,10 +69,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("name", "reason"), REFUSED)
-def test_validate_name_refuses_unsafe_names_with_usage_error(name: str, reason: str) -> None:
-    result = validate_name("organization", name)
-    assert isinstance(result, Failure)
-    error = result.failure()
+def test_name_error_refuses_unsafe_names_with_usage_error(name: str, reason: str) -> None:
+    error = name_error("organization", name)
     assert isinstance(error, UsageError)
     assert reason in error.message
     assert error.message.startswith("invalid organization name ")
@@ -82,9 +80,9 @@ def test_validate_name_refuses_unsafe_names_with_usage_error(name: str, reason: 
 @pytest.mark.parametrize("where", ["profile", "organization", "stack"])
 def test_stack_paths_refuse_a_bad_name_in_any_position(where: str) -> None:
     names = {"profile": "p", "organization": "o", "stack": "s", where: ".."}
-    result = stack_paths(StackKey(**names))
-    assert isinstance(result, Failure)
-    assert f"invalid {where} name" in result.failure().message
+    error = stack_paths(StackKey(**names))
+    assert isinstance(error, UsageError)
+    assert f"invalid {where} name" in error.message
 
 
 def test_discovery_cache_name_is_the_sha256_of_the_url() -> None:
