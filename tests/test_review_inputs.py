@@ -26,8 +26,8 @@ from stacktoken.core import (
     exchange_request,
     interpret_token_response,
     judge_disk_entry,
-    resolve_organization_or_error,
-    resolve_stack_or_error,
+    resolve_organization,
+    resolve_stack,
 )
 from stacktoken.shell import _cli, _files
 
@@ -80,8 +80,8 @@ def test_token_issued_token_outside_vschar_is_refused_and_not_cached(
 def test_decode_cache_entry_token_outside_vschar_is_a_miss(token: str) -> None:
     data = json.dumps({"accessToken": token, "expiry": "2999-01-01T00:00:00Z"}).encode()
     result = decode_cache_entry(data)
-    assert isinstance(result, Failure), result
-    assert token not in result.failure()
+    assert isinstance(result, str), result
+    assert token not in result
 
 
 @pytest.mark.parametrize("token", NOT_TOKENS.values(), ids=NOT_TOKENS.keys())
@@ -159,7 +159,7 @@ def test_read_private_mtime_out_of_range_is_no_exception(
         )
 
     monkeypatch.setattr(os, "fstat", fstat)
-    found = _files.read_private_or_reason(path)  # must not raise
+    found = _files.read_private(str(path))  # must not raise
     assert not isinstance(found, str), found
     data, moment = found
     assert data == b"{}"
@@ -174,14 +174,23 @@ def test_read_private_mtime_out_of_range_is_no_exception(
 # -- folders -------------------------------------------------------------------------
 
 
-def test_write_atomic_creates_missing_parents_private(tmp_path: Path) -> None:
-    """DESIGN §3.5: folders 0700, the parents `mkdir(parents=True)` makes included."""
+@pytest.mark.parametrize("as_place", [True, False], ids=["place", "path"])
+def test_write_atomic_creates_missing_parents_private(tmp_path: Path, as_place: bool) -> None:
+    """DESIGN §3.5: folders 0700, the parents it makes included (as segments
+    below a root, or as the folders of a bare path)."""
+    parts = ("a", "b", "c", "file.json")
+    place = (
+        _files.Place(root=str(tmp_path), parts=parts)
+        if as_place
+        else str(tmp_path.joinpath(*parts))
+    )
     old = os.umask(0o022)
     try:
-        written = _files.write_atomic(tmp_path / "a" / "b" / "c" / "file.json", b"{}")
+        written = _files.write_atomic(place, b"{}")
     finally:
         os.umask(old)
     assert written == Success(None)
+    assert tmp_path.joinpath(*parts).read_bytes() == b"{}"
     for folder in ("a", "a/b", "a/b/c"):
         assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
 
@@ -270,8 +279,8 @@ def test_resolve_empty_flag_is_kept_for_validation() -> None:
         default_organization="a",
         default_stack="s",
     )
-    assert resolve_organization_or_error(profile, "") == ""
-    assert resolve_stack_or_error(profile, "") == ""
+    assert resolve_organization(profile, "") == ""
+    assert resolve_stack(profile, "a", "") == ""
 
 
 # -- library TTLs ----------------------------------------------------------------------
@@ -291,7 +300,9 @@ def test_read_plain_fifo_does_not_block(tmp_path: Path) -> None:
     fifo = tmp_path / "profile.json"
     os.mkfifo(fifo)
     found: list[object] = []
-    reader = threading.Thread(target=lambda: found.append(_files.read_plain(fifo)), daemon=True)
+    reader = threading.Thread(
+        target=lambda: found.append(_files.read_plain(str(fifo))), daemon=True
+    )
     reader.start()
     reader.join(5)
     if reader.is_alive():  # unblock the reader before failing
@@ -312,7 +323,11 @@ def test_cli_profile_fifo_is_not_a_hang(world: World) -> None:
         timeout=30,
         check=False,
     )
-    assert_one_line_error(result, 3)
+    # Since issue 15 #1 profile.json gets the token files' trust checks: a FIFO
+    # is refused as not a regular file (LocalError, exit 1), not read as a
+    # missing profile (exit 3).
+    line = assert_one_line_error(result, 1)
+    assert "profile.json" in line and "not a regular file" in line, line
 
 
 # -- servers that echo what they were sent ------------------------------------------------
