@@ -1,11 +1,14 @@
-"""Writers SIGKILLed at random moments never leave a torn file, and their
+"""Writers SIGKILLed inside a write never leave a torn file, and their
 leftover temp files are bounded and removed by the next write.
 
 `crash_writer.py` forks writers that loop over the real `write_atomic` of
-`api_token_cache.json` and `accesses.json` under the real stack lock; the test
-kills each one at a random moment and then inspects the folder. The kills land
-while the lock is held too, so this also shows, hundreds of times, that a
-killed holder never blocks the next writer.
+`api_token_cache.json` and `accesses.json` under the real stack lock; each
+writer stops at a step the test chooses (its temp file created, filled,
+fsynced, renamed, or the lock just taken), reports it, and is killed there:
+the kill lands inside the write by construction, never by timing. The test
+then inspects the folder. Every kill lands while the lock is held, so this
+also shows, hundreds of times, that a killed holder never blocks the next
+writer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from crash_writer import VERSIONS
+from crash_writer import FILE_STEPS, IN_WRITE, STEPS, VERSIONS
 from oauth_servers import decode_jwt_unverified
 from reliability_helpers import (
     STACK_FOLDER_FILES,
@@ -34,16 +37,23 @@ from reliability_helpers import (
     write_accesses,
 )
 from reliability_matrix import CRASH_KILLS, HEAVY_ENV
-from stacktoken.core import ACCESSES_FILE, CACHE_FILE, decode_accesses, decode_cache_entry
-from stacktoken.shell._files import write_atomic
+from stacktoken.core import (
+    ACCESSES_FILE,
+    CACHE_FILE,
+    CachedToken,
+    StackAccess,
+    decode_accesses,
+    decode_cache_entry,
+)
+from stacktoken.shell._files import Place, write_atomic
 
 from conftest import World
 
 CRASH_WRITER = Path(__file__).with_name("crash_writer.py")
-#: A writer's loop (two fsynced writes under the lock) takes ~8 ms here: kills
-#: spread over a few of them hit every phase, from the lock to the rename.
-MAX_KILL_DELAY = 0.02
 LINE_TIMEOUT = 10.0
+#: A writer stops in its first or its second pass over both files, so each
+#: file's every step is hit writing either version.
+STOPS = 2 * len(STEPS)
 
 
 class Zygote:
@@ -107,8 +117,8 @@ def assert_old_or_new(folder: Path) -> None:
     for name, versions in VERSIONS.items():
         data = (folder / name).read_bytes()
         assert data in versions, f"{name} is torn or mixed ({len(data)} bytes)"
-    decode_cache_entry((folder / CACHE_FILE).read_bytes()).unwrap()
-    decode_accesses((folder / ACCESSES_FILE).read_bytes()).unwrap()
+    assert isinstance(decode_cache_entry((folder / CACHE_FILE).read_bytes()), CachedToken)
+    assert isinstance(decode_accesses((folder / ACCESSES_FILE).read_bytes()).unwrap(), StackAccess)
 
 
 def leftovers_by_target(folder: Path) -> Counter[str]:
@@ -121,35 +131,49 @@ def leftovers_by_target(folder: Path) -> Counter[str]:
 
 @pytest.mark.timeout(900)  # the heavy form; CI's takes seconds
 def test_crash_sigkilled_writers_leave_old_or_new_never_a_mix(tmp_path: Path) -> None:
-    """Hundreds of SIGKILLs at random moments: no torn file, bounded leftovers."""
+    """Hundreds of SIGKILLs, each inside a write: no torn file, bounded leftovers."""
     folder = tmp_path / "stack"
     seed = random.randrange(1 << 32)
     chooser = random.Random(seed)
     total = kills()
-    mid_write = 0
+    assert total >= STOPS
+    # Every stop in turn, in a shuffled order: each step of each file is hit.
+    stops = [stop for _ in range(total // STOPS + 1) for stop in range(STOPS)][:total]
+    chooser.shuffle(stops)
+    hit: Counter[str] = Counter()
     with zygote(folder) as writers:
-        for kill in range(total):
-            pid = int(writers.ask("spawn"))
-            time.sleep(chooser.uniform(0, MAX_KILL_DELAY))
+        for kill, stop in enumerate(stops):
+            where = f"kill {kill} (seed {seed})"
+            answer = writers.ask(f"spawn {stop}")
+            assert len(answer.split()) == 4, f"{where}: writer {answer}"  # not `PID gone`
+            pid_text, step, name, version = answer.split()
+            pid = int(pid_text)
+            # The writer waits at `step` until killed: the kill lands there.
+            assert step in ("locked", *FILE_STEPS), f"{where}: writer {step}"
             os.kill(pid, signal.SIGKILL)
             status = int(writers.ask(f"reap {pid}"))
-            assert status == -signal.SIGKILL, f"kill {kill} (seed {seed}): writer ended {status}"
+            assert status == -signal.SIGKILL, f"{where}: writer ended {status}"
+            hit["locked" if step == "locked" else f"{step} {name}"] += 1
             assert_old_or_new(folder)
             leftovers = leftovers_by_target(folder)
             # Each writer sweeps a target's leftovers before writing it: at most
             # the one temp file of the write it was killed in survives per target.
-            assert max(leftovers.values(), default=0) <= 1, (kill, seed, leftovers)
+            assert max(leftovers.values(), default=0) <= 1, (where, leftovers)
+            if step in IN_WRITE:
+                # Killed between its temp file's creation and its rename.
+                assert leftovers[name] == 1, (where, step, name, leftovers)
+            if step == "renamed":
+                assert leftovers[name] == 0, (where, step, name, leftovers)
+                assert (folder / name).read_bytes() == VERSIONS[name][int(version)], where
             assert set(os.listdir(folder)) - {p.name for p in temp_files(folder)} <= (
                 STACK_FOLDER_FILES
             )
-            mid_write += bool(leftovers)
-    print(f"crash: {total} SIGKILLs, {mid_write} left a temp file (seed {seed})")
-    # Not vacuous: a good share of the kills landed between a temp file's
-    # creation and its rename.
-    assert mid_write >= total // 10, f"only {mid_write} of {total} kills hit a write (seed {seed})"
+    print(f"crash: {total} SIGKILLs inside a write, by step: {dict(hit)} (seed {seed})")
+    # Not vacuous, by construction: every step of every file was killed in.
+    assert set(hit) == set(STEPS), hit
     # The next sweeping write of each file removes what killed writers left.
     for name, versions in VERSIONS.items():
-        write_atomic(folder / name, versions[0], sweep=True).unwrap()
+        write_atomic(Place(root=str(folder), parts=(name,)), versions[0], sweep=True).unwrap()
     assert temp_files(folder) == []
     assert_old_or_new(folder)
 
