@@ -76,7 +76,10 @@ def _parser() -> argparse.ArgumentParser:
         """`--version`, looked up only when asked for: importlib.metadata is slow to import."""
 
         def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
-            parser.exit(message=f"{PROGRAM} {_version()}\n")
+            # On stdout, as argparse's own "version" action prints it
+            # (`parser.exit(message=...)` would write it to stderr).
+            sys.stdout.write(f"{PROGRAM} {_version()}\n")
+            parser.exit()
 
     # allow_abbrev=False: `--client-sec=...` must never be taken for an option,
     # nor quoted back in an "ambiguous option" message.
