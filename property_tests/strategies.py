@@ -953,6 +953,7 @@ class Url:
     text: str
     scheme: str
     loopback: bool
+    credentials: bool
 
 
 @st.composite
@@ -969,6 +970,7 @@ def urls(draw: st.DrawFn) -> Url:
         text=f"{scheme}://{userinfo}{host}{port}{path}{query}",
         scheme=scheme.lower(),
         loopback=loopback,
+        credentials=bool(userinfo),
     )
 
 

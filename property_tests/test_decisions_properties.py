@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from stacktoken.core import (
     jwt_expiry,
     needs_refresh,
     refreshed_access,
+    replace,
 )
 from strategies import (
     DiskSituation,

@@ -8,16 +8,16 @@ import re
 import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from returns.result import Failure, Success
 from stacktoken.core import (
     ACCESSES_FILE,
     CACHE_FILE,
+    Segments,
     StackKey,
+    StackPaths,
     UsageError,
     discovery_cache_name,
+    name_error,
     stack_paths,
-    validate_key,
-    validate_name,
 )
 from strategies import hostile_names, stack_keys, valid_names
 
@@ -28,9 +28,20 @@ LOOKALIKE_NAMES = st.one_of(
 ROOT = "/config/root"
 
 
+def _paths(key: StackKey) -> StackPaths:
+    paths = stack_paths(key)
+    assert isinstance(paths, StackPaths), paths
+    return paths
+
+
+def _relative(segments: Segments) -> str:
+    """The path the shell opens below its root (segments joined as os.path.join does)."""
+    return posixpath.join(*segments)
+
+
 def _all_paths(key: StackKey) -> list[str]:
-    paths = stack_paths(key).unwrap()
-    return [str(paths.folder), str(paths.accesses), str(paths.cache), str(paths.lock)]
+    paths = _paths(key)
+    return [_relative(path) for path in (paths.folder, paths.accesses, paths.cache, paths.lock)]
 
 
 @given(st.lists(stack_keys(LOOKALIKE_NAMES), min_size=2, max_size=6, unique=True))
@@ -44,11 +55,13 @@ def test_stack_paths_are_injective_over_valid_keys(keys: list[StackKey]) -> None
 @given(stack_keys())
 def test_stack_paths_are_relative_and_contained(key: StackKey) -> None:
     """Every path is relative, has no `..`, and stays under the root once joined."""
-    paths = stack_paths(key).unwrap()
+    paths = _paths(key)
     for path in (paths.folder, paths.accesses, paths.cache, paths.lock):
-        assert not path.is_absolute()
-        assert ".." not in path.parts
-        joined = posixpath.normpath(posixpath.join(ROOT, str(path)))
+        relative = _relative(path)
+        assert not posixpath.isabs(relative)
+        assert ".." not in path
+        assert ".." not in relative.split("/")
+        joined = posixpath.normpath(posixpath.join(ROOT, *path))
         assert joined.startswith(ROOT + "/")
         assert posixpath.commonpath([ROOT, joined]) == ROOT
 
@@ -56,8 +69,10 @@ def test_stack_paths_are_relative_and_contained(key: StackKey) -> None:
 @given(stack_keys())
 def test_each_name_is_exactly_one_path_segment(key: StackKey) -> None:
     """The layout is fctl's: profiles/<p>/organizations/<o>/stacks/<s>/<file>."""
-    paths = stack_paths(key).unwrap()
-    assert paths.folder.parts == (
+    paths = _paths(key)
+    # Joined as the shell joins them, the segments split back into exactly themselves.
+    assert _relative(paths.folder).split("/") == list(paths.folder)
+    assert paths.folder == (
         "profiles",
         key.profile,
         "organizations",
@@ -65,16 +80,16 @@ def test_each_name_is_exactly_one_path_segment(key: StackKey) -> None:
         "stacks",
         key.stack,
     )
-    assert paths.accesses.name == ACCESSES_FILE
-    assert paths.cache.name == CACHE_FILE
-    assert "lock" in paths.lock.name
-    assert paths.accesses.parent == paths.cache.parent == paths.lock.parent == paths.folder
+    assert paths.accesses[-1] == ACCESSES_FILE
+    assert paths.cache[-1] == CACHE_FILE
+    assert "lock" in paths.lock[-1]
+    assert paths.accesses[:-1] == paths.cache[:-1] == paths.lock[:-1] == paths.folder
 
 
 @given(valid_names())
 def test_valid_names_are_accepted_unchanged(name: str) -> None:
     """A plain segment of at most 255 UTF-8 bytes is accepted as is."""
-    assert validate_name("stack", name) == Success(name)
+    assert name_error("stack", name) is None
 
 
 @given(hostile_names(), st.sampled_from(["profile", "organization", "stack"]), stack_keys())
@@ -89,14 +104,12 @@ def test_hostile_names_are_refused_with_a_one_line_usage_error(
             where: name,
         }
     )
-    result = stack_paths(bad)
-    note(f"result: {result!r}")
-    assert isinstance(result, Failure)
-    error = result.failure()
+    error = stack_paths(bad)
+    note(f"result: {error!r}")
     assert isinstance(error, UsageError)
     assert error.message.isprintable()
     assert where in error.message
-    assert validate_key(bad) == Failure(error)
+    assert name_error(where, name) == error
 
 
 @given(
@@ -127,7 +140,7 @@ def test_discovery_cache_names_are_plain_file_names_examples(url: str) -> None:
 
 
 @given(st.text(st.characters(exclude_categories=()), max_size=300))
-def test_validate_name_never_raises_and_agrees_with_the_rules(name: str) -> None:
+def test_name_error_never_raises_and_agrees_with_the_rules(name: str) -> None:
     """Any text is accepted or refused (never an exception), exactly by DESIGN §3.6's rules."""
     try:
         size = len(name.encode("utf-8"))
@@ -143,4 +156,4 @@ def test_validate_name_never_raises_and_agrees_with_the_rules(name: str) -> None
         and size <= 255
     )
     event("accepted" if acceptable else "refused")
-    assert isinstance(validate_name("profile", name), Success) == acceptable
+    assert (name_error("profile", name) is None) == acceptable

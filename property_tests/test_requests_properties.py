@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from returns.result import Failure, Success
 from stacktoken.core import (
     DEFAULT_DISCOVERY_MAX_AGE,
+    NOT_ACTED_ON_STATUSES,
     RETRYABLE_STATUSES,
     DiscoveryTarget,
+    RemoteError,
     RetryPolicy,
     check_endpoint_url,
     discovery_max_age,
@@ -33,14 +34,19 @@ POLICIES = st.builds(
 
 @given(urls())
 def test_endpoint_urls_are_https_or_loopback_http(url: Url) -> None:
-    """A URL is accepted iff it is https, or http to 127.0.0.0/8, ::1 or localhost."""
+    """A URL is accepted iff it is https, or http to 127.0.0.0/8, ::1 or localhost, and
+    carries no user or password (issue 15 #8: httpx would send them as HTTP Basic)."""
     result = check_endpoint_url(url.text)
     note(f"result: {result!r}")
-    expected = url.scheme == "https" or (url.scheme == "http" and url.loopback)
+    secure = url.scheme == "https" or (url.scheme == "http" and url.loopback)
+    expected = secure and not url.credentials
     event(f"{url.scheme} {'loopback' if url.loopback else 'remote'}")
-    assert isinstance(result, Success) == expected
-    if isinstance(result, Failure):
-        assert SECRET_MARKER not in result.failure().message
+    event(f"credentials: {url.credentials}")
+    assert isinstance(result, RemoteError) != expected
+    if isinstance(result, RemoteError):
+        assert SECRET_MARKER not in result.message
+    else:
+        assert result == url.text
 
 
 @given(st.one_of(urls().map(lambda url: url.text), ANY_TEXT))
@@ -58,18 +64,37 @@ def test_safe_url_drops_credentials_query_and_fragment(text: str) -> None:
     st.one_of(st.none(), st.sampled_from([200, 400, 404, 429, 500, 502, 503, 504])),
     st.one_of(st.none(), st.sampled_from(["0", "3", "120", "soon", "-1", " 7 "]), ANY_TEXT),
     st.floats(min_value=0, max_value=1, exclude_max=True),
+    st.booleans(),
+    st.booleans(),
 )
 def test_retry_delay_is_bounded_and_only_for_transient_failures(
-    policy: RetryPolicy, attempt: int, status: int | None, retry_after: str | None, jitter: float
+    policy: RetryPolicy,
+    attempt: int,
+    status: int | None,
+    retry_after: str | None,
+    jitter: float,
+    sent_flag: bool,
+    replayable: bool,
 ) -> None:
     """A delay is offered only within the attempt budget and for transient failures, never
-    negative, never beyond the cap, and at least half the backoff without Retry-After."""
+    negative, never beyond the cap, and at least half the backoff without Retry-After. A
+    request that is not replayable is retried only if the server cannot have acted on it:
+    it was never sent, or the answer says so (429, 503)."""
+    sent = sent_flag or status is not None  # an answer means the request arrived
     delay = retry_delay(
-        policy, attempt=attempt, status_code=status, retry_after=retry_after, jitter=jitter
+        policy,
+        attempt=attempt,
+        status_code=status,
+        sent=sent,
+        replayable=replayable,
+        retry_after=retry_after,
+        jitter=jitter,
     )
-    note(f"delay: {delay}")
+    note(f"sent: {sent}, delay: {delay}")
     transient = status is None or status in RETRYABLE_STATUSES
-    if attempt + 1 >= policy.attempts or not transient:
+    not_acted_on = not sent or status in NOT_ACTED_ON_STATUSES
+    event(f"replayable={replayable} not_acted_on={not_acted_on}")
+    if attempt + 1 >= policy.attempts or not transient or not (replayable or not_acted_on):
         assert delay is None
         return
     assert delay is not None
