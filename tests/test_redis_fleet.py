@@ -161,7 +161,7 @@ def test_fleet_holder_sigkilled_with_the_lock_others_proceed_after_the_lease(
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "holding\n"
-        lock_keys = [k for k in redis_server.client().keys("*") if k.endswith(b":lock")]
+        lock_keys = [k for k in redis_server.client().keys("*") if k.endswith(b":lock")]  # type: ignore[arg-type]
         assert len(lock_keys) == 1
         holder.send_signal(signal.SIGKILL)
         assert holder.wait(TIMEOUT) == -signal.SIGKILL

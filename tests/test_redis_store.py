@@ -38,7 +38,7 @@ from redis_server import (
 )
 from returns.result import Success
 from stacktoken import InvalidUsageError, RedisStore, TokenSource
-from stacktoken.core import EXPIRY_GRACE, CachedToken, client_key
+from stacktoken.core import EXPIRY_GRACE, CachedToken, Store, client_key
 
 __all__ = [
     "black_hole",
@@ -204,8 +204,8 @@ def test_redis_store_invalidate_drops_the_shared_entry_only_if_it_holds_the_toke
 # -- the lock ------------------------------------------------------------------
 
 
-def _entry_store(server: RedisServer, stack: StackAuthServer, **kwargs: float) -> object:
-    store = RedisStore(server.url, **kwargs)
+def _entry_store(server: RedisServer, stack: StackAuthServer) -> Store:
+    store = RedisStore(server.url)
     return store.record(
         client_key(stack.stack_uri, CLIENT, ()), stack_uri=stack.stack_uri, client_id=CLIENT
     )
@@ -245,8 +245,8 @@ def test_redis_store_waiter_runs_as_soon_as_the_holder_writes_the_value(
         waited.set()
         return Success(_cached("tok-waiter-0123456789"))
 
-    holding_thread = threading.Thread(target=lambda: holder.locked(hold))  # type: ignore[attr-defined]
-    waiting_thread = threading.Thread(target=lambda: waiter.locked(wait))  # type: ignore[attr-defined]
+    holding_thread = threading.Thread(target=lambda: holder.locked(hold))
+    waiting_thread = threading.Thread(target=lambda: waiter.locked(wait))
     with redis_server.monitor() as monitor:
         holding_thread.start()
         try:
@@ -254,7 +254,7 @@ def test_redis_store_waiter_runs_as_soon_as_the_holder_writes_the_value(
             waiting_thread.start()
             # The waiter saw the value as it was (a first poll) before it changes.
             assert _polls(monitor, lock_key, at_least=2)
-            holder.write(_cached("tok-holder-0123456789"))  # type: ignore[attr-defined]
+            holder.write(_cached("tok-holder-0123456789"))
             written.set()
             waiting_thread.join(10)
             assert not waiting_thread.is_alive()
@@ -289,7 +289,7 @@ def test_redis_store_release_never_deletes_another_owners_lock(
         redis_server.client().set(lock_key, "another-owner", px=10_000)
         return Success(_cached("tok-0123456789abcdef"))
 
-    entry.locked(body)  # type: ignore[attr-defined]
+    entry.locked(body)
     assert redis_server.client().get(lock_key) == b"another-owner"
 
 
@@ -303,7 +303,12 @@ def test_redis_store_lock_not_had_in_time_runs_the_body_unlocked(
     )
     redis_server.client().set(key_of(stack) + ":lock", "a-live-holder", px=60_000)
     ran: list[bool] = []
-    result = entry.locked(lambda: ran.append(True) or Success(_cached("tok-0123456789abc")))
+
+    def body() -> Success[CachedToken]:
+        ran.append(True)
+        return Success(_cached("tok-0123456789abc"))
+
+    result = entry.locked(body)
     assert ran == [True]
     assert isinstance(result, Success)
     assert log.matching("redis lock not had in 0.05s: running unlocked")
