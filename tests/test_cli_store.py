@@ -136,3 +136,31 @@ def test_cli_store_warm_path_declines_what_the_full_cli_refuses(
     args = cli_args(credential, tmp_path / "a", store)
     assert warm_output(args[3:], {**base, **env}, now=datetime.now(UTC)) is None
     assert run(args, {**base, **env}).returncode == 2
+
+
+_DUMP_MODULES = """
+import atexit, runpy, sys
+
+def dump(path=sys.argv.pop(1)):
+    with open(path, "w") as handle:
+        handle.write("\\n".join(sorted(sys.modules)))
+
+atexit.register(dump)
+runpy.run_module("stacktoken", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_cli_store_warm_run_imports_neither_redis_nor_the_network_stack(
+    tmp_path: Path, world: World, credential: Credential
+) -> None:
+    env = cli_env(credential, {"STACKTOKEN_REDIS_URL": DEAD_REDIS})
+    first = run(cli_args(credential, tmp_path / "a", None), env)
+    assert first.returncode == 0, first.stderr
+    dump = tmp_path / "modules.txt"
+    args = cli_args(credential, tmp_path / "a", DEAD_REDIS)
+    warm = run([args[0], "-c", _DUMP_MODULES, str(dump), *args[3:]], env)
+    assert (warm.returncode, warm.stdout) == (0, first.stdout), warm.stderr
+    modules = set(dump.read_text().split())
+    assert not {m for m in modules if m.split(".")[0] in ("redis", "httpx")}
+    assert "stacktoken.shell._redis" not in modules
+    assert requests(world.stack) == 1
