@@ -472,3 +472,20 @@ def test_redis_store_import_stacktoken_never_imports_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert run.stdout.strip() == "False"
+
+
+def test_redis_store_reconnects_at_once_after_a_redis_restart(
+    stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """A long-lived process's pooled connection dies with the server: the next
+    call reconnects (redis-py's pool checks a connection as it hands it out)
+    instead of missing and opening the breaker."""
+    log = Log()
+    entry = RedisStore(redis_server.url, log=log).record(
+        client_key(stack.stack_uri, CLIENT, ()), stack_uri=stack.stack_uri, client_id=CLIENT
+    )
+    assert entry.read() == "no entry in redis"
+    redis_server.restart()
+    assert entry.read() == "no entry in redis"
+    assert entry.write(_cached("tok-after-restart-0123")) == Success(None)
+    assert not log.lines
