@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         HttpPolicy,
         InvalidUsageError,
         LocalStorageError,
+        RedisStore,
         RemoteServerError,
         StackTokenAuth,
         StackTokenError,
@@ -34,6 +35,7 @@ __all__ = [
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
+    "RedisStore",
     "RemoteServerError",
     "Settings",
     "StackKey",
@@ -51,7 +53,7 @@ _HOMES = {
     "stacktoken.core": "AcquireError CachedToken Settings StackKey parse_duration",
     "stacktoken.shell": (
         "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
-        " RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
+        " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
     ),
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error

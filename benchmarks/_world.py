@@ -8,6 +8,9 @@ stacktoken's internals changes nothing here. It uses only:
 - `TokenSource.from_fctl(...)` and `.token()`, in a child interpreter;
 - tests/oauth_servers.py: `MembershipServer`, `StackAuthServer`,
   `write_fctl_profile`, `FctlProfile` (and its `decode_jwt_unverified`);
+  `StackAuthServer.add_client` and the `token --stack-uri --client-id
+  [--store URL]` options for a fleet of machine-credential processes, and
+  tests/redis_server.py's `RedisServer` for the shared store;
 - the on-disk layout that DESIGN §3 fixes for fctl: `accesses.json` and
   `api_token_cache.json` (paths as `FctlProfile` gives them), and a
   `--cache-dir` holding only the discovery documents.
@@ -208,6 +211,77 @@ class World:
         if any(process.returncode != 0 for process in started):
             raise RunFailed("a concurrent cold run failed")
         return self.counts(), len(outputs)
+
+    # -- a fleet of machine-credential processes (DESIGN §9, §11) -----------------
+    def fleet_windows(
+        self, hosts: int, processes: int, windows: int, ttl_seconds: int, store: str | None
+    ) -> tuple[list[int], int, float]:
+        """`hosts` x `processes` cold CLI runs of one machine credential started
+        together, once per TTL window, each host its own cache dir; the token
+        requests of each window, the distinct tokens printed, the longest round (s)."""
+        import secrets
+        import time
+
+        client_id = f"bench-fleet-{secrets.token_hex(4)}"
+        secret = secrets.token_urlsafe(24)
+        self.stack.add_client(client_id, secret)
+        env = {**self.env(), "STACKTOKEN_CLIENT_SECRET": secret}
+        folder = Path(tempfile.mkdtemp(prefix="fleet-", dir=self.home.parent))
+        per_window: list[int] = []
+        tokens: set[str] = set()
+        longest = 0.0
+        try:
+            for _ in range(windows):
+                before = self.stack.count(StackAuthServer.TOKEN)
+                began = time.monotonic()
+                started = [
+                    subprocess.Popen(
+                        self._fleet_argv(folder / f"host-{host}", client_id, ttl_seconds, store),
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                        text=True,
+                        env=env,
+                    )
+                    for host in range(hosts)
+                    for _ in range(processes)
+                ]
+                tokens |= {process.communicate(timeout=120)[0] for process in started}
+                if any(process.returncode != 0 for process in started):
+                    raise RunFailed("a fleet run failed")
+                longest = max(longest, time.monotonic() - began)
+                per_window.append(self.stack.count(StackAuthServer.TOKEN) - before)
+                # The next window: every entry this round stored is older than the TTL.
+                time.sleep(ttl_seconds + 0.1)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return per_window, len(tokens), longest
+
+    def _fleet_argv(
+        self, host: Path, client_id: str, ttl_seconds: int, store: str | None
+    ) -> list[str]:
+        argv = [self.script, "--cache-dir", str(host), "token"]
+        argv += ["--stack-uri", self.stack.stack_uri, "--client-id", client_id]
+        argv += ["--stack-token-cache-ttl", f"{ttl_seconds}s"]
+        return argv + (["--store", store] if store is not None else [])
+
+
+@contextmanager
+def redis() -> Iterator[str | None]:
+    """A redis-server on 127.0.0.1 for the shared store (its URL), or None without one."""
+    from redis_server import RedisServer, RedisServerMissing
+
+    folder = Path(tempfile.mkdtemp(prefix="stacktoken-bench-redis-"))
+    server = RedisServer(folder)
+    try:
+        try:
+            server.start()
+        except RedisServerMissing:
+            yield None
+            return
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -536,6 +536,42 @@ def requests(bench: Bench) -> Report:
     )
 
 
+@section("fleet", "Token requests per TTL window: H hosts x P processes, disk vs Redis store")
+def fleet(bench: Bench) -> Report:
+    from _world import redis
+
+    world = bench.world
+    hosts, processes, windows, ttl = 4, 4, 3, 6
+    rows = []
+    longest = 0.0
+    with redis() as url:
+        for name, store in (("disk store (per host)", None), ("Redis store (shared)", url)):
+            if name.startswith("Redis") and store is None:
+                rows.append((name, "skipped: no redis-server", "", ""))
+                continue
+            per_window, distinct, took = world.fleet_windows(hosts, processes, windows, ttl, store)
+            longest = max(longest, took)
+            rows.append(
+                (name, " / ".join(map(str, per_window)), str(sum(per_window)), str(distinct))
+            )
+    world.make_warm()
+    return Report(
+        lines=[
+            f"{hosts} hosts (a cache dir each) x {processes} `stacktoken token --stack-uri ...`",
+            "processes of one machine credential, all started together at the start of each of",
+            f"{windows} TTL windows (`--stack-token-cache-ttl {ttl}s`; the next round starts once",
+            "the last one's entries are older than the TTL). Token requests the stack received:",
+            "",
+            *markdown_table(
+                ("store", "requests per window", "total", "distinct tokens printed"), rows
+            ),
+            "",
+            f"The longest round took {longest:.1f} s: a round shorter than the TTL ({ttl} s) stays "
+            "within its window.",
+        ]
+    )
+
+
 @section("sdk", 'For scale: `python -c "import formance_sdk_python"`')
 def sdk(bench: Bench) -> Report:
     status = (bench.scratch / SCALE_STATUS).read_text().strip()

@@ -991,3 +991,13 @@ def odd_jwts() -> SearchStrategy[str]:
         json_values(max_leaves=3).map(lambda payload: f"{_b64({'alg': 'none'})}.{_b64(payload)}."),
         st.sampled_from(["a.b.c", "..", "e30.e30.", "x" * 3 + "." * 5]),
     )
+
+
+def redis_passwords() -> SearchStrategy[str]:
+    """A Redis password (DESIGN §11): unmistakable, then any printable ASCII,
+    characters a URL must percent-encode included."""
+    return st.builds(
+        lambda secret, tail: secret + tail,
+        secrets("redis"),
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12),
+    )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         StackTokenError,
     )
     from ._http import HttpPolicy
+    from ._redis import RedisStore
     from ._source import TokenSource
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
+    "RedisStore",
     "RemoteServerError",
     "StackTokenAuth",
     "StackTokenError",
@@ -41,6 +43,7 @@ _HOMES = {
         " StackTokenError"
     ),
     "_http": "HttpPolicy",
+    "_redis": "RedisStore",
     "_source": "TokenSource",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error

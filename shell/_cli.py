@@ -37,11 +37,13 @@ from stacktoken.core._time import datetime, timedelta
 from ._files import Place, remove_file
 from ._options import (
     CLIENT_SECRET_ENV,
+    REDIS_URL_ENV,
     config_dir_from,
     current_profile,
     default_cache_dir,
     read_secret_file,
     settings_from,
+    store_url_from,
 )
 from ._signals import Terminated, guard
 from ._source import TokenSource, utc_now
@@ -51,6 +53,8 @@ from ._warm import token_options
 if TYPE_CHECKING:
     import argparse
 
+    from ._redis import RedisStore
+
 __all__ = ["main"]
 
 PROGRAM = "stacktoken"
@@ -58,6 +62,12 @@ SECRET_ON_COMMAND_LINE = (
     "a secret given on the command line is visible to every user of this machine "
     f"(`ps`, shell history): set ${CLIENT_SECRET_ENV} or use --client-secret-file PATH "
     "(`-` for stdin)"
+)
+
+
+FCTL_TOKENS_STAY_LOCAL = (
+    "--store shares a machine credential's token (with --stack-uri and --client-id); "
+    "fctl-profile tokens belong to one user and stay on the local disk"
 )
 
 
@@ -136,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         "--client-secret-file",
         metavar="PATH",
         help=f"a file holding the client secret, `-` for stdin (default: ${CLIENT_SECRET_ENV})",
+    )
+    machine.add_argument(
+        "--store",
+        metavar="URL",
+        help="a Redis the fleet shares the token through, redis:// or rediss:// "
+        f"(default: ${REDIS_URL_ENV}; empty: none); machine credentials only",
     )
     # Accepted only to be refused with the reason, never echoed.
     machine.add_argument("--client-secret", help=argparse.SUPPRESS)
@@ -235,13 +251,19 @@ _TOKEN_DESTINATIONS = (
     "scope",
     "client_secret_file",
     "client_secret",
+    "store",
 )
 
 
 def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
+    machine = options.stack_uri is not None or options.client_id is not None
+    if not machine and options.store:
+        return _fail(UsageError(message=FCTL_TOKENS_STAY_LOCAL))
+    if not machine and os.environ.get(REDIS_URL_ENV):
+        log(f"${REDIS_URL_ENV} ignored: fctl-profile tokens stay on the local disk")
     built = (
         _client_source(options, log)
-        if options.stack_uri is not None or options.client_id is not None
+        if machine
         else TokenSource.from_fctl_result(
             config_dir=config_dir,
             profile=options.profile,
@@ -286,18 +308,35 @@ def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSour
                 "choose(s) a stack of an fctl profile: give one or the other"
             )
         )
+    store: Result[RedisStore | None, AcquireError] = lift(_shared_store(options.store, log))
     secret: Result[str, AcquireError] = lift(_client_secret(options.client_secret_file))
-    return secret.bind(
-        lambda client_secret: TokenSource.from_client_credentials_result(
-            stack_uri=options.stack_uri,
-            client_id=options.client_id,
-            client_secret=client_secret,
-            scopes=tuple(options.scope or ()),
-            cache_dir=options.cache_dir,
-            cache_ttl=options.stack_token_cache_ttl,
-            log=log,
+    return store.bind(
+        lambda shared: secret.bind(
+            lambda client_secret: TokenSource.from_client_credentials_result(
+                stack_uri=options.stack_uri,
+                client_id=options.client_id,
+                client_secret=client_secret,
+                scopes=tuple(options.scope or ()),
+                cache_dir=options.cache_dir,
+                cache_ttl=options.stack_token_cache_ttl,
+                store=shared,
+                log=log,
+            )
         )
     )
+
+
+def _shared_store(flag: str | None, log: Callable[[str], None]) -> RedisStore | UsageError | None:
+    """The Redis store `--store` or `$STACKTOKEN_REDIS_URL` names, if any (DESIGN §11)."""
+    url = store_url_from(flag, os.environ)
+    if url is None or isinstance(url, UsageError):
+        return url
+    from ._redis import RedisStore
+
+    store = RedisStore.of(url, log=log)
+    if not isinstance(store, UsageError):
+        log(f"shared store: {store!r}")
+    return store
 
 
 def _client_secret(path: str | None) -> str | UsageError:

@@ -49,6 +49,7 @@ __all__ = [
     "CONFIG_DIR_ENV",
     "ORGANIZATION_ENV",
     "PROFILE_ENV",
+    "REDIS_URL_ENV",
     "STACK_ENV",
     "TTL_ENV",
     "FctlStack",
@@ -59,6 +60,7 @@ __all__ = [
     "locate_stack",
     "read_secret_file",
     "settings_from",
+    "store_url_from",
 ]
 
 CONFIG_DIR_ENV = "FCTL_CONFIG_DIR"
@@ -67,6 +69,8 @@ ORGANIZATION_ENV = "ORGANIZATION"
 STACK_ENV = "STACK"
 TTL_ENV = "STACK_TOKEN_CACHE_TTL"
 CLIENT_SECRET_ENV = "STACKTOKEN_CLIENT_SECRET"  # noqa: S105 - a variable name
+REDIS_URL_ENV = "STACKTOKEN_REDIS_URL"
+STORE_SCHEMES = ("redis://", "rediss://")
 APP_NAME = "stacktoken"
 
 
@@ -104,6 +108,20 @@ def _chosen(flag: str | None, environ: Mapping[str, str], variable: str) -> str 
     if flag is not None:
         return flag
     return environ.get(variable) or None
+
+
+def store_url_from(flag: str | None, environ: Mapping[str, str]) -> str | UsageError | None:
+    """The shared store's URL (DESIGN §11): `--store`, else `STACKTOKEN_REDIS_URL`;
+    None for no shared store (an empty `--store ""` turns the variable off).
+
+    The URL is never quoted back: it may hold the Redis password."""
+    url = flag if flag is not None else environ.get(REDIS_URL_ENV)
+    if not url:
+        return None
+    if not url.startswith(STORE_SCHEMES):
+        origin = "--store" if flag is not None else f"${REDIS_URL_ENV}"
+        return UsageError(message=f"{origin} must be a redis:// or rediss:// URL")
+    return url
 
 
 def current_profile(

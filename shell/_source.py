@@ -31,6 +31,7 @@ from stacktoken.core import (
     UsageError,
     acquire,
     check_endpoint_url,
+    client_key,
     fctl_grant,
     fresh_until,
     is_fresh,
@@ -57,9 +58,11 @@ def utc_now() -> datetime:
 
 
 class SharedStore(Protocol):
-    """A store several hosts share (`RedisStore`): it gives core its `Store` record."""
+    """A store several hosts share (`RedisStore`): it gives core the `Store` record
+    of the entry of core key `key` (`client_key`: never the secret), stamped with
+    `stack_uri` and `client_id`."""
 
-    def record(self) -> Store: ...
+    def record(self, key: str, *, stack_uri: str, client_id: str) -> Store: ...
 
 
 class TokenSource:
@@ -280,7 +283,7 @@ class TokenSource:
                 clock=utc_now,
                 log=logger,
                 lock_timeout=lock_timeout,
-                shared=store.record() if store is not None else None,
+                shared=_shared_record(store, credentials),
             )
             return cls(
                 stores=stores,
@@ -457,6 +460,13 @@ def _raise_on_failure(built: Result[TokenSource, AcquireError]) -> TokenSource:
     if source is None:
         raise as_exception(built.failure())
     return source
+
+
+def _shared_record(store: SharedStore | None, credentials: ClientCredentials) -> Store | None:
+    if store is None:
+        return None
+    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
+    return store.record(key, stack_uri=credentials.stack_uri, client_id=credentials.client_id)
 
 
 def _cache_root(

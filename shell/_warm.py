@@ -33,6 +33,7 @@ from ._options import (
     default_cache_dir,
     locate_stack,
     settings_from,
+    store_url_from,
 )
 from ._stores import FileStore, fctl_store
 
@@ -55,6 +56,7 @@ TOKEN_OPTIONS = {
     "--stack-uri": "stack_uri",
     "--client-id": "client_id",
     "--client-secret-file": "client_secret_file",
+    "--store": "store",
 }
 REPEATED_TOKEN_OPTIONS = {"--scope": "scope"}
 _FCTL_ONLY = ("config_dir", "profile", "organization", "stack")
@@ -100,6 +102,8 @@ def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetim
     if not isinstance(settings, Settings) or not settings.disk_cache_enabled:
         return None
     machine = "stack_uri" in options or "client_id" in options
+    if not _store_agrees(options, environ, machine=machine):
+        return None
     store = _client_store(options, environ) if machine else _fctl_store(options, environ)
     if store is None:
         return None
@@ -107,6 +111,28 @@ def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetim
     if entry is None:
         return None
     return render_token(entry, options.get("output", "text"), stack_uri=store.stack_uri)
+
+
+def _store_agrees(options: dict[str, str], environ: Mapping[str, str], *, machine: bool) -> bool:
+    """Whether the full CLI would accept the shared store asked for (DESIGN §11).
+
+    The host's disk is the level above the shared store, so a usable entry on
+    it answers without Redis; but the full CLI refuses `--store` for an fctl
+    profile, a URL that is not Redis's, or a missing redis-py, and then so must
+    this path, by declining."""
+    if not machine:
+        return not options.get("store")
+    url = store_url_from(options.get("store"), environ)
+    if url is None:
+        return True
+    if not isinstance(url, str):
+        return False
+    # Whether redis-py is installed, without importing it (nor importlib.util).
+    return any(
+        finder.find_spec("redis", None) is not None
+        for finder in sys.meta_path
+        if hasattr(finder, "find_spec")
+    )
 
 
 def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:

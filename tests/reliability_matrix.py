@@ -22,11 +22,13 @@ __all__ = [
     "DOC_PATH",
     "HEAVY_ENV",
     "LOCAL_FAULTS",
+    "REDIS_FAULTS",
     "REMOTE_FAULTS",
     "STRESS",
     "Expect",
     "LocalFault",
     "Outcome",
+    "RedisFault",
     "RemoteFault",
     "Step",
     "main",
@@ -435,6 +437,90 @@ ATTACKS: tuple[Attack, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class RedisFault:
+    """A row of the shared-store table: the fault, how it is made, what happens, its test."""
+
+    fault: str
+    how: str
+    outcome: str
+    test: str
+
+
+_STORE = "tests/test_redis_store.py::"
+_FLEET = "tests/test_redis_fleet.py::"
+_UNREACHABLE = _STORE + "test_redis_store_unreachable_call_succeeds_with_one_failed_redis_call"
+
+REDIS_FAULTS: tuple[RedisFault, ...] = (
+    RedisFault(
+        "Redis down (connection refused)",
+        "server stopped",
+        "token from the host's disk or the network; one failed call logged at debug, then "
+        "the breaker skips Redis for 5 s (miss, write failed, unlocked)",
+        _UNREACHABLE,
+    ),
+    RedisFault(
+        "Redis stalled",
+        "SIGSTOP: the kernel accepts, nobody answers",
+        "as above, after one 200 ms timeout (`TimeoutError` at debug)",
+        _UNREACHABLE,
+    ),
+    RedisFault(
+        "a black hole on the Redis port",
+        "a TCP server that reads and never answers",
+        "as above, after one 200 ms timeout",
+        _UNREACHABLE,
+    ),
+    RedisFault(
+        "garbage server on the Redis port",
+        "a TCP server answering non-RESP bytes",
+        "as above (`InvalidResponse` at debug)",
+        _UNREACHABLE,
+    ),
+    RedisFault(
+        "wrong Redis password",
+        "`requirepass`, another password in the URL",
+        "as above (`AuthenticationError` at debug); no password in any line",
+        _UNREACHABLE,
+    ),
+    RedisFault(
+        "Redis full",
+        "`maxmemory 1`, `noeviction`: `OOM` on every SET",
+        "the lock's SET refused: the body runs unlocked (the host's flock still holds); "
+        "the write failure logged at debug; the breaker stays closed (a live server)",
+        _STORE + "test_redis_store_full_call_succeeds_and_write_failure_is_logged",
+    ),
+    RedisFault(
+        "garbage value at the key",
+        "not JSON, not UTF-8, wrong fields, a list",
+        "a miss (`redis value unreadable` at debug); overwritten by the new token",
+        _STORE
+        + "test_redis_store_garbage_value_is_a_miss_and_is_overwritten, "
+        + _STORE
+        + "test_redis_store_value_of_another_type_is_a_miss_and_is_overwritten",
+    ),
+    RedisFault(
+        "Redis SIGKILLed mid-run, restarted empty later",
+        "4 hosts x 2 processes over four TTL windows",
+        "every call succeeds; while it is down at most one request per host and window; "
+        "once back, one request per window for the fleet again",
+        _FLEET + "test_fleet_redis_killed_mid_run_every_call_succeeds",
+    ),
+    RedisFault(
+        "lock holder SIGKILLed",
+        "a process takes the lock (1 s lease) and is killed",
+        "the others wait out the lease, one takes the lock: one request for 4 hosts x 2",
+        _FLEET + "test_fleet_holder_sigkilled_with_the_lock_others_proceed_after_the_lease",
+    ),
+    RedisFault(
+        "lock held by a live process past the wait",
+        "a lock with a 60 s lease, a 0.05 s wait",
+        "the body runs unlocked when the wait is over (at debug)",
+        _STORE + "test_redis_store_lock_not_had_in_time_runs_the_body_unlocked",
+    ),
+)
+
+
 def _cell(fault: RemoteFault, step: Step) -> str:
     expect = fault.expect.get(step)
     return "n/a" if expect is None else str(expect)
@@ -518,6 +604,31 @@ def render() -> str:
     for attack in ATTACKS:
         lines.append(f"| {attack.attack} | {attack.outcome} | `{attack.test}` |")
     lines += [
+        "",
+        "## Shared store: Redis (DESIGN §11)",
+        "",
+        "A machine credential's token with `--store URL` / `STACKTOKEN_REDIS_URL` /",
+        "`RedisStore`: memory, the host's disk, Redis, the network. The shared store",
+        "never fails a call: every Redis call has a 200 ms socket timeout and no retry;",
+        "a failure is one debug line and the call goes on with the host's disk and the",
+        "network. Each row runs against a real `redis-server` on 127.0.0.1",
+        "(`tests/redis_server.py`); a host is a cache dir of its own.",
+        "",
+        "| fault | injected as | outcome | test |",
+        "|---|---|---|---|",
+    ]
+    for redis_fault in REDIS_FAULTS:
+        lines.append(
+            f"| {redis_fault.fault} | {redis_fault.how} | {redis_fault.outcome} "
+            f"| `{redis_fault.test}` |"
+        )
+    lines += [
+        "",
+        "Single flight across hosts (`tests/test_redis_fleet.py`): 4 hosts x 8 CLI",
+        "processes on a cold cache make one token request (the disk store alone: one",
+        "per host); 4 hosts x 2 processes over three TTL windows make one per window.",
+        "No key name holds a token (`MONITOR`), no `--debug` line a token or the",
+        "Redis password.",
         "",
         "## Single flight (`tests/test_concurrency_single_flight.py`)",
         "",

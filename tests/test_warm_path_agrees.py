@@ -144,6 +144,12 @@ CASES = {
     "entry group-writable": Case(("token",), answers=False, change=_entry_group_writable),
     "entry symlinked": Case(("token",), answers=False, change=_entry_symlinked),
     "entry not JSON": Case(("token",), answers=False, change=_entry_not_json),
+    "store flag (fctl: a usage error)": Case(
+        ("token", "--store", "redis://127.0.0.1:1/0"), answers=False
+    ),
+    "redis env (fctl: ignored)": Case(
+        ("token",), answers=True, env={"STACKTOKEN_REDIS_URL": "redis://127.0.0.1:1/0"}
+    ),
 }
 
 
