@@ -135,7 +135,7 @@ def test_decode_profile_without_root_tokens_is_logged_out(root_tokens: object) -
     assert not profile.logged_in
     result = stack_uri(profile, "orgA", "stk1")
     assert isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
-    assert "fctl login" in result.failure().message
+    assert "stacktoken login" in result.failure().message
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b"[]", b"null", b"\xff"])
