@@ -197,6 +197,9 @@ def test_login_from_an_empty_config_dir_writes_profile_and_config(setup: Setup) 
     assert root["idToken"]["claims"]["aud"] == "fctl"
     assert setup.idp.is_refresh_token_valid(root["accessToken"]["refreshToken"])
     assert root["accessToken"]["claims"] == decode_jwt_unverified(root["accessToken"]["token"])
+    for secret in (root["accessToken"]["token"], root["accessToken"]["refreshToken"]):
+        assert secret not in result.stderr
+    assert root["idToken"]["token"] not in result.stderr
     config = _json(setup.config_dir / "config.yml")
     assert config["currentProfile"] == "default"
     assert isinstance(config["uniqueID"], str) and config["uniqueID"]
@@ -542,3 +545,50 @@ def test_login_files_decode_as_fctl_structs(setup: Setup) -> None:
     assert set(documents["profile"]["rootTokens"]) == {"accessToken", "idToken"}
     assert set(documents["accesses"]) == {"token", "claims", "refreshToken"}
     assert set(documents["config"]) == {"currentProfile", "uniqueID"}
+
+
+# -- the library ------------------------------------------------------------------------
+
+
+def test_login_library_shows_the_code_through_on_prompt(setup: Setup) -> None:
+    import stacktoken
+
+    shown: list[tuple[str, str]] = []
+
+    def on_prompt(url: str, user_code: str) -> None:
+        shown.append((url, user_code))
+        setup.idp.approve_device(user_code, organizations=setup.organizations)
+
+    stacktoken.login(
+        profile="lib",
+        membership_uri=setup.idp.base_url,
+        on_prompt=on_prompt,
+        config_dir=setup.config_dir,
+        cache_dir=setup.cache_dir,
+    )
+    (auth,) = setup.idp.device_authorizations
+    assert shown == [(f"{setup.idp.verification_uri}?user_code={auth.user_code}", auth.user_code)]
+    assert _json(_profile_path(setup, "lib"))["rootTokens"]["idToken"]["token"]
+
+    def deny(url: str, user_code: str) -> None:
+        setup.idp.deny_device(user_code)
+
+    with pytest.raises(stacktoken.AuthenticationRequiredError, match="denied"):
+        stacktoken.login(
+            profile="other",
+            membership_uri=setup.idp.base_url,
+            on_prompt=deny,
+            config_dir=setup.config_dir,
+            cache_dir=setup.cache_dir,
+        )
+    assert not _profile_path(setup, "other").exists()
+
+
+def test_login_commands_are_declined_by_the_warm_path() -> None:
+    """`login` and `token --login` always go to the full CLI (the warm path cannot log in)."""
+    from stacktoken.shell._warm import token_options
+
+    assert token_options(["token"]) == {}
+    assert token_options(["login"]) is None
+    assert token_options(["token", "--login"]) is None
+    assert token_options(["--profile", "p", "login", "--no-browser"]) is None
