@@ -592,3 +592,9 @@ def test_login_commands_are_declined_by_the_warm_path() -> None:
     assert token_options(["login"]) is None
     assert token_options(["token", "--login"]) is None
     assert token_options(["--profile", "p", "login", "--no-browser"]) is None
+
+
+def test_login_organization_without_stack_is_a_usage_error(setup: Setup) -> None:
+    result = setup.run("login", "--membership-uri", setup.idp.base_url, "--organization", "orgA")
+    assert "go together" in error_line(result, 2)
+    assert setup.idp.device_authorizations == []
