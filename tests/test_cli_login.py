@@ -349,7 +349,8 @@ def test_login_token_in_a_script_exits_3_without_waiting(setup: Setup) -> None:
     assert setup.login().returncode == 0
     result = setup.run("token")  # stdin is /dev/null, stderr a pipe: no terminal
     line = error_line(result, 3)
-    assert "stacktoken login" in line
+    assert "stacktoken login --organization orgA --stack stk1" in line
+    assert "stacktoken token --login" in line
     assert len(setup.idp.device_authorizations) == 1  # the login's only
     assert not _accesses_path(setup).exists()
 
