@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         TokenSource,
         stack_client,
     )
+    from stacktoken.shell._login import login
 
 __all__ = [
     "AcquireError",
@@ -42,6 +43,7 @@ __all__ = [
     "StackTokenAuth",
     "StackTokenError",
     "TokenSource",
+    "login",
     "parse_duration",
     "stack_client",
 ]
@@ -55,6 +57,7 @@ _HOMES = {
         "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
         " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
     ),
+    "stacktoken.shell._login": "login",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
     from stacktoken.core._exports import lazy_exports

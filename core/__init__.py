@@ -40,6 +40,35 @@ if TYPE_CHECKING:
         needs_refresh,
         stamp_mismatch,
     )
+    from ._device import (
+        DEFAULT_DEVICE_INTERVAL,
+        DEFAULT_MEMBERSHIP_URI,
+        DEVICE_CODE_GRANT,
+        LOGIN_SCOPE,
+        SLOW_DOWN_STEP,
+        STACK_ACCESS_SCOPE,
+        STACK_SCOPES,
+        DeviceAuthorization,
+        DeviceEffects,
+        DeviceFail,
+        DeviceFinish,
+        DevicePolling,
+        DeviceSend,
+        DeviceWait,
+        LoginTokens,
+        device_login,
+        device_step,
+        device_token_request,
+        encode_config,
+        encode_profile,
+        interpret_device_authorization,
+        login_device_request,
+        run_device_flow,
+        stack_access,
+        stack_device_request,
+        stack_resource,
+        start_polling,
+    )
     from ._durations import MAX_DURATION_NS, format_duration, parse_duration, parse_ttl
     from ._endpoint import at_token_endpoint
     from ._errors import (
@@ -154,6 +183,33 @@ if TYPE_CHECKING:
     from ._workflow import acquire
 
 __all__ = [
+    "DEFAULT_DEVICE_INTERVAL",
+    "DEFAULT_MEMBERSHIP_URI",
+    "DEVICE_CODE_GRANT",
+    "LOGIN_SCOPE",
+    "SLOW_DOWN_STEP",
+    "STACK_ACCESS_SCOPE",
+    "STACK_SCOPES",
+    "DeviceAuthorization",
+    "DeviceEffects",
+    "DeviceFail",
+    "DeviceFinish",
+    "DeviceSend",
+    "DeviceWait",
+    "LoginTokens",
+    "DevicePolling",
+    "device_login",
+    "device_token_request",
+    "encode_config",
+    "encode_profile",
+    "interpret_device_authorization",
+    "login_device_request",
+    "run_device_flow",
+    "stack_access",
+    "stack_device_request",
+    "stack_resource",
+    "start_polling",
+    "device_step",
     "ACCESSES_FILE",
     "ASSERTION_REFUSALS",
     "CACHE_FILE",
@@ -316,6 +372,14 @@ _HOMES = {
         " jwt_claims jwt_expiry"
     ),
     "_decisions": "DiskVerdict fresh_until is_fresh judge_disk_entry needs_refresh stamp_mismatch",
+    "_device": (
+        "DEFAULT_DEVICE_INTERVAL DEFAULT_MEMBERSHIP_URI DEVICE_CODE_GRANT LOGIN_SCOPE"
+        " SLOW_DOWN_STEP STACK_ACCESS_SCOPE STACK_SCOPES DeviceAuthorization DeviceEffects"
+        " DeviceFail DeviceFinish DeviceSend DeviceWait LoginTokens DevicePolling device_login"
+        " device_token_request encode_config encode_profile interpret_device_authorization"
+        " login_device_request run_device_flow stack_access stack_device_request"
+        " stack_resource start_polling device_step"
+    ),
     "_durations": "MAX_DURATION_NS format_duration parse_duration parse_ttl",
     "_endpoint": "at_token_endpoint",
     "_errors": (

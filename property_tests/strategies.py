@@ -1001,3 +1001,47 @@ def redis_passwords() -> SearchStrategy[str]:
         secrets("redis"),
         st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12),
     )
+
+
+# --- device authorization (RFC 8628) -------------------------------------------
+
+#: What a poll of the token endpoint can answer, as the device flow sees it.
+DEVICE_PENDING = ("authorization_pending", "slow_down")
+DEVICE_TERMINAL = ("access_denied", "expired_token")
+
+
+@dataclass(frozen=True)
+class DeviceScript:
+    """A device flow played back: the device answer's interval and lifetime (seconds),
+    the answers of successive polls (an OAuth error code, "transient", or "success"),
+    and how late (seconds) each wait returns past the time asked for."""
+
+    interval: float
+    expires_in: float
+    answers: tuple[str, ...]
+    oversleep: tuple[float, ...]
+
+
+@st.composite
+def device_scripts(draw: st.DrawFn) -> DeviceScript:
+    """Intervals and lifetimes from sub-second to minutes; any sequence of answers."""
+    interval = draw(st.floats(min_value=0.01, max_value=30, allow_nan=False))
+    # At most ~50 intervals long, so a flow that is never approved ends in few polls.
+    expires_in = interval * draw(st.floats(min_value=0.1, max_value=50, allow_nan=False))
+    answer = st.sampled_from(
+        (
+            *DEVICE_PENDING,
+            *DEVICE_PENDING,
+            *DEVICE_TERMINAL,
+            "transient",
+            "invalid_grant",
+            "success",
+        )
+    )
+    answers = tuple(draw(st.lists(answer, max_size=30)))
+    oversleep = tuple(
+        draw(st.lists(st.floats(min_value=0, max_value=3, allow_nan=False), max_size=30))
+    )
+    return DeviceScript(
+        interval=interval, expires_in=expires_in, answers=answers, oversleep=oversleep
+    )

@@ -19,6 +19,7 @@ from stacktoken.core import (
     CACHE_FILE,
     OUTPUTS,
     AcquireError,
+    AuthRequired,
     CachedToken,
     LocalError,
     Settings,
@@ -155,6 +156,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     # Accepted only to be refused with the reason, never echoed.
     machine.add_argument("--client-secret", help=argparse.SUPPRESS)
+    token.add_argument(
+        "--login",
+        action="store_true",
+        default=None,
+        help="when the stack has no usable access token, get one by the device flow even "
+        "when not on a terminal (on a terminal this is the default)",
+    )
+
+    login = commands.add_parser(
+        "login", help="log in by the device flow, as `fctl login`", allow_abbrev=False
+    )
+    login.add_argument(
+        "--membership-uri",
+        metavar="URI",
+        help="the membership API (default: the profile's, else https://app.formance.cloud/api)",
+    )
+    login.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    login.add_argument("--organization", help="with --stack: get that stack's access too")
+    login.add_argument("--stack", help="with --organization: get that stack's access too")
 
     cache = commands.add_parser("cache", help="inspect or clear the token cache")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
@@ -216,6 +236,8 @@ def _run(argv: Sequence[str]) -> int:
     config_dir = config_dir_from(options.config_dir, os.environ)
     if options.command == "token":
         return _token(options, config_dir, log)
+    if options.command == "login":
+        return _login(options, config_dir, log)
     if options.cache_command == "list":
         return _cache_list(options, config_dir)
     return _cache_clear(options, config_dir)
@@ -252,6 +274,7 @@ _TOKEN_DESTINATIONS = (
     "client_secret_file",
     "client_secret",
     "store",
+    "login",
 )
 
 
@@ -275,6 +298,8 @@ def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
         )
     )
     result: Result[tuple[CachedToken, str | None], AcquireError] = built.bind(_token_of)
+    if _may_log_in(options, built, result):
+        result = _with_stack_access(options, config_dir, log).bind(_token_of)
     match result:
         case Success((token, stack_uri)):
             sys.stdout.write(render_token(token, options.output, stack_uri=stack_uri))
@@ -282,6 +307,79 @@ def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
         case Failure(error):
             return _fail(error)
     raise AssertionError("a Result is a Success or a Failure")  # for mypy's exhaustiveness
+
+
+def _may_log_in(
+    options: Any,
+    built: Result[TokenSource, AcquireError],
+    result: Result[tuple[CachedToken, str | None], AcquireError],
+) -> bool:
+    """Whether a stack's device flow may follow a refusal (DESIGN §13): for a stack of a
+    logged-in profile, with `--login` or on a terminal (stdin and stderr), never in a
+    script, where a hidden prompt would hang it."""
+    if not isinstance(result, Failure) or not isinstance(result.failure(), AuthRequired):
+        return False
+    if not isinstance(built, Success) or options.stack_uri is not None:
+        return False
+    return bool(options.login) or (sys.stdin.isatty() and sys.stderr.isatty())
+
+
+def _with_stack_access(
+    options: Any, config_dir: str, log: Callable[[str], None]
+) -> Result[TokenSource, AcquireError]:
+    """Get the stack's access by the device flow, then a new source for it."""
+    from ._login import stack_access_result, terminal_prompt
+    from ._options import locate_stack
+
+    located: Result[Any, AcquireError] = lift(
+        locate_stack(
+            config_dir,
+            profile=options.profile,
+            organization=options.organization,
+            stack=options.stack,
+            environ=os.environ,
+        )
+    )
+    return located.bind(
+        lambda stack: stack_access_result(
+            stack,
+            prompt=terminal_prompt(browser=True),
+            cache_dir=options.cache_dir,
+            log=log,
+        )
+    ).bind(
+        lambda _: TokenSource.from_fctl_result(
+            config_dir=config_dir,
+            profile=options.profile,
+            organization=options.organization,
+            stack=options.stack,
+            cache_dir=options.cache_dir,
+            cache_ttl=options.stack_token_cache_ttl,
+            log=log,
+        )
+    )
+
+
+def _login(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
+    from ._login import login_command, terminal_prompt
+
+    result = login_command(
+        config_dir=config_dir,
+        profile=options.profile,
+        membership_uri=options.membership_uri,
+        prompt=terminal_prompt(browser=not options.no_browser),
+        cache_dir=options.cache_dir,
+        organization=options.organization,
+        stack=options.stack,
+        log=log,
+    )
+    match result:
+        case Success(profile):
+            sys.stderr.write(f"Logged in (profile {_printable(profile)!r})\n")
+            return 0
+        case Failure(error):
+            return _fail(error)
+    raise AssertionError("a Result is a Success or a Failure")
 
 
 def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSource, AcquireError]:

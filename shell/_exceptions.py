@@ -2,7 +2,7 @@
 
 StackTokenError                 .error holds core's value, .exit_code the CLI's code
 ├── InvalidUsageError           exit 2
-├── AuthenticationRequiredError exit 3  (log in again with `fctl login`)
+├── AuthenticationRequiredError exit 3  (log in again with `stacktoken login`)
 ├── RemoteServerError           exit 1  (network, server, protocol, OAuth error)
 └── LocalStorageError           exit 1  (file system, lock)
 """

@@ -118,8 +118,13 @@ def bind_fctl(
         found = read_private(accesses_file, log=log)
         if isinstance(found, str):
             if found == "no such file":
+                key = stack.key
                 return Failure(
-                    AuthRequired(message=f"no stack access token for {stack.key}; {LOGIN_HINT}")
+                    AuthRequired(
+                        message=f"no stack access token for {key}: get one with `stacktoken "
+                        f"login --organization {key.organization} --stack {key.stack}` or "
+                        "`stacktoken token --login` (an fctl command on that stack works too)"
+                    )
                 )
             return Failure(LocalError(message=f"cannot use {accesses_file}: {found}"))
         return decode_accesses(found[0]).alt(

@@ -65,7 +65,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(ERROR_PREFIX), lines[0]
     if code == 3:
-        assert "fctl login" in lines[0], lines[0]
+        assert "stacktoken login" in lines[0], lines[0]
     return lines[0]
 
 

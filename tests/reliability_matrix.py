@@ -306,7 +306,7 @@ LOCAL_FAULTS: tuple[LocalFault, ...] = (
         "garbage bytes",
         "cli",
         3,
-        "one-line error asking for `fctl login`",
+        "one-line error asking for `stacktoken login`",
     ),
     LocalFault(
         "lock_is_directory",
@@ -680,7 +680,7 @@ def render() -> str:
         "  lock: a warm run writes nothing, so a killed writer's `accesses.json` temp",
         "  file stays until the next refresh (bounded: one per file).",
         "- A refresh the IdP processes after we gave up (timeout) spends the refresh",
-        "  token; the next refresh is rejected and asks for `fctl login`.",
+        "  token; the next refresh is rejected and asks for `stacktoken login`.",
         "- A refresh token that is really rejected is reported up to 1 s later than",
         "  it could be: the time given to a concurrent writer's rotation to land.",
         "",

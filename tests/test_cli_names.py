@@ -167,4 +167,4 @@ def test_token_unusual_but_valid_stack_name_is_not_usage_error(world: World, nam
     """Valid names pass the check: the stack is simply not one of the profile's (exit 3)."""
     result = world.run("token", "--stack", name)
     assert result.returncode == 3, result.stderr
-    assert "fctl login" in result.stderr
+    assert "stacktoken login" in result.stderr

@@ -269,7 +269,7 @@ def test_token_refresh_rejected_asks_for_login(tmp_path: Path) -> None:
         world = World.at(tmp_path, membership, stack, profile)
         before = profile.accesses_path.read_bytes()
         membership.revoke_all_refresh_tokens()
-        assert_error(run(world, "token"), 3, "fctl login")
+        assert_error(run(world, "token"), 3, "stacktoken login")
         assert membership.count(membership.TOKEN) == 1
         assert stack.count(stack.TOKEN) == 0
         assert profile.accesses_path.read_bytes() == before
@@ -285,7 +285,7 @@ def test_token_valid_access_never_discovers_membership(world: World) -> None:
 
 def test_token_exchange_rejected_refreshes_once_then_asks_for_login(world: World) -> None:
     world.stack.reject_all_assertions()
-    assert_error(run(world, "token"), 3, "fctl login")
+    assert_error(run(world, "token"), 3, "stacktoken login")
     assert world.exchanges() == 2
     assert world.membership.count(world.membership.TOKEN) == 1
     assert not world.profile.api_token_cache_path.exists()
@@ -393,7 +393,7 @@ def test_token_not_logged_in_exits_3(
         assert run(world, "token").returncode == 0
     before = world.requests()
     log_out(world)
-    assert_error(run(world, "token"), 3, "fctl login")
+    assert_error(run(world, "token"), 3, "stacktoken login")
     assert world.requests() == before
 
 
@@ -401,11 +401,11 @@ def test_token_unknown_profile_exits_3(world: World) -> None:
     result = world.run(
         "token", global_args=("--cache-dir", str(world.cache_dir), "--profile", "other")
     )
-    assert_error(result, 3, "fctl login")
+    assert_error(result, 3, "stacktoken login")
 
 
 def test_token_stack_not_in_profile_exits_3(world: World) -> None:
-    assert_error(run(world, "token", "--stack", "stk-unknown"), 3, "fctl login")
+    assert_error(run(world, "token", "--stack", "stk-unknown"), 3, "stacktoken login")
 
 
 def test_token_several_organizations_without_default_is_usage_error(tmp_path: Path) -> None:
@@ -524,7 +524,7 @@ def test_cli_config_dir_flag_beats_env(world: World, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     result = world.run("token", global_args=("--config-dir", str(empty)))
-    assert_error(result, 3, "fctl login")
+    assert_error(result, 3, "stacktoken login")
 
 
 def test_cli_help_exits_0(world: World) -> None:

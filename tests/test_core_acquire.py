@@ -265,7 +265,7 @@ def test_acquire_refresh_rejected_means_auth_required(code: str) -> None:
     result = fake.run()
     assert isinstance(result, Failure)
     assert isinstance(result.failure(), AuthRequired)
-    assert "fctl login" in result.failure().message
+    assert "stacktoken login" in result.failure().message
     assert fake.calls[-2:] == ["refresh", "read_access"]
     assert fake.access_writes == []
 

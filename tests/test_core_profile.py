@@ -152,7 +152,7 @@ def test_decode_profile_without_root_tokens_is_logged_out(root_tokens: object) -
     assert not profile.logged_in
     error = stack_uri(profile, "orgA", "stk1")
     assert isinstance(error, AuthRequired)
-    assert "fctl login" in error.message
+    assert "stacktoken login" in error.message
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b"[]", b"null", b"\xff"])

@@ -104,7 +104,7 @@ def test_token_stack_access_token_outside_vschar_asks_for_login(world: World) ->
     document["token"] += "\ud800"
     path.write_text(json.dumps(document))
     line = assert_one_line_error(world.run("token"), 3)
-    assert "fctl login" in line
+    assert "stacktoken login" in line
 
 
 # -- URLs that httpx refuses ---------------------------------------------------------

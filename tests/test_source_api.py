@@ -238,7 +238,7 @@ def test_source_raises_typed_exceptions(
     assert error.exit_code == code
     assert "\n" not in str(error)
     if code == 3:
-        assert "fctl login" in str(error)
+        assert "stacktoken login" in str(error)
 
 
 # -- from_credentials --------------------------------------------------------------------

@@ -1,0 +1,478 @@
+"""Logging in without fctl: the OAuth device authorization grant (RFC 8628, DESIGN §13).
+
+Theory of operation
+-------------------
+A device flow is one request and then a loop. The request
+(`login_device_request` / `stack_device_request`) is answered with a device
+code, a user code, where the user goes, how long the code lives
+(`expires_in`) and how often we may ask (`interval`, 5 s when absent,
+RFC 8628 §3.2). The user approves in a browser while we poll the token
+endpoint (`device_token_request`).
+
+The loop is a state machine, `device_step(state, answer, now) -> (state, action)`:
+
+    state   DevicePolling(interval, deadline, not_before)
+    answer  None (nothing sent since the last step) or the last poll's Result
+    action  Wait(until) | Send() | Finish(response) | Fail(error)
+
+    answer                           next state / action
+    ------------------------------   ------------------------------------------------
+    None, now >= deadline            Fail(AuthRequired: the code expired)
+    None, now <  not_before          Wait(until = min(not_before, deadline))
+    None, otherwise                  Send()
+    authorization_pending            not_before = now + interval, then as for None
+    slow_down                        interval += 5 s (RFC 8628 §3.5), not_before = now + interval
+    a transient failure (network)    not_before = now + interval (asked again, never sooner)
+    access_denied / expired_token    Fail(AuthRequired)
+    any other failure                Fail(it)
+    success                          Finish(response)
+
+`not_before` counts from the time the answer came back, so two sends are
+always at least one interval apart. The deadline is the answer's `expires_in`
+counted from before the device request was sent. Nothing is written here: the
+caller (`device_login`, `stack_access`) writes only after a verified success.
+
+The shell only sleeps (`wait_until`) and sends (`poll`): `run_device_flow`
+drives `step` with those effects and a clock, all injected.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from ._codecs import decode_json_object, jwt_claims
+from ._errors import AcquireError, AuthRequired, OAuthError, RemoteError
+from ._profile import LOGIN_HINT, Profile
+from ._record import Record, secret
+from ._time import datetime, timedelta
+from ._types import StackAccess, TokenRequest, TokenResponse
+from ._urls import check_endpoint_url, safe_url
+from ._wire import Fields, read_fields
+
+__all__ = [
+    "DEFAULT_DEVICE_INTERVAL",
+    "DEFAULT_MEMBERSHIP_URI",
+    "DEVICE_CODE_GRANT",
+    "LOGIN_SCOPE",
+    "SLOW_DOWN_STEP",
+    "STACK_ACCESS_SCOPE",
+    "STACK_SCOPES",
+    "DeviceAuthorization",
+    "DeviceEffects",
+    "DeviceFail",
+    "DeviceFinish",
+    "DeviceSend",
+    "DeviceWait",
+    "LoginTokens",
+    "DevicePolling",
+    "device_login",
+    "device_token_request",
+    "encode_config",
+    "encode_profile",
+    "interpret_device_authorization",
+    "login_device_request",
+    "run_device_flow",
+    "stack_access",
+    "stack_device_request",
+    "stack_resource",
+    "start_polling",
+    "device_step",
+]
+
+DEFAULT_MEMBERSHIP_URI = "https://app.formance.cloud/api"  # fctl's pkg/config.go
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+LOGIN_SCOPE = "openid offline_access accesses on_behalf"  # fctl's login
+STACK_ACCESS_SCOPE = "openid offline_access"  # fctl's EnsureStackAccess
+STACK_SCOPES = ("stack:Read", "stack:Write")  # fctl's StackScopes
+DEFAULT_DEVICE_INTERVAL = timedelta(seconds=5)  # RFC 8628 §3.2
+SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 §3.5
+_FCTL_BASIC = "Basic " + base64.b64encode(b"fctl:").decode("ascii")  # public client, no secret
+# A device code said to live longer is held to this: a prompt is for a person.
+_MAX_EXPIRES_IN = 3600.0
+
+
+# -- the device authorization request (RFC 8628 §3.1-3.2) ------------------------
+
+
+class DeviceAuthorization(Record):
+    """The device authorization answer. `device_code` is a secret; the user code is shown."""
+
+    device_code: str = secret()
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: timedelta
+    interval: timedelta
+
+    @property
+    def prompt_url(self) -> str:
+        """`verification_uri` with `?user_code=`, as fctl opens it."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(self.verification_uri)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "user_code"]
+        query.append(("user_code", self.user_code))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def login_device_request(endpoint: str) -> TokenRequest:
+    """fctl's login: HTTP Basic `fctl:`, the login scopes, `prompt=no-org`."""
+    return TokenRequest(
+        url=endpoint,
+        form=(("scope", LOGIN_SCOPE), ("prompt", "no-org")),
+        headers=(("Authorization", _FCTL_BASIC),),
+        replayable=False,
+    )
+
+
+def stack_resource(profile: Profile, organization: str, stack: str) -> str | AuthRequired:
+    """`stack://<org>/<stack>|<scopes>`: the stack's claim scopes within `stack:Read
+    stack:Write`, in the claim's order (fctl's EnsureStackAccess); none -> AuthRequired."""
+    ref = profile.stack(organization, stack)
+    scopes = [scope for scope in (ref.scopes if ref is not None else ()) if scope in STACK_SCOPES]
+    if not scopes:
+        return AuthRequired(
+            message=f"profile {profile.name!r} has no access to stack {stack!r} of organization "
+            f"{organization!r}; {LOGIN_HINT} if it was granted since"
+        )
+    return f"stack://{organization}/{stack}|{' '.join(scopes)}"
+
+
+def stack_device_request(
+    endpoint: str, *, organization: str, id_token: str, resource: str
+) -> TokenRequest:
+    """fctl's stack access: `organization_id`, `id_token_hint` and the `resource`."""
+    return TokenRequest(
+        url=endpoint,
+        form=(
+            ("organization_id", organization),
+            ("id_token_hint", id_token),
+            ("resource", resource),
+            ("scope", STACK_ACCESS_SCOPE),
+        ),
+        headers=(("Authorization", _FCTL_BASIC),),
+        replayable=False,
+        secrets=(id_token,),
+    )
+
+
+def interpret_device_authorization(
+    status_code: int, body: bytes, *, request: TokenRequest
+) -> Result[DeviceAuthorization, AcquireError]:
+    """Read the device authorization answer (RFC 8628 §3.2), or why it is unusable."""
+    where = safe_url(request.url)
+    if status_code != 200:
+        from ._codecs import decode_error_response
+
+        error = decode_error_response(status_code, body, redact=request.secrets).value_or(None)
+        if error is not None and status_code in (400, 401):
+            return Failure(error)
+        return Failure(
+            RemoteError(
+                message=f"device authorization at {where} answered {status_code}",
+                transient=status_code >= 500,
+            )
+        )
+
+    def build(fields: Fields) -> DeviceAuthorization | str:
+        device_code = fields.text("device_code")
+        user_code = fields.text("user_code")
+        verification_uri = fields.text("verification_uri")
+        complete = fields.optional_text("verification_uri_complete")
+        if not device_code or not user_code or not user_code.isprintable():
+            return "device_code or user_code is empty or unprintable"
+        for uri in (verification_uri, complete):
+            if uri is not None and isinstance(check_endpoint_url(uri), RemoteError):
+                return f"verification URI {safe_url(uri)!r} is not https"
+        expires_in = _seconds(fields.raw("expires_in"), required=True)
+        interval = _seconds(fields.raw("interval"), required=False)
+        if isinstance(expires_in, str) or isinstance(interval, str):
+            return expires_in if isinstance(expires_in, str) else str(interval)
+        assert expires_in is not None
+        return DeviceAuthorization(
+            device_code=device_code,
+            user_code=user_code,
+            verification_uri=verification_uri,
+            verification_uri_complete=complete,
+            expires_in=timedelta(seconds=min(expires_in, _MAX_EXPIRES_IN)),
+            interval=timedelta(seconds=interval) if interval else DEFAULT_DEVICE_INTERVAL,
+        )
+
+    def from_document(document: dict[str, Any]) -> Result[DeviceAuthorization, AcquireError]:
+        built = read_fields(document, build)
+        if isinstance(built, str):
+            return Failure(RemoteError(message=f"device authorization at {where}: {built}"))
+        return Success(built)
+
+    decoded: Result[dict[str, Any], AcquireError] = decode_json_object(body).alt(
+        lambda reason: RemoteError(message=f"device authorization at {where}: {reason}")
+    )
+    return decoded.bind(from_document)
+
+
+def _seconds(value: object, *, required: bool) -> float | str | None:
+    """A positive, finite number of seconds; None when absent and not required."""
+    if value is None:
+        return "expires_in missing" if required else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "expires_in or interval is not a number"
+    if not 0 < value < float("inf"):
+        return "expires_in or interval is not positive"
+    return float(value)
+
+
+def device_token_request(
+    token_endpoint: str, device_code: str, *, resource: str | None = None
+) -> TokenRequest:
+    """A poll (RFC 8628 §3.4); a stack access repeats its `resource`."""
+    form: tuple[tuple[str, str], ...] = (
+        ("grant_type", DEVICE_CODE_GRANT),
+        ("device_code", device_code),
+        ("client_id", "fctl"),
+    )
+    if resource is not None:
+        form += (("resource", resource),)
+    # Replayable: a poll spends nothing until it succeeds, and a success
+    # answered twice is refused the second time, never lost silently.
+    return TokenRequest(url=token_endpoint, form=form, secrets=(device_code,))
+
+
+# -- the polling state machine (RFC 8628 §3.4-3.5) ----------------------------
+
+
+class DevicePolling(Record):
+    """Where the polling is: the interval in force, the code's end, the next allowed send."""
+
+    interval: timedelta
+    deadline: datetime
+    not_before: datetime
+    polls: int = 0
+
+
+class DeviceWait(Record):
+    until: datetime
+
+
+class DeviceSend(Record):
+    pass
+
+
+class DeviceFinish(Record):
+    response: TokenResponse
+
+
+class DeviceFail(Record):
+    error: AcquireError
+
+
+DeviceAction = DeviceWait | DeviceSend | DeviceFinish | DeviceFail
+PollAnswer = Result[TokenResponse, AcquireError] | None
+
+EXPIRED = AuthRequired(message=f"the login code expired before it was approved; {LOGIN_HINT}")
+DENIED = AuthRequired(message=f"the login was denied; {LOGIN_HINT}")
+_TERMINAL = {"access_denied": DENIED, "expired_token": EXPIRED}
+
+
+def start_polling(authorization: DeviceAuthorization, *, requested_at: datetime) -> DevicePolling:
+    """The first state: the first poll waits one interval after the answer (RFC 8628 §3.4)."""
+    return DevicePolling(
+        interval=authorization.interval,
+        deadline=requested_at + authorization.expires_in,
+        not_before=requested_at + authorization.interval,
+    )
+
+
+def device_step(
+    state: DevicePolling, answer: PollAnswer, *, now: datetime
+) -> tuple[DevicePolling, DeviceAction]:
+    """The next state and action, from the state, the last poll's answer (None: no
+    answer since the last step) and `now` (see the table at the top)."""
+    from ._record import replace
+
+    match answer:
+        case Success(response):
+            return state, DeviceFinish(response=response)
+        case Failure(OAuthError(error="authorization_pending")):
+            state = replace(state, not_before=now + state.interval, polls=state.polls + 1)
+        case Failure(OAuthError(error="slow_down")):
+            interval = state.interval + SLOW_DOWN_STEP
+            state = replace(
+                state, interval=interval, not_before=now + interval, polls=state.polls + 1
+            )
+        case Failure(OAuthError(error=code)) if code in _TERMINAL:
+            return state, DeviceFail(error=_TERMINAL[code])
+        case Failure(RemoteError(transient=True)):
+            state = replace(state, not_before=now + state.interval, polls=state.polls + 1)
+        case Failure(error):
+            return state, DeviceFail(error=error)
+    if now >= state.deadline:
+        return state, DeviceFail(error=EXPIRED)
+    if now < state.not_before:
+        return state, DeviceWait(until=min(state.not_before, state.deadline))
+    return state, DeviceSend()
+
+
+class DeviceEffects(Record):
+    """What a device flow does outside core: send requests, show the code, wait, read the clock.
+
+    `wait_until` returns at (or after) the time given; the CLI's raises on Ctrl-C.
+    """
+
+    authorize: Callable[[TokenRequest], Result[DeviceAuthorization, AcquireError]]
+    show: Callable[[DeviceAuthorization], None]
+    poll: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
+    wait_until: Callable[[datetime], None]
+    clock: Callable[[], datetime]
+
+
+def run_device_flow(
+    request: TokenRequest,
+    effects: DeviceEffects,
+    *,
+    token_endpoint: str,
+    resource: str | None = None,
+) -> Result[TokenResponse, AcquireError]:
+    """Ask for a device code, show it, poll until an answer ends it (the table above)."""
+    requested_at = effects.clock()
+
+    def poll_loop(authorization: DeviceAuthorization) -> Result[TokenResponse, AcquireError]:
+        effects.show(authorization)
+        poll = device_token_request(token_endpoint, authorization.device_code, resource=resource)
+        state = start_polling(authorization, requested_at=requested_at)
+        answer: PollAnswer = None
+        while True:  # bounded: every turn waits or sends, and the deadline ends it
+            state, action = device_step(state, answer, now=effects.clock())
+            answer = None
+            match action:
+                case DeviceWait(until=until):
+                    effects.wait_until(until)
+                case DeviceSend():
+                    answer = effects.poll(poll)
+                case DeviceFinish(response=response):
+                    return Success(response)
+                case DeviceFail(error=error):
+                    return Failure(error)
+
+    return effects.authorize(request).bind(poll_loop)
+
+
+# -- what a success becomes: profile.json, config.yml, accesses.json --------------
+
+
+class LoginTokens(Record):
+    """A login's tokens, the ID token verified (`id_claims` are its verified claims)."""
+
+    access_token: str = secret()
+    access_claims: Mapping[str, Any] = secret()
+    refresh_token: str | None = secret()
+    id_token: str = secret()
+    id_claims: Mapping[str, Any] = secret()
+
+
+def device_login(
+    request: TokenRequest,
+    effects: DeviceEffects,
+    *,
+    token_endpoint: str,
+    verify_id_token: Callable[[str], Result[Mapping[str, Any], AcquireError]],
+    write: Callable[[LoginTokens], Result[None, AcquireError]],
+) -> Result[LoginTokens, AcquireError]:
+    """fctl's login: the device flow, then the ID token verified, then (only then) written."""
+
+    def verified(response: TokenResponse) -> Result[LoginTokens, AcquireError]:
+        if response.id_token is None:
+            return Failure(RemoteError(message="the login answer carries no ID token"))
+        return verify_id_token(response.id_token).map(
+            lambda claims: LoginTokens(
+                access_token=response.access_token,
+                access_claims=dict(jwt_claims(response.access_token) or {}),
+                refresh_token=response.refresh_token,
+                id_token=response.id_token or "",
+                id_claims=dict(claims),
+            )
+        )
+
+    def written(tokens: LoginTokens) -> Result[LoginTokens, AcquireError]:
+        return write(tokens).map(lambda _: tokens)
+
+    return (
+        run_device_flow(request, effects, token_endpoint=token_endpoint)
+        .bind(verified)
+        .bind(written)
+    )
+
+
+def stack_access(
+    request: TokenRequest,
+    effects: DeviceEffects,
+    *,
+    token_endpoint: str,
+    organization: str,
+    resource: str,
+    write: Callable[[StackAccess], Result[None, AcquireError]],
+) -> Result[StackAccess, AcquireError]:
+    """fctl's EnsureStackAccess when no usable `accesses.json` exists: the device flow
+    with the stack's `resource`, then `accesses.json` written (fctl's WriteStackToken,
+    in the folder its `organization_id` claim names: it must be the one asked for)."""
+
+    def checked(response: TokenResponse) -> Result[StackAccess, AcquireError]:
+        claims = dict(jwt_claims(response.access_token) or {})
+        if claims.get("organization_id") != organization:
+            return Failure(
+                RemoteError(
+                    message="the stack access token is not for organization "
+                    f"{organization!r} (its organization_id claim differs)"
+                )
+            )
+        return Success(
+            StackAccess(
+                token=response.access_token,
+                refresh_token=response.refresh_token,
+                expiry=response.expiry,
+                claims=claims,
+            )
+        )
+
+    def written(access: StackAccess) -> Result[StackAccess, AcquireError]:
+        return write(access).map(lambda _: access)
+
+    return (
+        run_device_flow(request, effects, token_endpoint=token_endpoint, resource=resource)
+        .bind(checked)
+        .bind(written)
+    )
+
+
+def encode_profile(
+    existing: Mapping[str, Any] | None, *, membership_uri: str, tokens: LoginTokens
+) -> bytes:
+    """`profile.json` as fctl's `Profile` struct (pkg/profile.go) is written: unknown
+    keys and the defaults kept, `rootTokens` replaced (pkg/authentication.go `Tokens`)."""
+    document: dict[str, Any] = dict(existing or {})
+    document["membershipURI"] = membership_uri
+    access: dict[str, Any] = {"token": tokens.access_token, "claims": dict(tokens.access_claims)}
+    access["refreshToken"] = tokens.refresh_token or ""
+    document["rootTokens"] = {
+        "accessToken": access,
+        "idToken": {"token": tokens.id_token, "claims": dict(tokens.id_claims)},
+    }
+    # Go writes every field of the struct (no omitempty): "" when unset.
+    for key in ("defaultOrganization", "defaultStack"):
+        if not isinstance(document.get(key), str):
+            document[key] = ""
+    return json.dumps(document, indent=2).encode("utf-8")
+
+
+def encode_config(existing: Mapping[str, Any] | None, *, profile: str, unique_id: str) -> bytes:
+    """`config.yml` (JSON, fctl's `Config` struct, pkg/config.go): the logged-in profile
+    made current, `uniqueID` kept (`unique_id` is used only when there is none)."""
+    document: dict[str, Any] = dict(existing or {})
+    document["currentProfile"] = profile
+    if not (isinstance(document.get("uniqueID"), str) and document["uniqueID"]):
+        document["uniqueID"] = unique_id
+    return json.dumps(document, indent=2).encode("utf-8")
