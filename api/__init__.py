@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         StackTokenAuth,
         StackTokenError,
         TokenSource,
+        formance_sdk,
         stack_client,
     )
 
@@ -40,6 +41,7 @@ __all__ = [
     "StackTokenAuth",
     "StackTokenError",
     "TokenSource",
+    "formance_sdk",
     "parse_duration",
     "stack_client",
 ]
@@ -51,7 +53,7 @@ _HOMES = {
     "stacktoken.core": "AcquireError CachedToken Settings StackKey parse_duration",
     "stacktoken.shell": (
         "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
-        " RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
+        " RemoteServerError StackTokenAuth StackTokenError TokenSource formance_sdk stack_client"
     ),
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
