@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio.to_thread
+import httpx
 import pytest
 from ledger_stub import LedgerStub, ledger_stub
 from oauth_servers import (
@@ -30,7 +31,7 @@ from oauth_servers import (
     stack_oauth_client,
     stack_server,
 )
-from stacktoken import AuthenticationRequiredError, TokenSource, formance_sdk
+from stacktoken import AuthenticationRequiredError, StackTokenAuth, TokenSource, formance_sdk
 
 __all__ = ["fctl_profile", "ledger_stub", "membership_server", "stack_oauth_client", "stack_server"]
 
@@ -381,21 +382,33 @@ def test_auth_async_cancelled_loop_is_not_woken_after_it_closed(
 # --------------------------------------------------------------------------- other backends
 
 
-def test_auth_async_under_trio(source: TokenSource, ledger_stub: LedgerStub) -> None:
+def test_auth_async_under_trio(
+    source: TokenSource,
+    ledger_stub: LedgerStub,
+    stack_server: StackAuthServer,
+    hold: tuple[threading.Event, threading.Event],
+) -> None:
+    """The SDK's async calls need asyncio (it uses `asyncio.to_thread`); httpx and
+    `StackTokenAuth` also run on trio, with the same single acquisition."""
     trio = pytest.importorskip("trio")
+    handled, released = hold
 
     async def scenario() -> list[int]:
-        results: list[int] = []
-        async with formance_sdk(source) as sdk:
+        statuses: list[int] = []
+        async with httpx.AsyncClient(auth=StackTokenAuth(source), timeout=HOLD_WAIT_SECONDS) as c:
 
             async def call() -> None:
-                results.append((await sdk.ledger.v2.get_info_async()).status_code)
+                statuses.append((await c.get(ledger_stub.info_url)).status_code)
 
             with trio.fail_after(ASYNC_TIMEOUT_SECONDS):
                 async with trio.open_nursery() as nursery:
                     for _ in range(20):
                         nursery.start_soon(call)
-        return results
+                    assert await trio.to_thread.run_sync(handled.wait, HOLD_WAIT_SECONDS)
+                    assert _flight_threads() == 1
+                    released.set()
+        return statuses
 
     assert trio.run(scenario) == [200] * 20
-    assert ledger_stub.stack.count(ledger_stub.stack.TOKEN) == 1
+    assert stack_server.count(stack_server.TOKEN) == 1
+    assert ledger_stub.accepted == 20
