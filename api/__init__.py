@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         StackTokenAuth,
         StackTokenError,
         TokenSource,
+        formance_sdk,
         stack_client,
     )
     from stacktoken.shell._login import login
@@ -43,6 +44,7 @@ __all__ = [
     "StackTokenAuth",
     "StackTokenError",
     "TokenSource",
+    "formance_sdk",
     "login",
     "parse_duration",
     "stack_client",
@@ -55,7 +57,8 @@ _HOMES = {
     "stacktoken.core": "AcquireError CachedToken Settings StackKey parse_duration",
     "stacktoken.shell": (
         "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
-        " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource stack_client"
+        " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource formance_sdk"
+        " stack_client"
     ),
     "stacktoken.shell._login": "login",
 }

@@ -2,7 +2,8 @@
 
 Each name loads its module on first use (PEP 562): importing this package
 imports nothing else, so the warm command path (`_warm`) stays cheap, and the
-HTTP stack loads only with `StackTokenAuth`, `stack_client` or a request.
+HTTP stack loads only with `StackTokenAuth`, `stack_client` or a request, and
+the official SDK only with `formance_sdk`.
 """
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     )
     from ._http import HttpPolicy
     from ._redis import RedisStore
+    from ._sdk import formance_sdk
     from ._source import TokenSource
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "StackTokenAuth",
     "StackTokenError",
     "TokenSource",
+    "formance_sdk",
     "stack_client",
 ]
 
@@ -44,6 +47,7 @@ _HOMES = {
     ),
     "_http": "HttpPolicy",
     "_redis": "RedisStore",
+    "_sdk": "formance_sdk",
     "_source": "TokenSource",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error

@@ -4,7 +4,8 @@ The auth only asks the token source and yields requests. Getting a token may
 read files, take a lock or call the network, so it overrides
 `sync_auth_flow`/`async_auth_flow` rather than the I/O-free `auth_flow`
 (httpx docs, "Custom authentication schemes"). On a 401 it drops the token
-(in memory and on disk) and retries the request once with a new one.
+(in memory and on disk) and retries the request once with a new one. The
+async flow never blocks the event loop: see `_flight`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ._flight import token_async
 from ._source import TokenSource
 
 __all__ = ["StackTokenAuth", "stack_client"]
@@ -41,14 +43,13 @@ class StackTokenAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        import anyio.to_thread  # httpx's own dependency; keeps the event loop free
-
-        token = await anyio.to_thread.run_sync(self._source.token)
+        # A fresh token in memory costs no thread; otherwise the task waits for
+        # the source's one acquisition in flight, run in its own thread (_flight).
+        token = await token_async(self._source)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == httpx.codes.UNAUTHORIZED:
-            await anyio.to_thread.run_sync(self._source.invalidate, token)
-            token = await anyio.to_thread.run_sync(self._source.token)
+            token = await token_async(self._source, rejected=token)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 

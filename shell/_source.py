@@ -387,6 +387,28 @@ class TokenSource:
             raise as_exception(result.failure())
         return token.access_token
 
+    def cached_token(self) -> str | None:
+        """The token this process holds while it is fresh, else None.
+
+        Never blocks: no lock, no file, no network (what async callers try
+        before they wait for an acquisition, see `token_async`).
+        """
+        fast = self._fast
+        if fast is not None and time.time() < fast[1]:
+            return fast[0]
+        return None
+
+    async def token_async(self) -> str:
+        """`token()` for async callers (asyncio or trio); never blocks the event loop.
+
+        A fresh token in memory is returned at once; otherwise the task waits
+        for the one acquisition of this source in flight (started if none is),
+        which runs in its own thread and is never cancelled with a waiting task.
+        """
+        from ._flight import token_async
+
+        return await token_async(self)
+
     def token_result(self) -> Result[CachedToken, AcquireError]:
         """The stack API token with its type and expiry, as a `Result`."""
         with self._lock:
