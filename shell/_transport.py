@@ -152,8 +152,11 @@ class _Connection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         try:
+            # The host as bytes (httpx's `raw_host`, IDNA-encoded already): a str
+            # would have `getaddrinfo` load the idna codec, for nothing.
             sock = socket.create_connection(
-                (self.host, self.port), left(self.timeouts.connect, httpx.ConnectTimeout)
+                (self.host.encode("ascii"), self.port),
+                left(self.timeouts.connect, httpx.ConnectTimeout),
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._context is not None:
