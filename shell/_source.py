@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
+from time import time as _wall  # one global lookup on `token()`'s fast path
 from typing import Protocol
 
 from returns.result import Failure, Result, Success
@@ -379,7 +379,7 @@ class TokenSource:
     def token(self) -> str:
         """The stack API token; raises a `StackTokenError` subclass when none can be had."""
         fast = self._fast
-        if fast is not None and time.time() < fast[1]:
+        if fast is not None and _wall() < fast[1]:
             return fast[0]
         result = self.token_result()
         token = result.value_or(None)

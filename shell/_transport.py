@@ -7,34 +7,43 @@ for https, loopback never proxied (issue 15 #2, #5; DESIGN §5, §12).
   what is left of the request's deadline (`deadline`), headers included.
 - httpx loads the CA bundle into an SSL context when a client is made (about
   40 ms), though a run on plain http (loopback: the URL policy allows no
-  other) never needs one; here the https pool, with httpx's own CA rules
+  other) never needs one; here the https context, with httpx's own CA rules
   (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else certifi), is made on first use, and
   a CA file that cannot be loaded is a clear error, not a traceback.
 - A proxy set in the environment would receive loopback traffic, tokens and
   all, in clear text; fctl's Go transport never proxies loopback, nor does
   this one. Other hosts go through `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`
   unless `NO_PROXY` says otherwise, as with httpx.
-
-Built on httpcore's public API (a connection pool with a network backend),
-which httpx itself uses; imported on the cold path only.
+- A direct request goes over the standard library's `http.client`, which
+  `import httpx` has loaded already (through `urllib.request`): httpcore, h11
+  and anyio would cost a quarter of `import httpx` more on every cold run
+  (DESIGN §12; benchmarks/RESULTS.md). Connections are kept alive and reused,
+  one request at a time each, as httpcore's pool does. A request through a
+  proxy goes through httpcore (`_proxy`), imported then only.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpcore
 import httpx
 from stacktoken.core import is_loopback
 
-__all__ = ["TlsSetupError", "Transport", "deadline"]
+if TYPE_CHECKING:
+    from ._proxy import ProxyRoute
+
+__all__ = ["TlsSetupError", "Transport", "deadline", "left"]
 
 _local = threading.local()
+_CHUNK = 64 * 1024
 
 
 class TlsSetupError(httpx.TransportError):
@@ -51,180 +60,263 @@ def deadline(seconds: float) -> Iterator[None]:
         _local.until = None
 
 
-def _left(timeout: float | None, expired: type[Exception]) -> float | None:
+def left(timeout: float | None, expired: type[Exception]) -> float | None:
     """The smaller of an operation's own timeout and what is left of the deadline."""
     until: float | None = getattr(_local, "until", None)
     if until is None:
         return timeout
-    left = until - time.monotonic()
-    if left <= 0:
+    remaining = until - time.monotonic()
+    if remaining <= 0:
         raise expired("the request's deadline passed")
-    return left if timeout is None else min(timeout, left)
+    return remaining if timeout is None else min(timeout, remaining)
 
 
-class _BoundedStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
+class _Timeouts:
+    """A request's own timeouts (httpx's `timeout` extension), per operation."""
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+    def __init__(self, extensions: dict[str, Any]) -> None:
+        given = extensions.get("timeout") or {}
+        self.connect: float | None = given.get("connect")
+        self.read: float | None = given.get("read")
+        self.write: float | None = given.get("write")
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+class _Reader(io.RawIOBase):
+    """The raw reader `http.client` reads a response from: each read bounded."""
+
+    def __init__(self, owner: _BoundedSocket) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        sock = self._owner.raw
+        sock.settimeout(left(self._owner.timeouts.read, httpx.ReadTimeout))
+        try:
+            return sock.recv_into(buffer)
+        except TimeoutError as error:
+            raise httpx.ReadTimeout("timed out reading") from error
+        except OSError as error:
+            raise httpx.ReadError(str(error)) from error
 
     def close(self) -> None:
-        self._stream.close()
+        if not self.closed:
+            super().close()
+            self._owner.release()
 
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _BoundedStream(
-            self._stream.start_tls(
-                ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout)
+
+class _BoundedSocket:
+    """What `http.client` sees as its socket: every write and read bounded. As with a
+    socket's `makefile`, the descriptor is closed once the socket and every reader are."""
+
+    def __init__(self, sock: socket.socket, timeouts: _Timeouts) -> None:
+        self.raw = sock
+        self.timeouts = timeouts
+        self._readers = 0
+        self._closed = False
+
+    def sendall(self, data: Any) -> None:
+        self.raw.settimeout(left(self.timeouts.write, httpx.WriteTimeout))
+        try:
+            self.raw.sendall(data)
+        except TimeoutError as error:
+            raise httpx.WriteTimeout("timed out writing") from error
+        except OSError as error:
+            raise httpx.WriteError(str(error)) from error
+
+    def makefile(self, mode: str, *_: Any, **__: Any) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_Reader(self), _CHUNK)
+
+    def release(self) -> None:
+        self._readers -= 1
+        if self._closed and self._readers == 0:
+            self.raw.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._readers == 0:
+            self.raw.close()
+
+
+class _Connection(http.client.HTTPConnection):
+    """One connection to one origin, over TLS when a context is given."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
+        super().__init__(host, port)
+        self._context = context
+        self.timeouts = _Timeouts({})
+        self.bounded: _BoundedSocket | None = None
+
+    def connect(self) -> None:
+        try:
+            # The host as bytes (httpx's `raw_host`, IDNA-encoded already): a str
+            # would have `getaddrinfo` load the idna codec, for nothing.
+            sock = socket.create_connection(
+                (self.host.encode("ascii"), self.port),
+                left(self.timeouts.connect, httpx.ConnectTimeout),
             )
-        )
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock.settimeout(left(self.timeouts.connect, httpx.ConnectTimeout))
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except TimeoutError as error:
+            raise httpx.ConnectTimeout("timed out connecting") from error
+        except OSError as error:  # refused, unreachable, name unknown, TLS refused
+            raise httpx.ConnectError(str(error) or type(error).__name__) from error
+        self.bounded = _BoundedSocket(sock, self.timeouts)
+        self.sock = self.bounded
 
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+    def bound_by(self, timeouts: _Timeouts) -> None:
+        """The next request's timeouts, for its connect, writes and reads."""
+        self.timeouts = timeouts
+        if self.bounded is not None:
+            self.bounded.timeouts = timeouts
 
+    def idle_and_open(self) -> bool:
+        """Reusable: connected, and the server has neither closed nor sent anything."""
+        if self.bounded is None or self.sock is None:
+            return False
+        import select
 
-class _BoundedBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        return _BoundedStream(
-            self._backend.connect_tcp(
-                host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
-            )
-        )
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used")
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+        readable, _, _ = select.select([self.bounded.raw], [], [], 0)
+        return not readable
 
 
-# httpcore's exceptions and httpx's, as httpx maps them (same names, public in both).
-_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+class _Body(httpx.SyncByteStream):
+    """A response's body; the connection goes back to its pool once read whole."""
 
-
-@contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        for theirs, ours in _EXCEPTIONS:
-            if isinstance(error, theirs):
-                raise ours(str(error)) from error
-        raise
-
-
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes]) -> None:
-        self._stream = stream
+    def __init__(self, answer: http.client.HTTPResponse, done: Any) -> None:
+        self._answer = answer
+        self._done = done
+        self._whole = False
 
     def __iter__(self) -> Iterator[bytes]:
-        with _as_httpx_errors():
-            yield from self._stream
+        try:
+            while chunk := self._answer.read(_CHUNK):
+                yield chunk
+        except http.client.HTTPException as error:
+            raise httpx.RemoteProtocolError(type(error).__name__) from error
+        self._whole = True
 
     def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
+        done, self._done = self._done, None
+        if done is not None:
+            done(self._whole and not self._answer.will_close)
+
+
+class _Direct:
+    """Connections to one origin, without a proxy: idle ones are reused."""
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self._scheme, self._host, self._port = scheme, host, port
+        self._idle: list[_Connection] = []
+        self._context: ssl.SSLContext | None = None  # made on the first https connection
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        connection = self._take()
+        connection.bound_by(_Timeouts(request.extensions))
+        try:
+            answer = self._exchange(connection, request)
+        except BaseException:
+            connection.close()
+            raise
+
+        def done(reusable: bool) -> None:
+            if reusable:
+                with self._lock:
+                    self._idle.append(connection)
+            else:
+                connection.close()
+
+        return httpx.Response(
+            status_code=answer.status,
+            headers=[
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in answer.getheaders()
+            ],
+            stream=_Body(answer, done),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    @staticmethod
+    def _exchange(connection: _Connection, request: httpx.Request) -> http.client.HTTPResponse:
+        url = request.url
+        body = request.read()
+        try:
+            connection.putrequest(
+                request.method,
+                url.raw_path.decode("ascii"),
+                skip_host=True,
+                skip_accept_encoding=True,
+            )
+            for name, value in request.headers.raw:
+                connection.putheader(name.decode("latin-1"), value.decode("latin-1"))
+            connection.endheaders(body or None)
+            return connection.getresponse()
+        except http.client.HTTPException as error:
+            raise httpx.RemoteProtocolError(type(error).__name__) from error
+        except ValueError as error:  # a header http.client refuses to send
+            raise httpx.LocalProtocolError(str(error)) from error
+
+    def _take(self) -> _Connection:
+        with self._lock:
+            while self._idle:
+                found = self._idle.pop()
+                if found.idle_and_open():
+                    return found
+                found.close()
+            if self._scheme == "https" and self._context is None:
+                self._context = _tls_context()
+        return _Connection(self._host, self._port, self._context)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._idle:
+                connection.close()
+            self._idle.clear()
 
 
 class Transport(httpx.BaseTransport):
-    """Routes each request to a pool: direct, or through the environment's proxy."""
+    """Routes each request: direct, or through the environment's proxy."""
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, str | None], httpcore.ConnectionPool | httpcore.HTTPProxy] = {}
+        self._routes: dict[tuple[str, str, int, str | None], _Direct | ProxyRoute] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        pool = self._pool(url.scheme, _proxy_for(url))
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _as_httpx_errors():
-            answer = pool.handle_request(core_request)
-        assert isinstance(answer.stream, Iterable)  # a sync pool answers a sync stream
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=_ResponseStream(answer.stream),
-            extensions=answer.extensions,
-        )
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}")
+        return self._route(url, _proxy_for(url)).handle_request(request)
 
-    def _pool(self, scheme: str, proxy: str | None) -> httpcore.ConnectionPool | httpcore.HTTPProxy:
+    def _route(self, url: httpx.URL, proxy: str | None) -> _Direct | ProxyRoute:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        host = url.raw_host.decode("ascii")
+        key = (url.scheme, host, port, proxy)
         with self._lock:
-            found = self._pools.get((scheme, proxy))
+            found = self._routes.get(key)
             if found is None:
-                found = self._pools[(scheme, proxy)] = _make_pool(scheme, proxy)
+                found = self._routes[key] = _make_route(url.scheme, host, port, proxy)
             return found
 
     def close(self) -> None:
         with self._lock:
-            for pool in self._pools.values():
-                pool.close()
-            self._pools.clear()
+            for route in self._routes.values():
+                route.close()
+            self._routes.clear()
 
 
-def _make_pool(scheme: str, proxy: str | None) -> httpcore.ConnectionPool | httpcore.HTTPProxy:
-    context = _tls_context() if scheme == "https" or (proxy or "").startswith("https:") else None
-    # Never used for TLS, as no https URL is routed to it: a bare context, so no CA
-    # bundle is loaded (were it ever asked to handshake, it would trust no one).
-    bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _make_route(scheme: str, host: str, port: int, proxy: str | None) -> _Direct | ProxyRoute:
     if proxy is None:
-        return httpcore.ConnectionPool(
-            ssl_context=context or bare, network_backend=_BoundedBackend()
-        )
-    parsed = httpx.URL(proxy)
-    if parsed.scheme not in ("http", "https"):
-        raise httpx.ProxyError(f"unsupported proxy scheme {parsed.scheme!r} (http and https are)")
-    return httpcore.HTTPProxy(
-        proxy_url=httpcore.URL(
-            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
-        ),
-        proxy_auth=(parsed.username, parsed.password) if parsed.username else None,
-        ssl_context=context or bare,
-        network_backend=_BoundedBackend(),
-    )
+        return _Direct(scheme, host, port)
+    from ._proxy import ProxyRoute
+
+    https = scheme == "https" or proxy.startswith("https:")
+    return ProxyRoute(proxy, _tls_context() if https else None)
 
 
 def _tls_context() -> ssl.SSLContext:
