@@ -394,7 +394,7 @@ class TokenSource:
         before they wait for an acquisition, see `token_async`).
         """
         fast = self._fast
-        if fast is not None and time.time() < fast[1]:
+        if fast is not None and _wall() < fast[1]:
             return fast[0]
         return None
 
