@@ -153,9 +153,11 @@ class _Connection(http.client.HTTPConnection):
     def connect(self) -> None:
         try:
             # The host as bytes (httpx's `raw_host`, IDNA-encoded already): a str
-            # would have `getaddrinfo` load the idna codec, for nothing.
+            # would have `getaddrinfo` load the idna codec, for nothing. Typeshed
+            # admits only str hosts; CPython's getaddrinfo takes bytes too.
+            address: tuple[Any, int] = (self.host.encode("ascii"), self.port)
             sock = socket.create_connection(
-                (self.host.encode("ascii"), self.port),
+                address,
                 left(self.timeouts.connect, httpx.ConnectTimeout),
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
