@@ -11,6 +11,9 @@ stacktoken's internals changes nothing here. It uses only:
   `StackAuthServer.add_client` and the `token --stack-uri --client-id
   [--store URL]` options for a fleet of machine-credential processes, and
   tests/redis_server.py's `RedisServer` for the shared store;
+- `formance_sdk`, `StackTokenAuth` and `TokenSource.from_client_credentials`,
+  with the official SDK, in `_sdk_child.py` (a child too), against
+  tests/ledger_stub.py's `LedgerStub` on the stack server;
 - the on-disk layout that DESIGN §3 fixes for fctl: `accesses.json` and
   `api_token_cache.json` (paths as `FctlProfile` gives them), and a
   `--cache-dir` holding only the discovery documents.
@@ -37,7 +40,8 @@ from _measure import Command, Hook, RunFailed
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from oauth_servers import (  # noqa: E402 (tests/ goes on the path first)
+from ledger_stub import LedgerStub  # noqa: E402 (tests/ goes on the path first)
+from oauth_servers import (  # noqa: E402
     FctlProfile,
     MembershipServer,
     StackAuthServer,
@@ -46,6 +50,10 @@ from oauth_servers import (  # noqa: E402 (tests/ goes on the path first)
 )
 
 PACKAGE = "stacktoken"
+SDK_CHILD = Path(__file__).resolve().with_name("_sdk_child.py")
+SDK_CLIENT_ID = "bench-svc"
+SDK_CLIENT_SECRET = "bench-not-a-real-secret"  # a loopback test server's client
+SDK_SECRET_VARIABLE = "BENCH_SDK_CLIENT_SECRET"  # how `_sdk_child.py` gets it (not argv)
 ENDPOINT_NAMES = {
     StackAuthServer.DISCOVERY: "stack discovery",
     StackAuthServer.TOKEN: "exchange",
@@ -165,6 +173,68 @@ class World:
                 "clock = time.time",
             ]
         )
+
+    # -- the official SDK (DESIGN §10) ------------------------------------------
+    def sdk_config(self, cache_dir: Path) -> dict[str, str]:
+        """A machine credential at the stack, the ledger stub serving the SDK's calls,
+        and what `_sdk_child.py` needs to reach them (tokens cached under `cache_dir`).
+        The secret is not in it: `sdk_env` carries it."""
+        self.stack.add_client(SDK_CLIENT_ID, SDK_CLIENT_SECRET)
+        stub = LedgerStub(self.stack)
+        return {
+            "stack_uri": self.stack.stack_uri,
+            "client_id": SDK_CLIENT_ID,
+            "cache_dir": str(cache_dir),
+            "info_url": stub.info_url,
+        }
+
+    def sdk_env(self) -> dict[str, str]:
+        """`env()` plus the client secret, which `_sdk_child.py` reads from there."""
+        return {**self.env(), SDK_SECRET_VARIABLE: SDK_CLIENT_SECRET}
+
+    def sdk_call(self, label: str, kind: str, config: Mapping[str, str]) -> Command:
+        """A process making one SDK call: `kind` "own" (its `security`) or "stacktoken"."""
+        argv = (self.python, str(SDK_CHILD), "call", kind, json.dumps(dict(config)))
+        shown = f"python _sdk_child.py call {kind} CONFIG"
+        return Command(label, argv, shown, env=self.sdk_env())
+
+    def sdk_overhead(
+        self, config: Mapping[str, str], number: int, repeat: int
+    ) -> dict[str, list[float]]:
+        """µs per call of each case of `_sdk_child.py overhead`, per round."""
+        done = subprocess.run(
+            [
+                self.python,
+                str(SDK_CHILD),
+                "overhead",
+                json.dumps(dict(config)),
+                str(number),
+                str(repeat),
+            ],
+            capture_output=True,
+            text=True,
+            env=self.sdk_env(),
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RunFailed(f"SDK overhead child failed: {done.stderr.strip()[-2000:]}")
+        rounds: dict[str, list[float]] = json.loads(done.stdout)
+        return rounds
+
+    def token_requests(self) -> int:
+        """Requests to the stack's token endpoint since the last `reset_counts`."""
+        return self.stack.count(StackAuthServer.TOKEN)
+
+    def auth_requests(self) -> int:
+        """Requests to the auth servers (discovery, token) since the last `reset_counts`:
+        the ledger stub's routes share the stack server but are not counted."""
+        ledger = (LedgerStub.INFO, LedgerStub.LIST)
+        both = {**self.membership.counts(), **self.stack.counts()}
+        return sum(count for name, count in both.items() if name not in ledger)
+
+    def ledger_calls(self) -> int:
+        """Calls to the ledger stub's routes since the last `reset_counts`."""
+        return self.stack.count(LedgerStub.INFO) + self.stack.count(LedgerStub.LIST)
 
     # -- states ----------------------------------------------------------------
     def make_warm(self) -> None:

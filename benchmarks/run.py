@@ -5,8 +5,8 @@ Run, from anywhere, with any Python 3.11+ (a bare interpreter will do)::
     python3 benchmarks/run.py
 
 It installs this checkout the way a user does, `pip install <checkout>[test]`
-(plus `formance-sdk-python`, for scale), non-editable, into a scratch
-virtualenv under the temp dir (`$TMPDIR/stacktoken-bench/venv-<key>`, the key
+(plus `formance-sdk-python`, for scale and the SDK section), non-editable,
+into a scratch virtualenv under the temp dir (`$TMPDIR/stacktoken-bench/venv-<key>`, the key
 hashing the checkout's installable files as git lists them, tracked or not, so
 an edit means a new install and an unchanged tree reuses the last one), then
 re-runs itself with that virtualenv's interpreter and measures that. An
@@ -73,6 +73,7 @@ from _measure import (
     machine,
     markdown_table,
     package_kind,
+    run_once,
     timeit_rounds,
 )
 
@@ -594,6 +595,139 @@ def sdk(bench: Bench) -> Report:
             f"formance-sdk-python {version}, in the same scratch virtualenv.",
             "",
             *timing_table(measured, measured[0]),
+        ]
+    )
+
+
+def _sdk_missing(bench: Bench) -> Report | None:
+    status = (bench.scratch / SCALE_STATUS).read_text().strip()
+    try:
+        metadata.version("formance-sdk-python")
+    except metadata.PackageNotFoundError:
+        return Report(lines=[f"Skipped: formance-sdk-python {status}"])
+    return None
+
+
+SDK_PROCESSES = 10
+SDK_CALLS_PER_ROUND = 200
+SDK_PAIRS = (
+    "sync, loopback stub",
+    "async, loopback stub",
+    "sync, MockTransport",
+    "async, MockTransport",
+)
+SDK_TOKEN_AWAITS = ("await source.token_async()", "await anyio.to_thread.run_sync(source.token)")
+
+
+@section(
+    "sdk-auth",
+    "The official SDK on stacktoken: token requests of N processes, per-call cost of the auth",
+)
+def sdk_auth(bench: Bench) -> Report:
+    missing = _sdk_missing(bench)
+    if missing is not None:
+        return missing
+    world = bench.world
+    cache = world.home.parent / "sdk-cache"
+    shutil.rmtree(cache, ignore_errors=True)  # the SDK on stacktoken starts with nothing cached
+    cache.mkdir(mode=0o700)
+    config = world.sdk_config(cache)
+    own = world.sdk_call("SDK with its own `security` (client credentials)", "own", config)
+    ours = world.sdk_call(
+        "SDK on stacktoken (`formance_sdk`, shared cache dir)", "stacktoken", config
+    )
+    counted = []
+    for command in (own, ours):
+        world.reset_counts()
+        for _ in range(SDK_PROCESSES):
+            run_once(command.argv, command.env or world.sdk_env())
+        counted.append(
+            (
+                command.label,
+                str(SDK_PROCESSES),
+                str(world.ledger_calls()),
+                str(world.token_requests()),
+                str(world.auth_requests()),
+            )
+        )
+    measured = alternate([bench.floor(), own, ours], world.env(), bench.rounds(8))
+    repeat = bench.rounds(8)
+    rounds = world.sdk_overhead(config, SDK_CALLS_PER_ROUND, repeat)
+    world.make_warm()
+    per_call = []
+    for case in SDK_PAIRS:
+        bare, auth = rounds[f"{case}, bearer header"], rounds[f"{case}, StackTokenAuth"]
+        per_call.append(
+            (
+                case,
+                f"{median(bare):.1f}",
+                f"{median(auth):.1f}",
+                f"{median(auth) - median(bare):+.1f}",
+                Ratio.of(auth, bare).text(),
+            )
+        )
+    fast, thread = (rounds[label] for label in SDK_TOKEN_AWAITS)
+    awaits = [
+        (f"`{label}`", f"{median(values):.1f}", f"{min(values):.1f}", Ratio.of(values, fast).text())
+        for label, values in ((SDK_TOKEN_AWAITS[0], fast), (SDK_TOKEN_AWAITS[1], thread))
+    ]
+    return Report(
+        lines=[
+            f"**Requests to the auth server.** {SDK_PROCESSES} processes one after the other,",
+            "each making one `sdk.ledger.v2.get_info()` with the same client credentials",
+            "(a CI job's steps, a cron, a CLI) against the same loopback stack and ledger stub",
+            "(tests/ledger_stub.py). The SDK on stacktoken starts with nothing cached; its",
+            "first process also fetches the stack's discovery document.",
+            "",
+            *markdown_table(
+                (
+                    "SDK",
+                    "processes",
+                    "ledger calls",
+                    "token requests",
+                    "all auth-server requests",
+                ),
+                counted,
+                left=1,
+            ),
+            "",
+            "The SDK's own hook keeps its token in the memory of one process, so every",
+            "process asks again; stacktoken's cache is shared by every process on the host",
+            "(and by hosts, with Redis). tests/test_sdk_requests.py checks these counts",
+            "(4 processes: 4 token requests vs 1) with the same child script.",
+            "",
+            "One such process, timed (stacktoken's cache warm; the SDK's own hook asks each",
+            "time):",
+            "",
+            *timing_table(measured, measured[0]),
+            "",
+            "**Per-call cost of `StackTokenAuth` on a warm source.** µs per call, in one child",
+            f"process: {repeat} alternating rounds of {SDK_CALLS_PER_ROUND} calls per case (after",
+            "one warm-up round). *bare httpx* is a client with the token in a default",
+            "`Authorization` header; *StackTokenAuth* asks the warm source for each request.",
+            "The loopback stub is HTTP/1.0 (a connection per call); `MockTransport` answers",
+            "in process, so the auth's own cost is not hidden by the network.",
+            "",
+            *markdown_table(
+                (
+                    "GET `_info`",
+                    "bare httpx µs",
+                    "StackTokenAuth µs",
+                    "difference µs",
+                    "StackTokenAuth / bare httpx",
+                ),
+                per_call,
+                left=1,
+            ),
+            "",
+            "What the async flow awaits for a token on a warm source, against a worker",
+            "thread per call:",
+            "",
+            *markdown_table(
+                ("await", "median µs", "min µs", "ratio to `token_async()`"), awaits, left=1
+            ),
+            "",
+            "Ratio cells: ratio of medians · ratio of minimums · median of per-round ratios.",
         ]
     )
 
