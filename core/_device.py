@@ -337,7 +337,7 @@ def poll_backoff(interval: timedelta, failures: int) -> timedelta:
     interval doubled per failure, at most `POLL_BACKOFF_CAP`, never under the interval."""
     if failures <= 0:
         return interval
-    doubled = interval * (2 ** min(failures, 16))  # 2**16: past any cap, within timedelta
+    doubled = interval * (1 << min(failures, 16))  # 2**16: past any cap, within timedelta
     return max(interval, min(doubled, POLL_BACKOFF_CAP))
 
 
