@@ -489,6 +489,44 @@ def test_login_poll_timeout_backs_off_then_logs_in(tmp_path: Path) -> None:
         assert (tmp_path / "fctl" / "profiles" / "default" / "profile.json").exists()
 
 
+def test_login_poll_refused_while_the_idp_is_down_backs_off_then_logs_in(tmp_path: Path) -> None:
+    """The IdP goes down right after the device answer (in process): the refused poll
+    is backed off and logged; the test brings the IdP back and approves on that line."""
+    from stacktoken.shell._login import login_command
+
+    with MembershipServer(device_interval=0.1, device_enforce_interval=True) as idp:
+        lines: list[str] = []
+        codes: list[str] = []
+
+        def show(url: str, user_code: str) -> None:
+            codes.append(user_code)
+            idp.stop()  # connections refused from now on
+
+        def log(line: str) -> None:
+            lines.append(line)
+            if "polling again in" in line and not idp.is_running:
+                idp.start()  # the same port: the next poll reaches it
+                idp.approve_device(codes[0], organizations=[org_claim("o")])
+
+        result = login_command(
+            config_dir=str(tmp_path / "fctl"),
+            profile=None,
+            membership_uri=idp.base_url,
+            prompt=show,
+            cache_dir=str(tmp_path / "cache"),
+            organization=None,
+            stack=None,
+            log=log,
+            environ={},
+        )
+        assert result.value_or(None) == "default", result
+        (backoff,) = _backoff_lines("\n".join(lines))
+        assert "cannot connect" in backoff and "polling again in 0.20 s" in backoff
+        # The refused poll never reached the IdP; the one after it did, and succeeded.
+        assert [poll.answer for poll in idp.device_polls] == ["success"]
+        assert (tmp_path / "fctl" / "profiles" / "default" / "profile.json").exists()
+
+
 def test_login_idp_failing_until_the_code_expires_exits_3_naming_it(tmp_path: Path) -> None:
     with MembershipServer(device_interval=0.1, device_expires_in=1.0) as idp:
         setup = Setup(idp, None, tmp_path / "fctl", tmp_path / "cache", tmp_path / "home")  # type: ignore[arg-type]
