@@ -406,10 +406,11 @@ def device_step(
             return state, DeviceFail(error=_TERMINAL[code])
         case Failure(error) if _transient(error):
             state = _after_failure(state, error.message, now=now)
-            wait = (min(state.not_before, state.deadline) - now).total_seconds()
-            reason = (
-                f"poll failed ({error.message}; {state.failures} in a row), "
+            wait = (state.not_before - now).total_seconds()
+            reason = f"poll failed ({error.message}; {state.failures} in a row), " + (
                 f"polling again in {wait:.2f} s"
+                if state.not_before < state.deadline
+                else "no time left to poll again before the code expires"
             )
         case Failure(error):
             return state, DeviceFail(error=error)

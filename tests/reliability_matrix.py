@@ -587,7 +587,7 @@ LOGIN_FAULTS: tuple[LoginFault, ...] = (
     LoginFault(
         "the IdP failing until the code expires",
         "every poll answered 503, `expires_in` 1 s, interval 0.1 s",
-        "2 to 5 polls (backed off, the last at `expires_in` minus one interval), then "
+        "at most 5 polls (backed off, the last at `expires_in` minus one interval), then "
         f"exit 3 `expired` naming the last failure (`503`); {_NOTHING}",
         _LOGIN + "test_login_idp_failing_until_the_code_expires_exits_3_naming_it",
     ),

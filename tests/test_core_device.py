@@ -282,6 +282,7 @@ def test_device_step_backoff_keeps_a_last_chance_before_the_deadline() -> None:
     state, action = device_step(state, TIMEOUT, now=NOW + timedelta(seconds=58))
     assert isinstance(action, DeviceWait)
     assert action.until == NOW + timedelta(seconds=60)  # the interval, cut by the deadline
+    assert action.reason is not None and "no time left" in action.reason
     state, action = device_step(state, None, now=NOW + timedelta(seconds=60))
     assert isinstance(action, DeviceFail)
     assert isinstance(action.error, AuthRequired)
