@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         DEFAULT_MEMBERSHIP_URI,
         DEVICE_CODE_GRANT,
         LOGIN_SCOPE,
+        POLL_BACKOFF_CAP,
         SLOW_DOWN_STEP,
         STACK_ACCESS_SCOPE,
         STACK_SCOPES,
@@ -62,7 +63,9 @@ if TYPE_CHECKING:
         encode_config,
         encode_profile,
         interpret_device_authorization,
+        interpret_poll_answer,
         login_device_request,
+        poll_backoff,
         run_device_flow,
         stack_access,
         stack_device_request,
@@ -197,13 +200,16 @@ __all__ = [
     "DeviceSend",
     "DeviceWait",
     "LoginTokens",
+    "POLL_BACKOFF_CAP",
     "DevicePolling",
     "device_login",
     "device_token_request",
     "encode_config",
     "encode_profile",
     "interpret_device_authorization",
+    "interpret_poll_answer",
     "login_device_request",
+    "poll_backoff",
     "run_device_flow",
     "stack_access",
     "stack_device_request",
@@ -375,9 +381,10 @@ _HOMES = {
     "_device": (
         "DEFAULT_DEVICE_INTERVAL DEFAULT_MEMBERSHIP_URI DEVICE_CODE_GRANT LOGIN_SCOPE"
         " SLOW_DOWN_STEP STACK_ACCESS_SCOPE STACK_SCOPES DeviceAuthorization DeviceEffects"
-        " DeviceFail DeviceFinish DeviceSend DeviceWait LoginTokens DevicePolling device_login"
-        " device_token_request encode_config encode_profile interpret_device_authorization"
-        " login_device_request run_device_flow stack_access stack_device_request"
+        " DeviceFail DeviceFinish DeviceSend DeviceWait LoginTokens POLL_BACKOFF_CAP"
+        " DevicePolling device_login device_token_request encode_config encode_profile"
+        " interpret_device_authorization interpret_poll_answer login_device_request"
+        " poll_backoff run_device_flow stack_access stack_device_request"
         " stack_resource start_polling device_step"
     ),
     "_durations": "MAX_DURATION_NS format_duration parse_duration parse_ttl",

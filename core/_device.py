@@ -20,9 +20,10 @@ The loop is a state machine, `device_step(state, answer, now) -> (state, action)
     None, now >= deadline            Fail(AuthRequired: the code expired)
     None, now <  not_before          Wait(until = min(not_before, deadline))
     None, otherwise                  Send()
-    authorization_pending            not_before = now + interval, then as for None
-    slow_down                        interval += 5 s (RFC 8628 §3.5), not_before = now + interval
-    a transient failure (network)    not_before = now + interval (asked again, never sooner)
+    authorization_pending            not_before = now + interval, failures = 0, then as for None
+    slow_down                        interval += 5 s (RFC 8628 §3.5), not_before = now + interval,
+                                     failures = 0
+    a transient failure              failures += 1, not_before = now + backoff (below)
     access_denied / expired_token    Fail(AuthRequired)
     any other failure                Fail(it)
     success                          Finish(response)
@@ -31,6 +32,17 @@ The loop is a state machine, `device_step(state, answer, now) -> (state, action)
 always at least one interval apart. The deadline is the answer's `expires_in`
 counted from before the device request was sent. Nothing is written here: the
 caller (`device_login`, `stack_access`) writes only after a verified success.
+
+A transient failure is a poll that got no usable answer: a refused or reset
+connection, a timeout, a 429 or 5xx, an unreadable 200 (`interpret_poll_answer`),
+or `server_error` / `temporarily_unavailable`. RFC 8628 §3.5 asks for an
+exponential backoff then: the wait after `k` failures in a row is
+`poll_backoff(interval, k)`, the interval doubled `k` times, at most
+`POLL_BACKOFF_CAP` and never less than the interval. It is pulled back to the
+code's last chance (`deadline - interval`) when it would pass it, so an outage
+that ends in time still lets an approval through; never below the interval.
+The code's end still ends the flow, its message naming the last failure. The
+shell sends each poll once (no retry of its own): this machine is the only pace.
 
 The shell only sleeps (`wait_until`) and sends (`poll`): `run_device_flow`
 drives `step` with those effects and a clock, all injected.
@@ -49,6 +61,7 @@ from ._codecs import decode_json_object, jwt_claims
 from ._errors import AcquireError, AuthRequired, OAuthError, RemoteError
 from ._profile import LOGIN_HINT, Profile
 from ._record import Record, secret
+from ._requests import interpret_token_response
 from ._time import datetime, timedelta
 from ._types import StackAccess, TokenRequest, TokenResponse
 from ._urls import check_endpoint_url, safe_url
@@ -69,13 +82,16 @@ __all__ = [
     "DeviceSend",
     "DeviceWait",
     "LoginTokens",
+    "POLL_BACKOFF_CAP",
     "DevicePolling",
     "device_login",
     "device_token_request",
     "encode_config",
     "encode_profile",
     "interpret_device_authorization",
+    "interpret_poll_answer",
     "login_device_request",
+    "poll_backoff",
     "run_device_flow",
     "stack_access",
     "stack_device_request",
@@ -91,6 +107,9 @@ STACK_ACCESS_SCOPE = "openid offline_access"  # fctl's EnsureStackAccess
 STACK_SCOPES = ("stack:Read", "stack:Write")  # fctl's StackScopes
 DEFAULT_DEVICE_INTERVAL = timedelta(seconds=5)  # RFC 8628 §3.2
 SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 §3.5
+# The longest wait after failed polls (RFC 8628 §3.5 backoff): an IdP back after an
+# outage is noticed within a minute, a device code lives minutes.
+POLL_BACKOFF_CAP = timedelta(seconds=60)
 _FCTL_BASIC = "Basic " + base64.b64encode(b"fctl:").decode("ascii")  # public client, no secret
 # A device code said to live longer is held to this: a prompt is for a person.
 _MAX_EXPIRES_IN = 3600.0
@@ -242,20 +261,46 @@ def device_token_request(
     return TokenRequest(url=token_endpoint, form=form, secrets=(device_code,))
 
 
+def interpret_poll_answer(
+    status_code: int, body: bytes, *, request: TokenRequest, sent_at: datetime
+) -> Result[TokenResponse, AcquireError]:
+    """A poll's answer, read as any token answer (RFC 6749 §5.1-5.2), except that a
+    200 we cannot read (a proxy's page, a torn body) is transient: the code is still
+    good, so it is asked again after a backoff (RFC 8628 §3.5). One that carries a
+    refresh token was a success we lost: not retried, the next poll could not redo it."""
+    read: Result[TokenResponse, AcquireError] = interpret_token_response(
+        status_code, body, request=request, sent_at=sent_at
+    )
+    match read:
+        case Failure(RemoteError(endpoint_gone=False, rotated_refresh_token=None) as error) if (
+            status_code == 200
+        ):
+            from ._record import replace
+
+            return Failure(replace(error, transient=True))
+    return read
+
+
 # -- the polling state machine (RFC 8628 §3.4-3.5) ----------------------------
 
 
 class DevicePolling(Record):
-    """Where the polling is: the interval in force, the code's end, the next allowed send."""
+    """Where the polling is: the interval in force, the code's end, the next allowed send,
+    and the transient failures in a row just before (with the last one's message)."""
 
     interval: timedelta
     deadline: datetime
     not_before: datetime
     polls: int = 0
+    failures: int = 0
+    last_failure: str | None = None
 
 
 class DeviceWait(Record):
+    """Wait until `until`; `reason` (to log) says why when a poll just failed."""
+
     until: datetime
+    reason: str | None = None
 
 
 class DeviceSend(Record):
@@ -287,6 +332,47 @@ def start_polling(authorization: DeviceAuthorization, *, requested_at: datetime)
     )
 
 
+def poll_backoff(interval: timedelta, failures: int) -> timedelta:
+    """The wait after `failures` transient failures in a row (RFC 8628 §3.5): the
+    interval doubled per failure, at most `POLL_BACKOFF_CAP`, never under the interval."""
+    if failures <= 0:
+        return interval
+    doubled = interval * (1 << min(failures, 16))  # 2**16: past any cap, within timedelta
+    return max(interval, min(doubled, POLL_BACKOFF_CAP))
+
+
+def _after_failure(state: DevicePolling, message: str, *, now: datetime) -> DevicePolling:
+    """One more transient failure: back off, but not past the code's last chance."""
+    from ._record import replace
+
+    failures = state.failures + 1
+    not_before = now + poll_backoff(state.interval, failures)
+    last_chance = state.deadline - state.interval
+    if not_before > last_chance:
+        not_before = max(now + state.interval, last_chance)
+    return replace(
+        state,
+        not_before=not_before,
+        polls=state.polls + 1,
+        failures=failures,
+        last_failure=message,
+    )
+
+
+# Not token-endpoint codes (RFC 6749 §5.2), but some IdPs answer a poll with them.
+_TRANSIENT_CODES = frozenset({"server_error", "temporarily_unavailable"})
+
+
+def _transient(error: AcquireError) -> bool:
+    """A poll that got no usable answer, worth asking again after a backoff."""
+    match error:
+        case RemoteError(transient=True):
+            return True
+        case OAuthError(error=code):
+            return code in _TRANSIENT_CODES
+    return False
+
+
 def device_step(
     state: DevicePolling, answer: PollAnswer, *, now: datetime
 ) -> tuple[DevicePolling, DeviceAction]:
@@ -294,33 +380,63 @@ def device_step(
     answer since the last step) and `now` (see the table at the top)."""
     from ._record import replace
 
+    reason: str | None = None
     match answer:
         case Success(response):
             return state, DeviceFinish(response=response)
         case Failure(OAuthError(error="authorization_pending")):
-            state = replace(state, not_before=now + state.interval, polls=state.polls + 1)
+            state = replace(
+                state,
+                not_before=now + state.interval,
+                polls=state.polls + 1,
+                failures=0,
+                last_failure=None,
+            )
         case Failure(OAuthError(error="slow_down")):
             interval = state.interval + SLOW_DOWN_STEP
             state = replace(
-                state, interval=interval, not_before=now + interval, polls=state.polls + 1
+                state,
+                interval=interval,
+                not_before=now + interval,
+                polls=state.polls + 1,
+                failures=0,
+                last_failure=None,
             )
         case Failure(OAuthError(error=code)) if code in _TERMINAL:
             return state, DeviceFail(error=_TERMINAL[code])
-        case Failure(RemoteError(transient=True)):
-            state = replace(state, not_before=now + state.interval, polls=state.polls + 1)
+        case Failure(error) if _transient(error):
+            state = _after_failure(state, error.message, now=now)
+            wait = (state.not_before - now).total_seconds()
+            reason = f"poll failed ({error.message}; {state.failures} in a row), " + (
+                f"polling again in {wait:.2f} s"
+                if state.not_before < state.deadline
+                else "no time left to poll again before the code expires"
+            )
         case Failure(error):
             return state, DeviceFail(error=error)
     if now >= state.deadline:
-        return state, DeviceFail(error=EXPIRED)
+        if state.last_failure is None:
+            return state, DeviceFail(error=EXPIRED)
+        message = (
+            "the login code expired before it was approved (the last poll failed: "
+            f"{state.last_failure}); {LOGIN_HINT}"
+        )
+        return state, DeviceFail(error=AuthRequired(message=message))
     if now < state.not_before:
-        return state, DeviceWait(until=min(state.not_before, state.deadline))
+        return state, DeviceWait(until=min(state.not_before, state.deadline), reason=reason)
     return state, DeviceSend()
+
+
+def _ignore(_: str) -> None:
+    pass
 
 
 class DeviceEffects(Record):
     """What a device flow does outside core: send requests, show the code, wait, read the clock.
 
     `wait_until` returns at (or after) the time given; the CLI's raises on Ctrl-C.
+    `poll` sends once: the backoff after a failure is this module's (RFC 8628 §3.5).
+    `log` gets the reason of a wait after a failed poll.
     """
 
     authorize: Callable[[TokenRequest], Result[DeviceAuthorization, AcquireError]]
@@ -328,6 +444,7 @@ class DeviceEffects(Record):
     poll: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
     wait_until: Callable[[datetime], None]
     clock: Callable[[], datetime]
+    log: Callable[[str], None] = _ignore
 
 
 def run_device_flow(
@@ -349,7 +466,9 @@ def run_device_flow(
             state, action = device_step(state, answer, now=effects.clock())
             answer = None
             match action:
-                case DeviceWait(until=until):
+                case DeviceWait(until=until, reason=reason):
+                    if reason is not None:
+                        effects.log(reason)
                     effects.wait_until(until)
                 case DeviceSend():
                     answer = effects.poll(poll)

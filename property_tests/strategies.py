@@ -1033,6 +1033,9 @@ def device_scripts(draw: st.DrawFn) -> DeviceScript:
             *DEVICE_PENDING,
             *DEVICE_PENDING,
             *DEVICE_TERMINAL,
+            # Thrice: so that failures come in runs, and the backoff grows.
+            "transient",
+            "transient",
             "transient",
             "invalid_grant",
             "success",

@@ -12,6 +12,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
+    POLL_BACKOFF_CAP,
     SLOW_DOWN_STEP,
     AcquireError,
     AuthRequired,
@@ -34,6 +35,7 @@ from strategies import DEVICE_TERMINAL, DeviceScript, aware_datetimes, device_sc
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 MAX_TURNS = 100_000  # the fake refuses to loop forever: the flow must end by itself
+BACKOFF_CAP = timedelta(seconds=60)  # the longest wait after failed polls (core/_device.py)
 
 
 @dataclass
@@ -168,6 +170,75 @@ def test_device_step_slow_down_adds_five_seconds_to_any_state(
         assert after.not_before == now + after.interval
     if isinstance(action, DeviceSend):
         raise AssertionError("a slow_down is never followed by an immediate poll")
+
+
+def _failures_in_a_row(answers: list[str]) -> list[int]:
+    """How many transient failures in a row end at each answer (0: not a failure)."""
+    runs, run = [], 0
+    for answer in answers:
+        run = run + 1 if answer == "transient" else 0
+        runs.append(run)
+    return runs
+
+
+@given(device_scripts())
+def test_device_flow_transient_failures_lengthen_the_wait(script: DeviceScript) -> None:
+    """After k failed polls in a row, the next poll waits at least the interval doubled
+    k times (at most 60 s), unless that passes the code's last chance (deadline -
+    interval): then it comes at that last chance, and never sooner than the interval."""
+    idp, _ = _run(script)
+    deadline = START + timedelta(seconds=script.expires_in)
+    intervals = _intervals_in_force(script, idp.answers)
+    runs = _failures_in_a_row(idp.answers)
+    for index, (sent, following) in enumerate(zip(idp.sends, idp.sends[1:], strict=False)):
+        if runs[index] == 0:
+            continue
+        interval = timedelta(seconds=intervals[index])
+        # Spelled out here, not via core's poll_backoff: the property is the spec.
+        backoff = max(interval, min(interval * 2 ** min(runs[index], 20), BACKOFF_CAP))
+        earliest = sent + backoff
+        if earliest > deadline - interval:
+            earliest = max(sent + interval, deadline - interval)
+        note(f"poll {index}: {runs[index]} failures in a row, interval {interval}")
+        assert following >= earliest - timedelta(microseconds=1)
+        event(f"{min(runs[index], 4)} failures in a row")
+
+
+@given(
+    st.builds(
+        DevicePolling,
+        interval=st.integers(1, 600).map(lambda s: timedelta(seconds=s)),
+        deadline=aware_datetimes(),
+        not_before=aware_datetimes(),
+        failures=st.integers(0, 40),
+    ),
+    aware_datetimes(),
+    st.sampled_from(
+        [
+            RemoteError(message="timed out", transient=True),
+            OAuthError(error="temporarily_unavailable", status_code=503),
+            OAuthError(error="server_error"),
+        ]
+    ),
+)
+def test_device_step_backoff_is_bounded_and_never_below_the_interval(
+    state: DevicePolling, now: datetime, error: AcquireError
+) -> None:
+    """Whatever the state: a transient failure counts one more failure in a row; the
+    next poll is at least one interval away, at most max(interval, 60 s), and no later
+    than the code's last chance (deadline - interval) when one interval still fits;
+    a wait never passes the code's end, and is never skipped."""
+    after, action = device_step(state, Failure(error), now=now)
+    assert after.failures == state.failures + 1
+    assert after.interval == state.interval
+    wait = after.not_before - now
+    assert state.interval <= wait <= max(state.interval, POLL_BACKOFF_CAP)
+    assert POLL_BACKOFF_CAP == BACKOFF_CAP
+    assert after.not_before <= max(now + state.interval, state.deadline - state.interval)
+    assert not isinstance(action, DeviceSend)
+    if isinstance(action, DeviceWait):
+        assert action.until <= after.deadline
+        assert action.reason is not None
 
 
 @given(device_scripts())

@@ -32,8 +32,10 @@ from stacktoken.core import (
     LoginTokens,
     Profile,
     RemoteError,
+    RetryPolicy,
     StackAccess,
     TokenRequest,
+    TokenResponse,
     UsageError,
     check_endpoint_url,
     device_login,
@@ -41,12 +43,14 @@ from stacktoken.core import (
     encode_config,
     encode_profile,
     interpret_device_authorization,
+    interpret_poll_answer,
     json_object,
     lift,
     login_device_request,
     membership_discovery,
     name_error,
     profile_file,
+    replace,
     safe_url,
     stack_access,
     stack_device_request,
@@ -57,7 +61,6 @@ from stacktoken.core._profile import LOGIN_HINT
 from stacktoken.core._time import datetime
 
 from ._discovery import DiscoveryCache, discover
-from ._fctl import post_token
 from ._files import Place, ensure_folder, locked, read_private, write_atomic
 from ._http import Http, HttpPolicy
 from ._options import FctlStack, config_dir_from, current_profile, default_cache_dir
@@ -123,14 +126,22 @@ class _Membership:
         *,
         http: Http,
         cache: DiscoveryCache,
+        poll_http: Http,
         prompt: Prompt,
         clock: Callable[[], datetime],
+        log: Callable[[str], None],
     ) -> None:
         self.uri = membership_uri.rstrip("/")
         self.http = http
+        self.poll_http = poll_http
         self.cache = cache
         self.prompt = prompt
         self.clock = clock
+        self.log = log
+
+    def close(self) -> None:
+        self.http.close()
+        self.poll_http.close()
 
     def discover(self) -> Result[DiscoveryDocument, AcquireError]:
         checked: Result[str, AcquireError] = lift(check_endpoint_url(self.uri))
@@ -150,12 +161,21 @@ class _Membership:
                 )
             )
 
+        def poll(request: TokenRequest) -> Result[TokenResponse, AcquireError]:
+            answered: Result[Any, AcquireError] = self.poll_http.post(request)
+            return answered.bind(
+                lambda answer: interpret_poll_answer(
+                    answer.status_code, answer.body, request=request, sent_at=answer.sent_at
+                )
+            )
+
         return DeviceEffects(
             authorize=authorize,
             show=lambda found: self.prompt(found.prompt_url, found.user_code),
-            poll=lambda request: post_token(self.http, request),
+            poll=poll,
             wait_until=_wait_until(self.clock),
             clock=self.clock,
+            log=self.log,
         )
 
     def verify_id_token(
@@ -248,12 +268,18 @@ def _membership(
     environ: Mapping[str, str],
 ) -> _Membership:
     root = cache_dir or default_cache_dir(environ)
+    policy = http_policy or HttpPolicy()
+    # A poll is sent once: core backs off after a failed one (RFC 8628 §3.5), and a
+    # quick resend would poll faster than the interval.
+    once = replace(policy, retry=RetryPolicy(attempts=1))
     return _Membership(
         membership_uri,
-        http=Http(policy=http_policy or HttpPolicy(), clock=_utc_now, log=log),
+        http=Http(policy=policy, clock=_utc_now, log=log),
+        poll_http=Http(policy=once, clock=_utc_now, log=log),
         cache=DiscoveryCache(lambda: root, log=log),
         prompt=prompt,
         clock=_utc_now,
+        log=log,
     )
 
 
@@ -337,7 +363,7 @@ def login_result(
     try:
         return membership.discover().bind(run).map(lambda _: name)
     finally:
-        membership.http.close()
+        membership.close()
 
 
 def stack_access_result(
@@ -400,7 +426,7 @@ def stack_access_result(
     try:
         return membership.discover().bind(run)
     finally:
-        membership.http.close()
+        membership.close()
 
 
 def login(

@@ -810,7 +810,11 @@ class LoopbackOAuthServer:
         if fault is not None and fault.kind == "response":
             response = fault.canned_response()
         else:
-            response = self._dispatch(request)
+            try:
+                response = self._dispatch(request)
+            except _AbortConnection as abort:
+                self._abort(handler, reset=abort.reset)
+                return
             if fault is not None and fault.kind == "transform":
                 response = fault.transform(response)
         self._write(handler, response)
@@ -823,6 +827,8 @@ class LoopbackOAuthServer:
             return HTTPResponse.json({"error": "not_found"}, 404)
         try:
             return route(request)
+        except _AbortConnection:
+            raise
         except Exception:
             log.exception("%s: error while handling %s", self.name, request.endpoint)
             return HTTPResponse.oauth_error(500, "server_error")
@@ -886,6 +892,14 @@ class LoopbackOAuthServer:
         if self.discovery_cache_control is not None:
             headers.append(("Cache-Control", self.discovery_cache_control))
         return HTTPResponse.json(doc, 200, headers)
+
+
+class _AbortConnection(Exception):
+    """Raised by a route: close the connection without answering (a ``close`` fault)."""
+
+    def __init__(self, *, reset: bool) -> None:
+        super().__init__("abort")
+        self.reset = reset
 
 
 class _BadRequest(Exception):
@@ -1137,7 +1151,8 @@ class DevicePoll:
     since_previous: float | None
     #: The interval in force when it arrived (before any slow_down it caused).
     interval: float | None
-    #: ``"success"`` or the RFC 8628 §3.5 / RFC 6749 §5.2 error code.
+    #: ``"success"`` or the RFC 8628 §3.5 / RFC 6749 §5.2 error code, or
+    #: ``"fault"`` for one answered by :meth:`MembershipServer.fail_device_polls`.
     answer: str
     status: int
     resource: str | None
@@ -1395,6 +1410,7 @@ class MembershipServer(LoopbackOAuthServer):
         self._device_auths: list[DeviceAuthorization] = []
         self._device_polls: list[DevicePoll] = []
         self._device_script: deque[DeviceAnswer] = deque()
+        self._device_faults: deque[Fault] = deque()
         self._clients: dict[str, _PublicClient] = {
             FCTL_CLIENT_ID: _PublicClient(
                 FCTL_CLIENT_ID,
@@ -1687,6 +1703,25 @@ class MembershipServer(LoopbackOAuthServer):
         with self._device_lock:
             self._device_script.extend(answers)
 
+    def fail_device_polls(self, *faults: Fault) -> None:
+        """The next device-code polls get these faults, in order, one each: an outage
+        between the client and the grant (``Fault.status(503)``, ``Fault.garbage()``,
+        ``Fault.html_error(502)``, ``Fault.close_connection(reset=...)``, and
+        ``Fault.delay(s)``, which here holds the poll ``s`` seconds and then drops it
+        unanswered: a timeout for a client with a shorter one). Each is recorded in
+        :attr:`device_polls` (answer ``"fault"``) and counts for the interval check
+        (:attr:`DevicePoll.early`); the code's state is untouched."""
+        unsupported = [f.kind for f in faults if f.kind not in ("response", "close", "delay")]
+        if unsupported:
+            raise ValueError(f"not a device poll fault: {unsupported}")
+        with self._device_lock:
+            self._device_faults.extend(faults)
+
+    @property
+    def pending_device_poll_faults(self) -> int:
+        with self._device_lock:
+            return len(self._device_faults)
+
     def slow_down_next(self, polls: int) -> None:
         """Answer ``slow_down`` to the next ``polls`` polls."""
         slow: list[DeviceAnswer] = ["slow_down"] * polls
@@ -1864,12 +1899,31 @@ class MembershipServer(LoopbackOAuthServer):
                     if state.last_poll is not None:
                         since = arrived - state.last_poll
                     state.last_poll = arrived
-            authlib_request.poll_early = (
-                since is not None
-                and interval is not None
-                and since < interval - self.device_interval_tolerance
+                fault = self._device_faults.popleft() if self._device_faults else None
+            if fault is None:
+                authlib_request.poll_early = (
+                    since is not None
+                    and interval is not None
+                    and since < interval - self.device_interval_tolerance
+                )
+                response = self._authz.token_response(authlib_request)
+        if fault is not None:  # out of the grant lock: a held poll blocks no other request
+            self._device_record(
+                DevicePoll(
+                    user_code=state.auth.user_code if state is not None else None,
+                    at=arrived,
+                    since_previous=since,
+                    interval=interval,
+                    answer="fault",
+                    status=fault.status_code if fault.kind == "response" else 0,
+                    resource=request.form.get("resource"),
+                )
             )
-            response = self._authz.token_response(authlib_request)
+            if fault.kind == "delay":
+                self._stopping.wait(fault.delay_seconds)
+            if fault.kind in ("close", "delay"):
+                raise _AbortConnection(reset=fault.reset)
+            return fault.canned_response()
         try:
             body = json.loads(response.body)
         except ValueError:
@@ -1884,10 +1938,13 @@ class MembershipServer(LoopbackOAuthServer):
             status=response.status,
             resource=request.form.get("resource"),
         )
+        self._device_record(poll)
+        return response
+
+    def _device_record(self, poll: DevicePoll) -> None:
         with self._device_changed:
             self._device_polls.append(poll)
             self._device_changed.notify_all()
-        return response
 
     def _device_authorization(self, request: HTTPRequest) -> HTTPResponse:
         return self._authz.device_response(request)

@@ -22,11 +22,13 @@ __all__ = [
     "DOC_PATH",
     "HEAVY_ENV",
     "LOCAL_FAULTS",
+    "LOGIN_FAULTS",
     "REDIS_FAULTS",
     "REMOTE_FAULTS",
     "STRESS",
     "Expect",
     "LocalFault",
+    "LoginFault",
     "Outcome",
     "RedisFault",
     "RemoteFault",
@@ -521,6 +523,104 @@ REDIS_FAULTS: tuple[RedisFault, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LoginFault:
+    """A row of the login table: what goes wrong during a device-flow login, how the
+    test makes it so, what happens, and the test that shows it."""
+
+    fault: str
+    how: str
+    outcome: str
+    test: str
+
+
+_LOGIN = "tests/test_cli_login.py::"
+_NOTHING = "nothing written (no `profile.json`, no `config.yml`)"
+
+LOGIN_FAULTS: tuple[LoginFault, ...] = (
+    LoginFault(
+        "the user denies the code",
+        "`deny_device` through the IdP: polls get `access_denied`",
+        f"exit 3 `the login was denied; ... stacktoken login`; {_NOTHING}",
+        _LOGIN + "test_login_denied_or_expired_exits_3_and_writes_nothing",
+    ),
+    LoginFault(
+        "the IdP expires the code",
+        "`expire_device_code`: polls get `expired_token`",
+        f"exit 3 `the login code expired before it was approved`; {_NOTHING}",
+        _LOGIN + "test_login_denied_or_expired_exits_3_and_writes_nothing",
+    ),
+    LoginFault(
+        "nobody approves before `expires_in`",
+        "`expires_in` 0.5 s, never approved",
+        f"polls stop by `expires_in` (counted from before the device request): exit 3 "
+        f"`expired`; {_NOTHING}",
+        _LOGIN + "test_login_expires_by_itself_after_expires_in",
+    ),
+    LoginFault(
+        "`slow_down`",
+        "scripted `slow_down`, the IdP enforcing the interval",
+        "the interval grows by 5 s (RFC 8628 §3.5), no poll early; logged in",
+        _LOGIN + "test_login_slow_down_raises_the_interval_by_five_seconds",
+    ),
+    LoginFault(
+        "polls failing: 503; an unreadable 200 then a proxy's 502 page; a connection "
+        "reset then closed",
+        "`fail_device_polls` (two faulted polls), approved after them",
+        "each poll sent once, the next after 2 x then 4 x the interval (at debug: "
+        "`poll failed (...; 1 in a row), polling again in ...`), none early; logged in",
+        _LOGIN + "test_login_transient_poll_failures_back_off_then_log_in",
+    ),
+    LoginFault(
+        "a poll timing out *(library)*",
+        "`Fault.delay` held past a 0.3 s `HttpPolicy` timeout",
+        "backed off (2 x the interval), asked again; logged in",
+        _LOGIN + "test_login_poll_timeout_backs_off_then_logs_in",
+    ),
+    LoginFault(
+        "the IdP down while polling *(library)*",
+        "IdP stopped right after the device answer: the poll is refused; restarted and "
+        "approved when the backoff is logged",
+        "backed off (2 x the interval, `cannot connect` at debug), asked again; logged in",
+        _LOGIN + "test_login_poll_refused_while_the_idp_is_down_backs_off_then_logs_in",
+    ),
+    LoginFault(
+        "the IdP failing until the code expires",
+        "every poll answered 503, `expires_in` 1 s, interval 0.1 s",
+        "at most 5 polls (backed off, the last at `expires_in` minus one interval), then "
+        f"exit 3 `expired` naming the last failure (`503`); {_NOTHING}",
+        _LOGIN + "test_login_idp_failing_until_the_code_expires_exits_3_naming_it",
+    ),
+    LoginFault(
+        "ID token with a bad signature, wrong `iss`, wrong `aud`, or expired",
+        "`id_token_defect` on the IdP, approved",
+        f"verified with the IdP's JWKS before anything is written: exit 3 `the ID token "
+        f"was refused (bad signature / wrong issuer / wrong audience / expired)`; {_NOTHING}",
+        _LOGIN + "test_login_id_token_defect_exits_3_and_writes_nothing",
+    ),
+    LoginFault(
+        "Ctrl-C while polling",
+        "SIGINT after the first poll, then approved",
+        f"exit 130 `interrupted`; {_NOTHING}, even once approved",
+        _LOGIN + "test_login_ctrl_c_exits_130_and_writes_nothing",
+    ),
+    LoginFault(
+        "IdP down at discovery",
+        "IdP stopped: connections refused",
+        f"exit 1 `cannot connect` (after the bounded retries); {_NOTHING}; the next "
+        "login works once it is back",
+        _LOGIN + "test_login_idp_down_at_discovery_exits_1_and_writes_nothing",
+    ),
+    LoginFault(
+        "`token` needs a stack access, not on a terminal",
+        "stdin `/dev/null`, stderr a pipe, no `--login`",
+        "exit 3 at once with the hint `stacktoken login --organization O --stack S` or "
+        "`stacktoken token --login`; no device flow, never a hidden prompt",
+        _LOGIN + "test_login_token_in_a_script_exits_3_without_waiting",
+    ),
+)
+
+
 def _cell(fault: RemoteFault, step: Step) -> str:
     expect = fault.expect.get(step)
     return "n/a" if expect is None else str(expect)
@@ -603,6 +703,29 @@ def render() -> str:
     ]
     for attack in ATTACKS:
         lines.append(f"| {attack.attack} | {attack.outcome} | `{attack.test}` |")
+    lines += [
+        "",
+        "## Login: the device flow (DESIGN §13)",
+        "",
+        "`stacktoken login` against the loopback IdP's real RFC 8628 grant (authlib's",
+        "`DeviceCodeGrant`), approved or refused by the test through the IdP's own",
+        "endpoint (`tests/test_cli_login.py`). Polls never come faster than the",
+        "interval. A poll that gets no usable answer (a refused, reset or closed",
+        "connection, a timeout, a 429 or 5xx, an unreadable 200) is sent once, with",
+        "no HTTP-level retry, and the next one waits the interval doubled per failure",
+        "in a row, at most 60 s (RFC 8628 §3.5), pulled back to the code's last",
+        "chance (`expires_in` minus one interval) so that an outage that ends in time",
+        "still lets the approval through. The code's `expires_in` ends the flow",
+        "whatever happens. Nothing is written before a verified success.",
+        "",
+        "| fault | injected as | outcome | test |",
+        "|---|---|---|---|",
+    ]
+    for login_fault in LOGIN_FAULTS:
+        lines.append(
+            f"| {login_fault.fault} | {login_fault.how} | {login_fault.outcome} "
+            f"| `{login_fault.test}` |"
+        )
     lines += [
         "",
         "## Shared store: Redis (DESIGN §11)",

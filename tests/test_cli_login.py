@@ -28,6 +28,7 @@ from oauth_servers import (
     LOGIN_SCOPE,
     STACK_ACCESS_SCOPE,
     DeviceAuthorization,
+    Fault,
     IdTokenDefect,
     MembershipServer,
     StackAuthServer,
@@ -411,6 +412,144 @@ def test_login_slow_down_raises_the_interval_by_five_seconds(tmp_path: Path) -> 
         # The poll after slow_down waited the raised interval (the IdP compares arrivals).
         assert not idp.device_polls[1].early
         assert idp.device_polls[1].interval == pytest.approx(5.05)
+
+
+# -- transient failures while polling (RFC 8628 §3.5: exponential backoff) -----------------
+
+POLL_OUTAGES = {
+    "503": (Fault.status(503), Fault.status(503)),
+    "garbage": (Fault.garbage(), Fault.html_error(502)),  # an unreadable 200, a proxy's page
+    "connection_dropped": (Fault.close_connection(reset=True), Fault.close_connection()),
+}
+
+
+def _backoff_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "polling again in" in line]
+
+
+@pytest.mark.parametrize("faults", POLL_OUTAGES.values(), ids=POLL_OUTAGES.keys())
+def test_login_transient_poll_failures_back_off_then_log_in(
+    tmp_path: Path, faults: tuple[Fault, Fault]
+) -> None:
+    with MembershipServer(device_interval=0.2, device_enforce_interval=True) as idp:
+        setup = Setup(idp, None, tmp_path / "fctl", tmp_path / "cache", tmp_path / "home")  # type: ignore[arg-type]
+        idp.fail_device_polls(*faults)
+
+        def decide(auth: DeviceAuthorization) -> None:
+            # Approved once both polls failed: the login outlives the outage.
+            assert idp.wait_for_device_polls(2, timeout=WAIT, user_code=auth.user_code)
+            idp.approve_device(auth.user_code, organizations=[org_claim("orgA")])
+
+        process = setup.start("--debug", "login", "--membership-uri", idp.base_url, "--no-browser")
+        result = finish(process, approver(setup, decide))
+        assert result.returncode == 0, result.stderr
+        answers = [poll.answer for poll in idp.device_polls]
+        assert answers[:2] == ["fault", "fault"]
+        assert answers[-1] == "success"
+        assert set(answers[2:-1]) <= {"authorization_pending"}
+        # Each poll sent once (no quick resend by the HTTP layer), none early.
+        assert f"retrying POST {idp.token_endpoint}" not in result.stderr
+        assert not any(poll.early for poll in idp.device_polls)
+        # core's backoff (logged at debug): 2 x, then 4 x the 0.2 s interval.
+        backoffs = _backoff_lines(result.stderr)
+        assert len(backoffs) == 2, result.stderr
+        assert "1 in a row" in backoffs[0] and "polling again in 0.40 s" in backoffs[0]
+        assert "2 in a row" in backoffs[1] and "polling again in 0.80 s" in backoffs[1]
+        (auth,) = idp.device_authorizations
+        assert auth.device_code not in result.stderr
+        assert _json(_profile_path(setup))["rootTokens"]["idToken"]["token"]
+
+
+def test_login_poll_timeout_backs_off_then_logs_in(tmp_path: Path) -> None:
+    """A poll the IdP holds past the client's timeout (in process, 0.3 s): asked again."""
+    from stacktoken.shell._http import HttpPolicy
+    from stacktoken.shell._login import login_command
+
+    with MembershipServer(device_interval=0.1, device_enforce_interval=True) as idp:
+        idp.fail_device_polls(Fault.delay(WAIT))
+        lines: list[str] = []
+        result = login_command(
+            config_dir=str(tmp_path / "fctl"),
+            profile=None,
+            membership_uri=idp.base_url,
+            # Approved at once: the only failure is the held poll.
+            prompt=lambda url, code: idp.approve_device(code, organizations=[org_claim("o")]),
+            cache_dir=str(tmp_path / "cache"),
+            organization=None,
+            stack=None,
+            http_policy=HttpPolicy(timeout=0.3),
+            log=lines.append,
+            environ={},
+        )
+        assert result.value_or(None) == "default", result
+        assert [poll.answer for poll in idp.device_polls] == ["fault", "success"]
+        assert not any(poll.early for poll in idp.device_polls)
+        (backoff,) = _backoff_lines("\n".join(lines))
+        assert "timed out" in backoff and "polling again in 0.20 s" in backoff
+        assert (tmp_path / "fctl" / "profiles" / "default" / "profile.json").exists()
+
+
+def test_login_poll_refused_while_the_idp_is_down_backs_off_then_logs_in(tmp_path: Path) -> None:
+    """The IdP goes down right after the device answer (in process): the refused poll
+    is backed off and logged; the test brings the IdP back and approves on that line."""
+    from stacktoken.shell._login import login_command
+
+    with MembershipServer(device_interval=0.1, device_enforce_interval=True) as idp:
+        lines: list[str] = []
+        codes: list[str] = []
+
+        def show(url: str, user_code: str) -> None:
+            codes.append(user_code)
+            idp.stop()  # connections refused from now on
+
+        def log(line: str) -> None:
+            lines.append(line)
+            if "polling again in" in line and not idp.is_running:
+                idp.start()  # the same port: the next poll reaches it
+                idp.approve_device(codes[0], organizations=[org_claim("o")])
+
+        result = login_command(
+            config_dir=str(tmp_path / "fctl"),
+            profile=None,
+            membership_uri=idp.base_url,
+            prompt=show,
+            cache_dir=str(tmp_path / "cache"),
+            organization=None,
+            stack=None,
+            log=log,
+            environ={},
+        )
+        assert result.value_or(None) == "default", result
+        (backoff,) = _backoff_lines("\n".join(lines))
+        assert "cannot connect" in backoff and "polling again in 0.20 s" in backoff
+        # The refused poll never reached the IdP; the one after it did, and succeeded.
+        assert [poll.answer for poll in idp.device_polls] == ["success"]
+        assert (tmp_path / "fctl" / "profiles" / "default" / "profile.json").exists()
+
+
+def test_login_idp_failing_until_the_code_expires_exits_3_naming_it(tmp_path: Path) -> None:
+    with MembershipServer(device_interval=0.1, device_expires_in=1.0) as idp:
+        setup = Setup(idp, None, tmp_path / "fctl", tmp_path / "cache", tmp_path / "home")  # type: ignore[arg-type]
+        idp.fail_device_polls(*[Fault.status(503)] * 50)
+        result = setup.run("login", "--membership-uri", idp.base_url, "--no-browser")
+        line = error_line(result, 3)
+        assert "expired" in line and "503" in line and "stacktoken login" in line
+        polls = idp.device_polls
+        # Backed off (0.2, 0.4 s, then the last chance at 0.9 s): far fewer than the
+        # ten polls the 0.1 s interval allows in 1 s, and all of them failed.
+        assert 1 <= len(polls) <= 5, [poll.since_previous for poll in polls]
+        assert {poll.answer for poll in polls} == {"fault"}
+        assert not _profile_path(setup).exists()
+        assert not (setup.config_dir / "config.yml").exists()
+
+
+def test_login_idp_down_at_discovery_exits_1_and_writes_nothing(setup: Setup) -> None:
+    setup.idp.stop()  # connections to its port are refused from now on
+    result = setup.run("login", "--membership-uri", setup.idp.base_url, "--no-browser")
+    assert "cannot connect" in error_line(result, 1)
+    assert setup.files() == []
+    setup.idp.start()  # back on the same port: the next login works
+    assert setup.login().returncode == 0
 
 
 # -- failures: nothing written ----------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from returns.result import Failure, Success
 from stacktoken.core import (
+    POLL_BACKOFF_CAP,
     AuthRequired,
     DeviceFail,
     DeviceFinish,
@@ -27,7 +28,9 @@ from stacktoken.core import (
     encode_config,
     encode_profile,
     interpret_device_authorization,
+    interpret_poll_answer,
     login_device_request,
+    poll_backoff,
     stack_device_request,
     stack_resource,
 )
@@ -187,7 +190,7 @@ TOKENS = TokenResponse(access_token="a", token_type="Bearer", expiry=None)
             Failure(RemoteError(message="timeout", transient=True)),
             6,
             5,
-            DeviceWait(until=NOW + timedelta(seconds=11)),
+            DeviceWait(until=NOW + timedelta(seconds=16)),  # backed off: 2 x 5 s
         ),
         (
             Failure(OAuthError(error="access_denied")),
@@ -218,8 +221,118 @@ def test_device_step_table(answer: object, at: int, interval: int, action: objec
         assert isinstance(found.error, AuthRequired)
         assert action.error.message in found.error.message
         assert "stacktoken login" in found.error.message
+    elif isinstance(action, DeviceWait):
+        assert isinstance(found, DeviceWait)
+        assert found.until == action.until
+        # A wait after a failed poll says why (to log); no other wait does.
+        failed = isinstance(answer, Failure) and isinstance(answer.failure(), RemoteError)
+        assert (found.reason is not None) == failed
     else:
         assert found == action
+
+
+FAR = DevicePolling(
+    interval=timedelta(seconds=5),
+    deadline=NOW + timedelta(seconds=600),
+    not_before=NOW + timedelta(seconds=5),
+)
+TIMEOUT = Failure(RemoteError(message="POST https://t timed out", transient=True))
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        # RFC 8628 §3.5: exponential backoff while polls fail, capped at 60 s.
+        [(TIMEOUT, 10), (TIMEOUT, 20), (TIMEOUT, 40), (TIMEOUT, 60), (TIMEOUT, 60)],
+        # An answer from the IdP ends the backoff: back to the interval.
+        [(TIMEOUT, 10), (TIMEOUT, 20), (Failure(OAuthError(error="authorization_pending")), 5)],
+        [(TIMEOUT, 10), (Failure(OAuthError(error="slow_down")), 10), (TIMEOUT, 20)],
+        # Codes some IdPs answer a poll with while they are unwell.
+        [
+            (Failure(OAuthError(error="temporarily_unavailable", status_code=503)), 10),
+            (Failure(OAuthError(error="server_error")), 20),
+        ],
+        [(Failure(RemoteError(message="answered 503", transient=True)), 10)],
+    ],
+)
+def test_device_step_transient_failures_back_off(answers: list[tuple[object, int]]) -> None:
+    state, now = FAR, NOW + timedelta(seconds=5)
+    for answer, wait in answers:
+        state, action = device_step(state, answer, now=now)  # type: ignore[arg-type]
+        assert isinstance(action, DeviceWait)
+        assert action.until == now + timedelta(seconds=wait)
+        now = action.until
+        state, action = device_step(state, None, now=now)
+        assert action == DeviceSend()
+
+
+def test_device_step_backoff_keeps_a_last_chance_before_the_deadline() -> None:
+    """A backoff that would pass `deadline - interval` is pulled back to it (an IdP
+    back in time still lets the approval through), never under the interval; at the
+    deadline the flow ends as expired, naming the last failure."""
+    state = DevicePolling(
+        interval=timedelta(seconds=5),
+        deadline=NOW + timedelta(seconds=60),
+        not_before=NOW,
+        failures=3,  # the next backoff would be 40 s
+    )
+    state, action = device_step(state, TIMEOUT, now=NOW + timedelta(seconds=30))
+    assert isinstance(action, DeviceWait)
+    assert action.until == NOW + timedelta(seconds=55)
+    state, action = device_step(state, TIMEOUT, now=NOW + timedelta(seconds=58))
+    assert isinstance(action, DeviceWait)
+    assert action.until == NOW + timedelta(seconds=60)  # the interval, cut by the deadline
+    assert action.reason is not None and "no time left" in action.reason
+    state, action = device_step(state, None, now=NOW + timedelta(seconds=60))
+    assert isinstance(action, DeviceFail)
+    assert isinstance(action.error, AuthRequired)
+    assert "expired" in action.error.message
+    assert "timed out" in action.error.message
+    assert "stacktoken login" in action.error.message
+
+
+def test_poll_backoff_doubles_within_the_interval_and_the_cap() -> None:
+    second = timedelta(seconds=1)
+    assert [poll_backoff(5 * second, k) for k in range(6)] == [
+        5 * second,
+        10 * second,
+        20 * second,
+        40 * second,
+        60 * second,
+        60 * second,
+    ]
+    assert poll_backoff(90 * second, 3) == 90 * second  # never under the interval
+    assert poll_backoff(second, 10_000) == POLL_BACKOFF_CAP
+
+
+POLL = device_token_request("https://idp.example/token", "the-device-code")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, b"<html>captive portal</html>", "transient"),
+        (200, b'{"token_type": "Bearer"}', "transient"),
+        (200, b'{"refresh_token": "rt", "token_type": "Bearer"}', "fail"),
+        (502, b"<html>bad gateway</html>", "transient"),
+        (503, b'{"error": "temporarily_unavailable"}', "transient"),
+        (404, b"", "fail"),
+        (403, b"<html>forbidden</html>", "fail"),
+        (400, b'{"error": "authorization_pending"}', "pending"),
+    ],
+)
+def test_interpret_poll_answer_unreadable_success_is_transient(
+    status: int, body: bytes, expected: str
+) -> None:
+    found = interpret_poll_answer(status, body, request=POLL, sent_at=NOW)
+    assert isinstance(found, Failure)
+    error = found.failure()
+    if expected == "pending":
+        assert error == OAuthError(error="authorization_pending")
+    else:
+        assert isinstance(error, RemoteError)
+        assert error.transient == (expected == "transient")
+    assert "the-device-code" not in repr(found)
 
 
 def test_encode_profile_and_config_keep_what_fctl_keeps() -> None:
