@@ -1,8 +1,8 @@
 """The composition root for a machine credential (DESIGN §9).
 
-Its token lives under the cache dir, in `clients/<key>/`, where `<key>` is
-core's hash of the stack URI, the client id and the scopes (never the
-secret), with the same format, lock and rules as an fctl stack's entry.
+Its token lives under the cache dir, in `clients/<key>/` (`_stores.client_store`,
+which warm runs read without this module), with the same format, lock and
+rules as an fctl stack's entry.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from stacktoken.core import (
     Grant,
     Store,
     client_credentials_grant,
-    client_key,
-    client_paths,
     stack_discovery,
 )
 from stacktoken.core._time import datetime
@@ -28,29 +26,9 @@ from ._discovery import DiscoveryCache, discover
 from ._fctl import post_token
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http
-from ._stores import FileStore
+from ._stores import client_store
 
 __all__ = ["bind_client", "client_store"]
-
-
-def client_store(
-    cache_dir: str,
-    credentials: ClientCredentials,
-    *,
-    log: Callable[[str], None],
-    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
-) -> FileStore:
-    """The machine credential's file store below `cache_dir`."""
-    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
-    return FileStore(
-        cache_dir,
-        client_paths(key),
-        log=log,
-        lock_timeout=lock_timeout,
-        stack_uri=credentials.stack_uri,
-        client_id=credentials.client_id,
-        creates_folder=True,
-    )
 
 
 def bind_client(

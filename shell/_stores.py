@@ -10,7 +10,15 @@ Reads are warm-path code: a plain value back, no `returns` imported.
 
 from __future__ import annotations
 
-from stacktoken.core import Store, decode_cache_entry, encode_cache_entry, replace, stamp_mismatch
+from stacktoken.core import (
+    Store,
+    client_key,
+    client_paths,
+    decode_cache_entry,
+    encode_cache_entry,
+    replace,
+    stamp_mismatch,
+)
 
 from ._files import (
     LOCK_TIMEOUT_SECONDS,
@@ -32,12 +40,13 @@ if TYPE_CHECKING:
         AcquireError,
         CachedToken,
         CacheRead,
+        ClientCredentials,
         LocalError,
         Segments,
         StackPaths,
     )
 
-__all__ = ["FileStore", "fctl_store", "read_cache_entry"]
+__all__ = ["FileStore", "client_store", "fctl_store", "read_cache_entry"]
 
 
 def read_cache_entry(
@@ -154,4 +163,27 @@ def fctl_store(
         log=log,
         lock_timeout=lock_timeout,
         stack_uri=ref.uri if ref is not None else None,
+    )
+
+
+def client_store(
+    cache_dir: str,
+    credentials: ClientCredentials,
+    *,
+    log: Callable[[str], None],
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+) -> FileStore:
+    """A machine credential's file store below `cache_dir` (DESIGN §9), in
+    `clients/<key>/`, `<key>` being core's hash of the stack URI, the client id
+    and the scopes, never the secret. Here, not in `_client.py`, because warm
+    runs read it: `_client.py` brings the grant, `returns` and the HTTP code."""
+    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
+    return FileStore(
+        cache_dir,
+        client_paths(key),
+        log=log,
+        lock_timeout=lock_timeout,
+        stack_uri=credentials.stack_uri,
+        client_id=credentials.client_id,
+        creates_folder=True,
     )

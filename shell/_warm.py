@@ -151,7 +151,7 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
 def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
     from stacktoken.core import check_endpoint_url  # machine credentials only
 
-    from ._client import client_store
+    from ._stores import client_store
 
     stack_uri, client_id = options.get("stack_uri"), options.get("client_id")
     if any(name in options for name in _FCTL_ONLY) or not stack_uri or not client_id:
