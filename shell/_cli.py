@@ -230,8 +230,33 @@ def _without_secrets(message: str, args: Sequence[str]) -> str:
     return message
 
 
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    """`parse_args`, but the words it does not know are quoted back safely."""
+    options, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        raise _UsageProblem(f"unrecognized arguments: {' '.join(_shown_unknown(unknown))}")
+    return options
+
+
+def _shown_unknown(words: Sequence[str]) -> list[str]:
+    """argparse quotes every word it does not know; the value of an option it does
+    not know (`--client-sec=VALUE`, `--client-sec VALUE`) may be a secret: its
+    name is shown, never its value."""
+    shown: list[str] = []
+    after_option = False
+    for word in words:
+        if word.startswith("-") and word != "-":
+            name, equals, _ = word.partition("=")
+            shown.append(f"{name}=[redacted]" if equals else name)
+            after_option = not equals
+        else:
+            shown.append("[redacted]" if after_option else word)
+            after_option = False
+    return shown
+
+
 def _run(argv: Sequence[str]) -> int:
-    options = _plain_token_command(argv) or _parser().parse_args(argv)
+    options = _plain_token_command(argv) or _parse(argv)
     log = _debug_log() if options.debug else _no_log
     config_dir = config_dir_from(options.config_dir, os.environ)
     if options.command == "token":
