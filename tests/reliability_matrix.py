@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CLIENT_FAULTS",
+    "CLIENT_FAULT_TEST",
     "CRASH_KILLS",
     "DOC_PATH",
     "HEAVY_ENV",
@@ -27,12 +29,16 @@ __all__ = [
     "REMOTE_FAULTS",
     "STRESS",
     "Expect",
+    "ClientFault",
+    "ClientStep",
     "LocalFault",
     "LoginFault",
     "Outcome",
     "RedisFault",
     "RemoteFault",
     "Step",
+    "client_case_id",
+    "client_cases",
     "main",
     "remote_cases",
     "render",
@@ -213,6 +219,130 @@ REMOTE_FAULTS: tuple[RemoteFault, ...] = (
 def remote_cases() -> list[tuple[RemoteFault, Step]]:
     """Every (fault, step) cell that applies."""
     return [(fault, step) for fault in REMOTE_FAULTS for step in Step if step in fault.expect]
+
+
+class ClientStep(enum.Enum):
+    """The remote steps of a machine credential's cold run (DESIGN §9)."""
+
+    STACK_DISCOVERY = "stack discovery"
+    TOKEN = "token request"
+
+
+#: The test that runs every cell of `CLIENT_FAULTS`, one parametrized case a cell.
+CLIENT_FAULT_TEST = (
+    "tests/test_client_credentials.py::test_client_credentials_fault_outcome_as_documented"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFault:
+    """A row of the client-credentials table: a fault of `REMOTE_FAULTS` (same
+    id; its title and injection unless given here) or one of this grant only,
+    and the outcome at each of the grant's steps (absent: does not apply)."""
+
+    id: str
+    expect: Mapping[ClientStep, Expect]
+    title: str = ""
+    how: str = ""
+
+    @property
+    def remote(self) -> RemoteFault | None:
+        return next((fault for fault in REMOTE_FAULTS if fault.id == self.id), None)
+
+    @property
+    def shown_title(self) -> str:
+        remote = self.remote
+        title = self.title or (remote.title if remote is not None else self.id)
+        return title + (" *(library)*" if self.via == "library" else "")
+
+    @property
+    def shown_how(self) -> str:
+        remote = self.remote
+        return self.how or (remote.how if remote is not None else "")
+
+    @property
+    def via(self) -> str:
+        remote = self.remote
+        return remote.via if remote is not None else "cli"
+
+
+def _client_all(outcome: Outcome, requests: int | None) -> Mapping[ClientStep, Expect]:
+    return dict.fromkeys(ClientStep, Expect(outcome, requests))
+
+
+CLIENT_FAULTS: tuple[ClientFault, ...] = (
+    ClientFault(
+        "refused",
+        _client_all(_E1, None),
+        how="server stopped (restarted on the same port afterwards); attempts retried with "
+        "backoff, a refused token endpoint rediscovered once",
+    ),
+    ClientFault(
+        "reset_once",
+        _client_all(_R, 2),
+        how="`Fault.close_connection(reset=True)`; the request spends nothing: sent again",
+    ),
+    ClientFault(
+        "timeout_once",
+        _client_all(_R, 2),
+        how="`Fault.delay` beyond the 0.3 s timeout of the test's `HttpPolicy`",
+    ),
+    ClientFault(
+        "timeout_always",
+        _client_all(_E1, 3),
+        how="three `Fault.delay`s (the retry budget is 3 attempts)",
+    ),
+    ClientFault("s500", _client_all(_E1, 1)),
+    ClientFault("s503_once", _client_all(_R, 2)),
+    ClientFault("s429_retry_after", _client_all(_R, 2)),
+    ClientFault("garbage", _client_all(_E1, 1)),
+    ClientFault("html", _client_all(_E1, 1)),
+    ClientFault("missing_fields", _client_all(_E1, 1)),
+    ClientFault("oversized", _client_all(_E1, 1)),
+    ClientFault("oversized_streamed", _client_all(_E1, 1)),
+    ClientFault("wrong_issuer", {ClientStep.STACK_DISCOVERY: Expect(_E1, 1)}),
+    ClientFault(
+        "plain_http",
+        _client_all(_E1, 0),
+        how="discovery: `--stack-uri http://example.com`; token request: discovery names "
+        "`http://example.com/...` as `token_endpoint`. Refused before any request, the "
+        "secret never sent",
+    ),
+    ClientFault(
+        "credentials_in_url",
+        _client_all(_E1, 0),
+        how="discovery: in `--stack-uri`; token request: in the discovered `token_endpoint`. "
+        "Refused before any request, the password never shown",
+    ),
+    ClientFault("redirect", _client_all(_E1, 1)),
+    ClientFault(
+        "invalid_grant",
+        {ClientStep.TOKEN: Expect(_E1, 1)},
+        how="`Fault.invalid_grant()`: no refresh token here, so nothing to retry with",
+    ),
+    ClientFault(
+        "invalid_client",
+        {ClientStep.TOKEN: Expect(_E3, 1)},
+        title="401 `invalid_client`",
+        how="a wrong client secret, refused by the server itself",
+    ),
+    ClientFault(
+        "unauthorized_client",
+        {ClientStep.TOKEN: Expect(_E3, 1)},
+        title="400 `unauthorized_client`",
+        how='`Fault.status(400, "unauthorized_client")`',
+    ),
+)
+
+
+def client_cases() -> list[tuple[ClientFault, ClientStep]]:
+    """Every (fault, step) cell of the client-credentials table that applies."""
+    return [(fault, step) for fault in CLIENT_FAULTS for step in ClientStep if step in fault.expect]
+
+
+def client_case_id(fault: ClientFault, step: ClientStep) -> str:
+    """The pytest id of a cell's case in `CLIENT_FAULT_TEST`."""
+    return f"{fault.id}-{step.name.lower()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +756,11 @@ def _cell(fault: RemoteFault, step: Step) -> str:
     return "n/a" if expect is None else str(expect)
 
 
+def _client_cell(fault: ClientFault, step: ClientStep) -> str:
+    expect = fault.expect.get(step)
+    return "n/a" if expect is None else str(expect)
+
+
 def render() -> str:
     """`docs/reliability.md`, from the tables above."""
     ci_kills, heavy_kills = CRASH_KILLS
@@ -675,6 +810,35 @@ def render() -> str:
         "the IdP may have received: a refresh is resent only after an answer proving it",
         "never arrived (a refused connection, a 404, 429 or 503); after a timeout or a",
         "reset, the run stops, and the next run tries the same refresh token again.",
+        "",
+        "## Remote faults of machine credentials (client credentials, DESIGN §9)",
+        "",
+        "The same faults at the two remote steps of `stacktoken token --stack-uri URI",
+        "--client-id ID` (the secret in `STACKTOKEN_CLIENT_SECRET`): stack discovery,",
+        "then the RFC 6749 §4.4 token request; the token step starts with its discovery",
+        "document cached. *library* rows run `TokenSource.from_client_credentials` with",
+        "the 0.3 s `HttpPolicy`. The request spends nothing, so it is retried wherever",
+        "retrying is allowed at all. After every faulty run the cache holds nothing or",
+        "a decodable entry, no error line carries the secret, and the next run works.",
+        "Each cell is the case of the same id of",
+        f"`{CLIENT_FAULT_TEST}`.",
+        "",
+        "| fault | "
+        + " | ".join(step.value for step in ClientStep)
+        + " | injected as | test cases |",
+        "|---|" + "---|" * len(ClientStep) + "---|---|",
+    ]
+    for client_fault in CLIENT_FAULTS:
+        cells = " | ".join(_client_cell(client_fault, step) for step in ClientStep)
+        cases = ", ".join(
+            f"`{client_case_id(client_fault, step)}`"
+            for step in ClientStep
+            if step in client_fault.expect
+        )
+        lines.append(
+            f"| {client_fault.shown_title} | {cells} | {client_fault.shown_how} | {cases} |"
+        )
+    lines += [
         "",
         "## Local faults",
         "",

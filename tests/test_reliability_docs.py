@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
+import pytest
 from reliability_matrix import (
     ATTACKS,
+    CLIENT_FAULT_TEST,
+    CLIENT_FAULTS,
     DOC_PATH,
     LOGIN_FAULTS,
     REDIS_FAULTS,
     REMOTE_FAULTS,
+    ClientFault,
+    ClientStep,
     Step,
+    client_case_id,
+    client_cases,
     main,
     remote_cases,
     render,
@@ -52,3 +60,35 @@ def test_reliability_matrix_names_tests_that_exist() -> None:
             missing.append(reference)
     assert missing == []
     assert len(LOGIN_FAULTS) >= 10
+
+
+def test_reliability_client_credentials_rows_cover_every_fault() -> None:
+    """A client-credentials row for each fault of the matrix, each applying at a
+    step of that grant, and every cell of the existing rows that applies to the
+    stack steps applies here too."""
+    ids = [fault.id for fault in CLIENT_FAULTS]
+    assert len(ids) == len(set(ids))
+    assert {fault.id for fault in REMOTE_FAULTS} <= set(ids)
+    for fault in CLIENT_FAULTS:
+        assert fault.expect, fault.id
+        remote = fault.remote
+        if remote is not None and Step.STACK_DISCOVERY in remote.expect:
+            assert ClientStep.STACK_DISCOVERY in fault.expect, fault.id
+
+
+def test_reliability_client_credentials_rows_name_real_test_cases() -> None:
+    """The test the table names exists and has exactly one case a cell, by id."""
+    path, _, name = CLIENT_FAULT_TEST.partition("::")
+    assert (ROOT / path).is_file(), path
+    test = getattr(importlib.import_module(Path(path).stem), name)
+    marks = [mark for mark in getattr(test, "pytestmark", []) if mark.name == "parametrize"]
+    assert len(marks) == 1, "the named test is not parametrized by the table"
+    assert list(marks[0].kwargs["ids"]) == [client_case_id(f, s) for f, s in client_cases()]
+    assert list(marks[0].args[1]) == client_cases()
+
+
+@pytest.mark.parametrize("fault", CLIENT_FAULTS, ids=[fault.id for fault in CLIENT_FAULTS])
+def test_reliability_client_credentials_row_is_in_the_doc(fault: ClientFault) -> None:
+    text = DOC_PATH.read_text(encoding="utf-8")
+    for step in fault.expect:
+        assert f"`{client_case_id(fault, step)}`" in text
