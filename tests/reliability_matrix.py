@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CLIENT_CRASH_ROUNDS",
     "CLIENT_FAULTS",
     "CLIENT_FAULT_TEST",
     "CRASH_KILLS",
@@ -49,6 +50,9 @@ HEAVY_ENV = "STACKTOKEN_HEAVY"
 
 #: SIGKILLs of the crash test: (CI, with STACKTOKEN_HEAVY=1).
 CRASH_KILLS = (200, 2000)
+#: Rounds of the client-credentials crash test, each killing every step of a cold
+#: acquisition once: (CI, with STACKTOKEN_HEAVY=1).
+CLIENT_CRASH_ROUNDS = (4, 40)
 #: Stress test (processes, runs per process): (CI, with STACKTOKEN_HEAVY=1).
 STRESS = ((4, 10), (16, 50))
 
@@ -764,6 +768,7 @@ def _client_cell(fault: ClientFault, step: ClientStep) -> str:
 def render() -> str:
     """`docs/reliability.md`, from the tables above."""
     ci_kills, heavy_kills = CRASH_KILLS
+    client_ci, client_heavy = CLIENT_CRASH_ROUNDS
     (ci_procs, ci_runs), (heavy_procs, heavy_runs) = STRESS
     steps = list(Step)
     lines = [
@@ -933,6 +938,11 @@ def render() -> str:
         "  (default 30 s).",
         "- A lock held by a SIGKILLed process does not block: `flock` dies with its",
         "  holder; the lock file stays and the next run takes it at once.",
+        "- Machine credentials (`tests/test_client_credentials.py`): 8 CLI processes,",
+        "  32 threads on one `TokenSource.from_client_credentials`, and 32 threads over",
+        "  4 sources sharing a cache dir each make one token request. Every racer is",
+        "  seen finding the cache cold while the token endpoint holds its answer",
+        "  (`Fault.hold`), so the overlap is certain, not timed.",
         "",
         "## Crash safety (`tests/test_crash_writes.py`, `tests/test_crash_refresh.py`)",
         "",
@@ -951,6 +961,14 @@ def render() -> str:
         "- fctl (which takes no lock) rotating the refresh token between our read and",
         "  our refresh: the IdP answers `invalid_grant`, `accesses.json` is re-read,",
         "  and its new token is used.",
+        "- Machine credentials: cold client-credentials acquisitions",
+        "  (`tests/client_crash_run.py`, forked from one interpreter) stop at a step",
+        "  the test chooses (lock taken; discovery document created, filled, fsynced,",
+        "  renamed; token answer received; cache entry created, filled, fsynced,",
+        f"  renamed) and are SIGKILLed there, every step {client_ci} times in CI,",
+        f"  {client_heavy} with `{HEAVY_ENV}=1`, in a shuffled order. The entry is",
+        "  always the old bytes or a token the stack issued, and the next run gets a",
+        "  token (`tests/test_client_credentials.py`).",
         "",
         "## Stress (`tests/test_stress_cli.py`)",
         "",
@@ -970,6 +988,9 @@ def render() -> str:
         "  token; the next refresh is rejected and asks for `stacktoken login`.",
         "- A refresh token that is really rejected is reported up to 1 s later than",
         "  it could be: the time given to a concurrent writer's rotation to land.",
+        "- A discovery document is written without a lock (one stack's document",
+        "  serves every profile and client using it), so nothing sweeps its leftovers:",
+        "  a run killed inside that write leaves one temp file in `discovery/`.",
         "",
         "## Running",
         "",

@@ -55,6 +55,7 @@ from reliability_helpers import (
     temp_files,
 )
 from reliability_matrix import (
+    CLIENT_CRASH_ROUNDS,
     CLIENT_FAULTS,
     HEAVY_ENV,
     ClientFault,
@@ -89,8 +90,6 @@ SOURCES = 4
 WAIT = 30.0  # bound of every wait for an event
 URL_PASSWORD = "hunter2-url-password"
 CLIENT_CRASH_RUN = Path(__file__).with_name("client_crash_run.py")
-#: Each step of a cold acquisition is killed this many times, shuffled: (CI, heavy).
-KILL_ROUNDS = (4, 40)
 
 
 # -- the machine credential under test -------------------------------------------
@@ -743,16 +742,26 @@ class _WatchedLock:
 
 @dataclass
 class _Log:
+    """A source's debug log, shared by its threads; a test can wait for a line."""
+
     lines: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     def __call__(self, line: str) -> None:
-        with self.lock:
+        with self.changed:
             self.lines.append(line)
+            self.changed.notify_all()
 
     def count(self, text: str) -> int:
-        with self.lock:
+        with self.changed:
             return sum(text in line for line in self.lines)
+
+    def wait_for(self, text: str, deadline: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(text in line for line in self.lines),
+                max(0.0, deadline - time.monotonic()),
+            )
 
 
 def _race(
@@ -782,9 +791,7 @@ def _race(
             for lock in locks:
                 assert lock.wait_asked(per_source, max(0.0, deadline - time.monotonic()))
             for log in logs:
-                while log.count("disk cache miss") == 0:
-                    assert time.monotonic() < deadline, "a source never read the cold cache"
-                    time.sleep(0.01)  # polling an in-process log, bounded by the deadline
+                assert log.wait_for("disk cache miss", deadline), "a source never read the cache"
         finally:
             released.set()
         return [future.result(timeout=CLI_TIMEOUT_SECONDS) for future in futures]
@@ -1019,7 +1026,8 @@ def test_client_credentials_sigkilled_acquisitions_leave_old_or_new(machine: Mac
     discovery document decodes; leftovers are one temp file per write killed
     before its rename; and the next run always gets a token."""
     seed = random.randrange(1 << 32)
-    rounds = KILL_ROUNDS[1] if os.environ.get(HEAVY_ENV) == "1" else KILL_ROUNDS[0]
+    ci, heavy = CLIENT_CRASH_ROUNDS
+    rounds = heavy if os.environ.get(HEAVY_ENV) == "1" else ci
     stops = list(STEPS) * rounds
     random.Random(seed).shuffle(stops)
     entry = machine.entry_path()
