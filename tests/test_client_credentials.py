@@ -65,7 +65,8 @@ from reliability_matrix import (
     client_case_id,
     client_cases,
 )
-from stacktoken import StackTokenError, TokenSource
+from returns.result import Success
+from stacktoken import StackTokenError, TokenSource, stack_client
 from stacktoken.core import (
     CACHE_FILE,
     CachedToken,
@@ -359,6 +360,48 @@ def test_client_credentials_cold_run_does_import_the_network_stack(
     cold, modules = run_with_module_dump(machine, tmp_path, machine.token_args())
     assert cold.returncode == 0, cold.stderr
     assert "httpx" in modules
+
+
+def test_client_credentials_secret_on_stdin_cold_and_warm(machine: Machine) -> None:
+    """`--client-secret-file -`: the warm path declines (it must leave stdin to the
+    full CLI), and the full CLI still serves the stored entry without a request."""
+    command = [sys.executable, "-m", "stacktoken", "--cache-dir", str(machine.cache_dir)]
+    command += machine.token_args("--client-secret-file", "-")
+    env = machine.world.env({SECRET_ENV: ""})
+    runs = [
+        subprocess.run(
+            command,
+            input=machine.secret + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=CLI_TIMEOUT_SECONDS,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+    cold, warm = (assert_token(run, machine) for run in runs)
+    assert cold == warm
+    assert machine.requests() == 1
+    empty = subprocess.run(
+        command, input="", capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT_SECONDS
+    )
+    assert "no client secret on stdin" in assert_one_line_error(empty, 2)
+
+
+def test_client_credentials_stack_client_renews_a_rejected_token(machine: Machine) -> None:
+    """`stack_client` on a machine credential: the stack's API accepts its token;
+    a token the API rejects (401) is dropped from memory and disk and renewed once."""
+    with machine.source() as source, stack_client(source, timeout=5.0) as client:
+        assert client.get("/api/ledger/_info").status_code == 200
+        first = machine.entry().access_token
+        result = source.token_result()
+        assert isinstance(result, Success) and result.unwrap().access_token == first
+        machine.stack.revoke_issued_tokens()  # the API now refuses every token issued
+        assert client.get("/api/ledger/_info").status_code == 200
+        renewed = machine.entry().access_token
+    assert renewed != first
+    assert machine.requests() == 2
 
 
 def test_client_credentials_library_and_cli_share_one_entry(machine: Machine) -> None:
