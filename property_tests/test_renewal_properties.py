@@ -77,6 +77,32 @@ def test_refresh_point_stays_in_its_jitter_band_and_before_the_token_goes_stale(
     NOWS,
     LIFETIMES,
     POLICIES,
+    st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=1)),
+    JITTERS,
+    JITTERS,
+)
+def test_refresh_points_of_one_token_lie_within_half_the_cache_ttl(
+    issued: datetime,
+    lifetime: timedelta,
+    policy: RenewalPolicy,
+    ttl: timedelta,
+    one: float,
+    other: float,
+) -> None:
+    """Two sources holding the same stored token renew at most TTL/2 apart, so the first
+    renewer's stored token is still within its TTL when the last one renews."""
+    settings = Settings(cache_ttl=ttl)
+    token = _token(issued, lifetime)
+    first = refresh_point(token, policy=policy, settings=settings, jitter=one)
+    second = refresh_point(token, policy=policy, settings=settings, jitter=other)
+    assert first is not None and second is not None
+    assert abs(first - second) <= ttl / 2 + timedelta(microseconds=2)
+
+
+@given(
+    NOWS,
+    LIFETIMES,
+    POLICIES,
     SETTINGS,
     JITTERS,
     st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
