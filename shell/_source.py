@@ -468,12 +468,38 @@ class TokenSource:
         """The token this process holds while it is fresh, else None.
 
         Never blocks: no lock, no file, no network (what async callers try
-        before they wait for an acquisition, see `token_async`).
+        before they wait for an acquisition, see `token_async`). Past the
+        refresh point it returns the held token while a renewal is under way,
+        waiting to be retried, or left to the background thread; otherwise None,
+        so that the caller renews.
         """
         fast = self._fast
         if fast is not None and _wall() < fast[1]:
             return fast[0]
-        return None
+        holding = self._holding
+        if holding is None:
+            return None
+        held, renew_at = holding
+        now = self._clock()
+        verdict = judge_held(held, renew_at=renew_at, settings=self._settings, now=now)
+        if verdict is HeldVerdict.USE:
+            return held.access_token
+        if verdict is HeldVerdict.RENEW and (
+            self._renewer is not None
+            or (self._retry_at is not None and now < self._retry_at)
+            or self._lock.locked()  # a renewal (or an acquisition) is under way
+        ):
+            return held.access_token
+        return None  # the caller should renew (or acquire): join or start a flight
+
+    def _fresh_token(self) -> str | None:
+        """The held token while it is fresh, past its refresh point or not."""
+        holding = self._holding
+        if holding is None or not is_fresh(
+            holding[0].expiry, settings=self._settings, now=self._clock()
+        ):
+            return None
+        return holding[0].access_token
 
     async def token_async(self) -> str:
         """`token()` for async callers (asyncio or trio); never blocks the event loop.

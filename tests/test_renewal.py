@@ -8,6 +8,7 @@ grace) before its hour is up.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -314,3 +315,54 @@ def test_renewal_background_close_wakes_a_sleeping_thread(
     assert requests(stack) == 1
     source.token()  # still usable after close, without a thread
     assert renewal_threads() == []
+
+
+# -- async callers ------------------------------------------------------------------
+
+
+def test_renewal_async_tasks_keep_the_held_token_while_one_renewal_is_held(
+    stack: StackAuthServer, source: TokenSource, clock: Clock
+) -> None:
+    """Past the refresh point, the first task's flight renews; while the stack holds that
+    request, other tasks get the fresh held token at once, and none makes a request."""
+    handled, released = threading.Event(), threading.Event()
+
+    async def scenario() -> tuple[str, str, list[str], str]:
+        first = await source.token_async()
+        clock.advance(POINT + timedelta(seconds=1))
+        stack.inject(stack.TOKEN, Fault.hold(handled, released))
+        renewing = asyncio.create_task(source.token_async())
+        assert await asyncio.to_thread(handled.wait, 10.0)
+        others = await asyncio.wait_for(
+            asyncio.gather(*(source.token_async() for _ in range(20))), timeout=10.0
+        )
+        assert source.cached_token() == first
+        released.set()
+        renewed = await asyncio.wait_for(renewing, timeout=10.0)
+        return first, renewed, list(others), await source.token_async()
+
+    try:
+        first, renewed, others, after = asyncio.run(scenario())
+    finally:
+        released.set()
+    assert others == [first] * 20
+    assert renewed != first and after == renewed
+    assert requests(stack) == 2
+
+
+def test_renewal_async_failing_renewal_keeps_the_old_token(
+    stack: StackAuthServer, source: TokenSource, clock: Clock
+) -> None:
+    async def scenario() -> tuple[str, list[str]]:
+        first = await source.token_async()
+        stack.inject(stack.TOKEN, *[Fault.status(500) for _ in range(20)])
+        clock.advance(POINT + timedelta(seconds=1))
+        seen = []
+        for _ in range(5):
+            seen.append(await source.token_async())
+            clock.advance(timedelta(seconds=1))
+        return first, seen
+
+    first, seen = asyncio.run(scenario())
+    assert seen == [first] * 5
+    assert 2 <= requests(stack) <= 4  # tried, then waiting between tries
