@@ -366,3 +366,50 @@ def test_renewal_async_failing_renewal_keeps_the_old_token(
     first, seen = asyncio.run(scenario())
     assert seen == [first] * 5
     assert 2 <= requests(stack) <= 4  # tried, then waiting between tries
+
+
+def test_renewal_background_failure_is_retried_and_callers_keep_the_old_token(
+    stack: StackAuthServer, tmp_path: Path
+) -> None:
+    """The thread's first two renewals fail (500): callers in between get the held token
+    with no error, and the thread tries again until a renewal succeeds."""
+    soon = RenewalPolicy(fraction=0.0005, jitter=0.0, first_retry_seconds=0.5)
+    renewed = threading.Event()
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line == "token renewed before its expiry":
+            renewed.set()
+
+    source = TokenSource.from_client_credentials(
+        stack_uri=stack.stack_uri,
+        client_id=CLIENT,
+        client_secret=SECRET,
+        cache_dir=tmp_path,
+        renewal=soon,
+        renew_in_background=True,
+        log=log,
+        environ={},
+    )
+    handled, released = threading.Event(), threading.Event()
+    try:
+        first = source.token()
+        stack.inject(
+            stack.TOKEN, Fault.status(500), Fault.status(500), Fault.hold(handled, released)
+        )
+        assert stack.wait_for_count(stack.TOKEN, 2, timeout=15.0)  # the first renewal failed
+        assert source.token() == first
+        assert handled.wait(timeout=15.0)  # the third renewal is in, its answer held
+        assert source.token() == first
+        released.set()
+        assert renewed.wait(timeout=15.0)
+        assert requests(stack) >= 4  # the first token, two failures, the renewal (and maybe more)
+        assert source.token() != first
+        failures = [line for line in lines if line.startswith("renewal failed")]
+        assert len(failures) == 2
+        assert all(first not in line and SECRET not in line for line in lines)
+    finally:
+        released.set()
+        source.close()
+    assert renewal_threads() == []
