@@ -23,10 +23,11 @@ from oauth_servers import (
     membership_server,
     stack_server,
 )
-from stacktoken import RemoteServerError, RenewalPolicy, TokenSource
+from redis_server import RedisServer, redis_server
+from stacktoken import RedisStore, RemoteServerError, RenewalPolicy, TokenSource
 from stacktoken.core import EXPIRY_GRACE
 
-__all__ = ["membership_server", "stack_server"]
+__all__ = ["membership_server", "redis_server", "stack_server"]
 
 CLIENT = "svc-renewal"
 SECRET = "renewal-secret-0123456789abcdef"
@@ -255,6 +256,35 @@ def test_renewal_two_sources_without_the_pass_over_would_keep_the_old_entry(
         first = one.token()
         clock.advance(POINT + timedelta(seconds=1))
         assert one.token() != first
+    assert requests(stack) == 2
+
+
+def test_renewal_two_hosts_on_one_redis_store_make_one_request(
+    stack: StackAuthServer, tmp_path: Path, clock: Clock, redis_server: RedisServer
+) -> None:
+    """Two hosts (a cache dir each) sharing Redis, the default 5-minute TTL: at the
+    refresh point each host's own file is long past its TTL, and the second host takes
+    the token the first one's renewal stored in Redis."""
+
+    def host(name: str) -> TokenSource:
+        return TokenSource.from_client_credentials(
+            stack_uri=stack.stack_uri,
+            client_id=CLIENT,
+            client_secret=SECRET,
+            cache_dir=tmp_path / name,
+            store=RedisStore(redis_server.url),
+            renewal=NO_JITTER,
+            environ={},
+            clock=clock,
+        )
+
+    with host("a") as one, host("b") as two:
+        first = one.token()
+        assert two.token() == first
+        clock.advance(POINT + timedelta(seconds=1))
+        renewed = one.token()
+        clock.advance(timedelta(seconds=1))
+        assert two.token() == renewed != first
     assert requests(stack) == 2
 
 
