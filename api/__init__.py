@@ -14,7 +14,14 @@ only when a request, a JWT or a cold-path message needs them.
 TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 
 if TYPE_CHECKING:
-    from stacktoken.core import AcquireError, CachedToken, Settings, StackKey, parse_duration
+    from stacktoken.core import (
+        AcquireError,
+        CachedToken,
+        RenewalPolicy,
+        Settings,
+        StackKey,
+        parse_duration,
+    )
     from stacktoken.shell import (
         AuthenticationRequiredError,
         HttpPolicy,
@@ -39,6 +46,7 @@ __all__ = [
     "LocalStorageError",
     "RedisStore",
     "RemoteServerError",
+    "RenewalPolicy",
     "Settings",
     "StackKey",
     "StackTokenAuth",
@@ -54,7 +62,7 @@ __all__ = [
 # Where each public name lives, for `__getattr__`; tests/test_warm_path_imports.py
 # keeps it equal to `__all__`.
 _HOMES = {
-    "stacktoken.core": "AcquireError CachedToken Settings StackKey parse_duration",
+    "stacktoken.core": "AcquireError CachedToken RenewalPolicy Settings StackKey parse_duration",
     "stacktoken.shell": (
         "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
         " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource formance_sdk"

@@ -8,7 +8,11 @@ that renews only when its token expires stalls on every expiry, and a
 fleet that started together renews in lockstep. So each held token gets a
 *refresh point*: a fraction of its lifetime (80 %), moved by a jitter
 drawn once per token (±10 % of the lifetime), and never later than the
-moment it stops being fresh (expiry minus grace).
+moment it stops being fresh (expiry minus grace). With a store, the jitter
+band is also at most half the cache TTL wide: the processes of a fleet then
+all renew within a TTL of the first renewer, whose stored token they can
+still take (a 1-hour token's ±6 minutes would otherwise outlast the default
+5-minute TTL, and each late renewer would ask the network again).
 
     before the refresh point   -> USE it
     past it, still fresh       -> USE it, and RENEW in the background
@@ -83,13 +87,17 @@ def refresh_point(
     token: CachedToken, *, policy: RenewalPolicy, settings: Settings, jitter: float
 ) -> datetime | None:
     """When to renew `token`: at `fraction` of its lifetime, moved by `jitter` (a
-    number in [0, 1) the shell draws once per token), never after it stops being
+    number in [0, 1) the shell draws once per token) within ±`policy.jitter` of the
+    lifetime and a band at most half the cache TTL wide, never after it stops being
     fresh. None when it cannot be known (no expiry, or no time it was obtained)."""
     issued, expiry = _issued_at(token), token.expiry
     if issued is None or expiry is None or expiry <= issued:
         return None
     lifetime = expiry - issued
-    shift = policy.jitter * (2 * jitter - 1)  # in [-jitter, +jitter)
+    spread = policy.jitter
+    if settings.disk_cache_enabled:
+        spread = min(spread, settings.cache_ttl / lifetime / 4)  # band <= TTL / 2
+    shift = spread * (2 * jitter - 1)  # in [-spread, +spread)
     point = issued + lifetime * min(1.0, max(0.0, policy.fraction + shift))
     return min(point, expiry - settings.expiry_grace)
 

@@ -33,6 +33,7 @@ from stacktoken.core import (
     LocalError,
     OAuthError,
     RemoteError,
+    RenewalPolicy,
     Settings,
     StackAccess,
     StackKey,
@@ -1048,3 +1049,47 @@ def device_scripts(draw: st.DrawFn) -> DeviceScript:
     return DeviceScript(
         interval=interval, expires_in=expires_in, answers=answers, oversleep=oversleep
     )
+
+
+# --- renewal before expiry (issue 14) ------------------------------------------
+
+
+def renewal_policies() -> SearchStrategy[RenewalPolicy]:
+    """Refresh fractions from 5 % to 100 % of a lifetime, jitter up to ±30 %, and
+    retry waits from a fraction of a second to minutes."""
+    return st.builds(
+        RenewalPolicy,
+        fraction=st.floats(min_value=0.05, max_value=1.0),
+        jitter=st.floats(min_value=0.0, max_value=0.3),
+        first_retry_seconds=st.sampled_from([0.5, 1.0, 10.0]),
+        max_retry_seconds=st.sampled_from([30.0, 60.0, 300.0]),
+    )
+
+
+def unit_jitters() -> SearchStrategy[float]:
+    """What the shell draws for one jitter: a number in [0, 1)."""
+    return st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
+
+
+@dataclass(frozen=True)
+class RenewalStep:
+    """One call of a fleet's timeline: which source calls, after how long a pause,
+    and whether the token endpoint fails any request made during the call."""
+
+    source: int
+    pause: timedelta
+    grant_fails: bool
+
+
+def renewal_timelines(*, sources: int, max_pause: timedelta) -> SearchStrategy[list[RenewalStep]]:
+    """Calls of `sources` sources, spaced by pauses up to `max_pause`, the token endpoint
+    failing in runs (an outage) or at single calls."""
+    step = st.builds(
+        RenewalStep,
+        source=st.integers(0, sources - 1),
+        # Calls at the same moment or a second apart, as a busy caller makes them, too.
+        pause=st.sampled_from([timedelta(0), timedelta(seconds=1)])
+        | st.timedeltas(min_value=timedelta(0), max_value=max_pause),
+        grant_fails=st.booleans(),
+    )
+    return st.lists(step, min_size=1, max_size=80)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 from stacktoken.core import (
     AcquireError,
     CachedToken,
@@ -17,28 +18,33 @@ from stacktoken.core import (
     Grant,
     HeldVerdict,
     LocalError,
+    RemoteError,
     RenewalPolicy,
     Settings,
     Store,
     acquire,
+    due_for_renewal,
     is_fresh,
     judge_held,
     refresh_point,
     renewal_retry_delay,
 )
-from strategies import aware_datetimes
+from stacktoken.shell import TokenSource
+from strategies import (
+    RenewalStep,
+    aware_datetimes,
+    renewal_policies,
+    renewal_timelines,
+    unit_jitters,
+)
 
 START = datetime(2026, 2, 20, 12, tzinfo=UTC)
 NOWS = aware_datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1))
 LIFETIMES = st.sampled_from([timedelta(minutes=5), timedelta(hours=1)]) | st.timedeltas(
     min_value=timedelta(seconds=1), max_value=timedelta(days=2)
 )
-JITTERS = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
-POLICIES = st.builds(
-    RenewalPolicy,
-    fraction=st.floats(min_value=0.05, max_value=1.0),
-    jitter=st.floats(min_value=0.0, max_value=0.3),
-)
+JITTERS = unit_jitters()
+POLICIES = renewal_policies()
 SETTINGS = st.builds(
     Settings,
     cache_ttl=st.just(timedelta(days=30)),
@@ -65,6 +71,32 @@ def test_refresh_point_stays_in_its_jitter_band_and_before_the_token_goes_stale(
     high = issued + lifetime * min(1.0, policy.fraction + policy.jitter)
     assert min(low, token.expiry - settings.expiry_grace) <= point
     assert point <= min(high, token.expiry - settings.expiry_grace)
+
+
+@given(
+    NOWS,
+    LIFETIMES,
+    POLICIES,
+    st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=1)),
+    JITTERS,
+    JITTERS,
+)
+def test_refresh_points_of_one_token_lie_within_half_the_cache_ttl(
+    issued: datetime,
+    lifetime: timedelta,
+    policy: RenewalPolicy,
+    ttl: timedelta,
+    one: float,
+    other: float,
+) -> None:
+    """Two sources holding the same stored token renew at most TTL/2 apart, so the first
+    renewer's stored token is still within its TTL when the last one renews."""
+    settings = Settings(cache_ttl=ttl)
+    token = _token(issued, lifetime)
+    first = refresh_point(token, policy=policy, settings=settings, jitter=one)
+    second = refresh_point(token, policy=policy, settings=settings, jitter=other)
+    assert first is not None and second is not None
+    assert abs(first - second) <= ttl / 2 + timedelta(microseconds=2)
 
 
 @given(
@@ -213,4 +245,184 @@ def test_fleet_on_one_store_asks_once_per_refresh_window(
     event(f"{len(fleet.requests)} requests")
     window = min(lifetime * policy.earliest, lifetime - settings.expiry_grace)
     for earlier, later in zip(fleet.requests, fleet.requests[1:], strict=False):
+        assert later - earlier >= window
+
+
+@given(
+    NOWS,
+    LIFETIMES,
+    POLICIES,
+    SETTINGS,
+    JITTERS,
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+)
+def test_a_stored_token_is_due_once_any_source_may_renew_it_and_not_before(
+    issued: datetime,
+    lifetime: timedelta,
+    policy: RenewalPolicy,
+    settings: Settings,
+    jitter: float,
+    later: timedelta,
+) -> None:
+    """Past its refresh point (whatever the jitter), a token's stored entry is due, so a
+    renewal never takes back the token it renews; before the earliest point any source
+    may draw, it is not, so the entry a renewal stored serves every other renewer."""
+    token = _token(issued, lifetime)
+    point = refresh_point(token, policy=policy, settings=settings, jitter=jitter)
+    assert point is not None and token.expiry is not None
+    now = issued + later
+    due = due_for_renewal(token, policy=policy, settings=settings, now=now)
+    event(f"due: {due}")
+    if now >= point:
+        assert due
+    earliest = min(issued + lifetime * policy.earliest, token.expiry - settings.expiry_grace)
+    if now < earliest:
+        assert not due
+
+
+def _latest_refresh_point(
+    token: CachedToken, *, policy: RenewalPolicy, settings: Settings
+) -> datetime:
+    """The latest refresh point any jitter may give `token`."""
+    assert token.saved_at is not None and token.expiry is not None
+    lifetime = token.expiry - token.saved_at
+    latest = token.saved_at + lifetime * min(1.0, policy.fraction + policy.jitter)
+    return min(latest, token.expiry - settings.expiry_grace)
+
+
+# --- the shell's TokenSource, N of them on one store, the endpoint failing at times ---
+
+
+@dataclass
+class ShellFleet:
+    """Real `TokenSource`s on a simulated clock, sharing one in-memory store and a
+    token endpoint that fails while `failing` is set."""
+
+    settings: Settings
+    lifetime: timedelta
+    now: datetime = START
+    stored: CacheRead | None = None
+    failing: bool = False
+    caller: int = -1
+    # (when, which source asked, whether a token came back)
+    requests: list[tuple[datetime, int, bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def read() -> CacheRead | str:
+            return self.stored if self.stored is not None else "empty"
+
+        def write(entry: CachedToken) -> Result[None, LocalError]:
+            self.stored = (entry, self.now)
+            return Success(None)
+
+        def locked(
+            body: Callable[[], Result[CachedToken, AcquireError]],
+        ) -> Result[CachedToken, AcquireError]:
+            return body()  # one caller at a time: the simulation is sequential
+
+        def obtain(now: datetime) -> Result[CachedToken, AcquireError]:
+            self.requests.append((now, self.caller, not self.failing))
+            if self.failing:
+                return Failure(RemoteError(message="token endpoint down", transient=True))
+            return Success(
+                CachedToken(
+                    access_token=f"SECRET-{len(self.requests)}",
+                    token_type="Bearer",
+                    expiry=now + self.lifetime,
+                )
+            )
+
+        self.store = Store(
+            name="shared", read=read, write=write, locked=locked, drop=lambda _: Success(False)
+        )
+        self.grant = Grant(name="fake", obtain=obtain)
+
+    def source(self, policy: RenewalPolicy, jitter: float) -> TokenSource:
+        return TokenSource(
+            stores=(self.store,),
+            grant=self.grant,
+            settings=self.settings,
+            log=lambda _: None,
+            stack_uri=None,
+            close=lambda: None,
+            name="simulated",
+            clock=lambda: self.now,
+            renewal=policy,
+            jitter=lambda: jitter,
+        )
+
+
+@given(
+    policy=POLICIES,
+    lifetime=st.sampled_from([timedelta(minutes=5), timedelta(hours=1)]),
+    jitters=st.lists(JITTERS, min_size=1, max_size=6),
+    steps=renewal_timelines(sources=6, max_pause=timedelta(minutes=3)),
+)
+def test_token_sources_renew_no_earlier_than_due_and_never_fail_a_caller_while_fresh(
+    policy: RenewalPolicy,
+    lifetime: timedelta,
+    jitters: list[float],
+    steps: list[RenewalStep],
+) -> None:
+    """N real `TokenSource`s on one store, the token endpoint failing at arbitrary calls:
+    - no token is handed out past expiry minus grace;
+    - a call fails only when its source holds no fresh token (a failed renewal is silent);
+    - a source holding a fresh token asks the network no earlier than that token's
+      earliest refresh point, and again after a failure no sooner than half the first
+      retry wait;
+    - past the latest refresh point it may have drawn, with no failed renewal of that
+      token, a source holding a fresh token renews it (a renewal never gets it back);
+    - two tokens obtained are at least one refresh window apart (one per window, fleet-wide).
+    """
+    settings = Settings(cache_ttl=timedelta(days=30))
+    fleet = ShellFleet(settings=settings, lifetime=lifetime)
+    sources = [fleet.source(policy, jitter) for jitter in jitters]
+    handed: dict[int, CachedToken] = {}
+    since: dict[int, datetime] = {}  # when each source first handed out its current token
+    failed_renewal: dict[int, tuple[datetime, str]] = {}
+    for step in steps:
+        index = step.source % len(sources)
+        fleet.now += step.pause
+        fleet.failing, fleet.caller = step.grant_fails, index
+        before = handed.get(index)
+        held_fresh = before is not None and is_fresh(
+            before.expiry, settings=settings, now=fleet.now
+        )
+        asked = len(fleet.requests)
+        result = sources[index].token_result()
+        made = fleet.requests[asked:]
+        match result:
+            case Success(token):
+                assert is_fresh(token.expiry, settings=settings, now=fleet.now)
+                if held_fresh and not step.grant_fails and before is not None:
+                    due = _latest_refresh_point(before, policy=policy, settings=settings)
+                    settle = timedelta(seconds=policy.first_retry_seconds)
+                    failed = failed_renewal.get(index, (fleet.now, ""))[1] == before.access_token
+                    if fleet.now >= max(due, since[index] + settle) and not failed:
+                        assert token.access_token != before.access_token
+                if before is None or token.access_token != before.access_token:
+                    since[index] = fleet.now
+                handed[index] = token
+            case Failure(error):
+                note(f"source {index} failed at {fleet.now}: {error}")
+                assert not held_fresh
+        if held_fresh and made:
+            assert before is not None and before.saved_at is not None
+            assert before.expiry is not None
+            earliest = min(
+                before.saved_at + (before.expiry - before.saved_at) * policy.earliest,
+                before.expiry - settings.expiry_grace,
+            )
+            assert fleet.now >= earliest
+            previous = failed_renewal.get(index)
+            if previous is not None and previous[1] == before.access_token:
+                gap = (fleet.now - previous[0]).total_seconds()
+                assert gap >= policy.first_retry_seconds / 2
+            if not made[-1][2]:
+                failed_renewal[index] = (fleet.now, before.access_token)
+    note(f"requests: {fleet.requests}")
+    event(f"{len(fleet.requests)} requests")
+    obtained = [when for when, _, ok in fleet.requests if ok]
+    window = min(lifetime * policy.earliest, lifetime - settings.expiry_grace)
+    for earlier, later in pairwise(obtained):
         assert later - earlier >= window

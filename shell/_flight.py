@@ -68,6 +68,13 @@ async def token_async(source: TokenSource, rejected: str | None = None) -> str:
     fresh = source.cached_token()
     if fresh is not None and fresh != rejected:
         return fresh
+    if rejected is None:
+        # A renewal in flight: a task holding a fresh token need not wait for it.
+        with _FLIGHTS_LOCK:
+            flying = None in _FLIGHTS.get(source, {})
+        held = source._fresh_token() if flying else None
+        if held is not None:
+            return held
     flight = await _join(source, rejected)
     if flight.crash is not None:
         raise flight.crash

@@ -1,9 +1,20 @@
 """The public facade: a thread-safe token source.
 
-`token()` first looks at the token this process already holds: while it is
-fresh that costs one clock read and one comparison, no file access and no
-lock. Otherwise one thread at a time runs core's cache workflow (the others
-wait and then find the token it got) over the source's stores and grant.
+`token()` first looks at the token this process already holds: until its
+refresh point (or, when renewing in the background, while it is fresh) that
+costs one clock read and one comparison, no file access and no lock.
+Otherwise one thread at a time runs core's cache workflow (the others wait
+and then find the token it got) over the source's stores and grant.
+
+Renewal (issue 14, core's `_renewal`). A held token past its refresh point
+(80 % of its lifetime, jittered, never past expiry minus grace) is renewed
+by the first call after that point, through the same cache workflow (so a
+fleet on one store asks once), while other threads keep getting the held
+token without waiting. With `renew_in_background=True` a daemon thread
+(`_renewer`) renews at the refresh point instead, and no call waits for a
+request while a token is held. A renewal that fails is tried again after a
+growing wait (`renewal_retry_delay`); the held token stays in use while it
+is fresh, and a caller sees the failure only once it is not.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from stacktoken.core import (
     ClientCredentials,
     FctlEffects,
     Grant,
+    HeldVerdict,
+    RenewalPolicy,
     Settings,
     StackAccess,
     Store,
@@ -35,8 +48,12 @@ from stacktoken.core import (
     fctl_grant,
     fresh_until,
     is_fresh,
+    judge_held,
     jwt_expiry,
     lift,
+    refresh_point,
+    renewal_retry_delay,
+    replace,
     stack_discovery,
 )
 from stacktoken.core._time import UTC, datetime, timedelta
@@ -48,6 +65,7 @@ from ._fctl import bind_fctl, membership_discoverer, post_token
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
 from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
+from ._renewer import Renewer
 
 __all__ = ["SharedStore", "TokenSource", "utc_now"]
 
@@ -55,6 +73,15 @@ __all__ = ["SharedStore", "TokenSource", "utc_now"]
 def utc_now() -> datetime:
     """The clock, the one place stacktoken reads the time of day."""
     return datetime.now(UTC)
+
+
+def uniform() -> float:
+    """A number in [0, 1) for jitter, from os.urandom (no `random` import)."""
+    return int.from_bytes(os.urandom(7)) / 2**56
+
+
+#: Early renewal unless the caller says otherwise (`renewal=None`: renew at expiry).
+DEFAULT_RENEWAL = RenewalPolicy()
 
 
 class SharedStore(Protocol):
@@ -79,6 +106,9 @@ class TokenSource:
         close: Callable[[], None],
         name: str,
         clock: Callable[[], datetime] = utc_now,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
+        jitter: Callable[[], float] = uniform,
     ) -> None:
         self._stores = stores
         self._grant = grant
@@ -89,10 +119,20 @@ class TokenSource:
         self._name = name
         self._clock = clock
         self._lock = threading.Lock()
-        self._held: CachedToken | None = None
-        # (token, epoch seconds it stays fresh until): one attribute, so the
-        # lock-free fast path of `token()` reads both halves consistently.
+        # (token, epoch seconds of its refresh point, or of the end of its
+        # freshness when nothing renews it on call): one attribute, so the
+        # lock-free fast path of `token()` reads both halves consistently. The
+        # epoch is the system clock's: a source on another clock has no fast path.
         self._fast: tuple[str, float] | None = None
+        self._wall_clock = clock is utc_now
+        self._renewal = renewal
+        self._jitter = jitter
+        # (held token, its refresh point): one attribute, read without the lock.
+        self._holding: tuple[CachedToken, datetime | None] | None = None
+        self._failures = 0  # failed renewals in a row
+        self._retry_at: datetime | None = None  # no renewal before this, after a failure
+        self._background = renew_in_background and renewal is not None
+        self._renewer: Renewer | None = None
 
     # -- construction ------------------------------------------------------
 
@@ -110,6 +150,8 @@ class TokenSource:
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
     ) -> TokenSource:
         """A source for a stack of an fctl profile; raises `StackTokenError` subclasses.
 
@@ -117,6 +159,12 @@ class TokenSource:
         else `PROFILE` / `ORGANIZATION` / `STACK` in `environ`, else the
         profile's defaults. `lock_timeout` bounds the wait (seconds) for the
         stack's cross-process lock; when it runs out, `LocalStorageError` is raised.
+
+        `renewal`: when a held token is renewed (default: at 80 % of its
+        lifetime, ±10 % jitter, never past expiry minus grace); None renews only
+        once it is no longer fresh. By default the first call after that point
+        renews; `renew_in_background=True` starts a daemon thread that renews at
+        that point instead (stopped by `close()` or leaving the `with` block).
         """
         return _raise_on_failure(
             cls.from_fctl_result(
@@ -130,6 +178,8 @@ class TokenSource:
                 http_policy=http_policy,
                 environ=environ,
                 lock_timeout=lock_timeout,
+                renewal=renewal,
+                renew_in_background=renew_in_background,
             )
         )
 
@@ -147,6 +197,8 @@ class TokenSource:
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
     ) -> Result[TokenSource, AcquireError]:
         """`from_fctl`, for callers who compose with `returns`."""
         env = os.environ if environ is None else environ
@@ -167,6 +219,8 @@ class TokenSource:
                     log=logger,
                     http_policy=http_policy,
                     lock_timeout=lock_timeout,
+                    renewal=renewal,
+                    renew_in_background=renew_in_background,
                 )
             )
 
@@ -182,6 +236,8 @@ class TokenSource:
         log: Callable[[str], None],
         http_policy: HttpPolicy | None,
         lock_timeout: float,
+        renewal: RenewalPolicy | None,
+        renew_in_background: bool,
     ) -> TokenSource:
         http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=log)
         stores, grant = bind_fctl(
@@ -202,6 +258,8 @@ class TokenSource:
             stack_uri=ref.uri if ref is not None else None,
             close=http.close,
             name=str(stack.key),
+            renewal=renewal,
+            renew_in_background=renew_in_background,
         )
 
     @classmethod
@@ -219,12 +277,18 @@ class TokenSource:
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
+        clock: Callable[[], datetime] = utc_now,
     ) -> TokenSource:
         """A source for a stack OAuth client (DESIGN §9), warm across processes.
 
         Tokens are cached under `cache_dir` (default: the user cache dir) by
         stack URI, client id and scopes, never by the secret. `store` adds a
         store several hosts share (a `RedisStore`), after this host's files.
+        `renewal`, `renew_in_background`: as for `from_fctl`. `clock` tells the
+        time of day the tokens' lifetimes are measured on (simulations, tests);
+        a source on another clock than the system's has no lock-free fast path.
         """
         return _raise_on_failure(
             cls.from_client_credentials_result(
@@ -239,6 +303,9 @@ class TokenSource:
                 http_policy=http_policy,
                 environ=environ,
                 lock_timeout=lock_timeout,
+                renewal=renewal,
+                renew_in_background=renew_in_background,
+                clock=clock,
             )
         )
 
@@ -257,6 +324,9 @@ class TokenSource:
         http_policy: HttpPolicy | None = None,
         environ: Mapping[str, str] | None = None,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
+        clock: Callable[[], datetime] = utc_now,
     ) -> Result[TokenSource, AcquireError]:
         """`from_client_credentials`, for callers who compose with `returns`."""
         env = os.environ if environ is None else environ
@@ -274,13 +344,13 @@ class TokenSource:
 
         def build(settings: Settings) -> TokenSource:
             root = _cache_root(cache_dir, env)
-            http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=logger)
+            http = Http(policy=http_policy or HttpPolicy(), clock=clock, log=logger)
             stores, grant = bind_client(
                 credentials,
                 cache_dir=root(),
                 http=http,
                 discovery_cache=DiscoveryCache(root, log=logger),
-                clock=utc_now,
+                clock=clock,
                 log=logger,
                 lock_timeout=lock_timeout,
                 shared=_shared_record(store, credentials),
@@ -293,6 +363,9 @@ class TokenSource:
                 stack_uri=credentials.stack_uri,
                 close=http.close,
                 name=f"client {client_id} at {credentials.stack_uri}",
+                clock=clock,
+                renewal=renewal,
+                renew_in_background=renew_in_background,
             )
 
         checked: Result[str, AcquireError] = lift(check_endpoint_url(credentials.stack_uri))
@@ -310,6 +383,8 @@ class TokenSource:
         cache_dir: str | os.PathLike[str] | None = None,
         log: Callable[[str], None] | None = None,
         http_policy: HttpPolicy | None = None,
+        renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
+        renew_in_background: bool = False,
     ) -> TokenSource:
         """A source for a service that keeps its own stack access token, without fctl files.
 
@@ -372,6 +447,8 @@ class TokenSource:
             stack_uri=stack_uri,
             close=http.close,
             name=stack_uri,
+            renewal=renewal,
+            renew_in_background=renew_in_background,
         )
 
     # -- use -----------------------------------------------------------------
@@ -391,12 +468,38 @@ class TokenSource:
         """The token this process holds while it is fresh, else None.
 
         Never blocks: no lock, no file, no network (what async callers try
-        before they wait for an acquisition, see `token_async`).
+        before they wait for an acquisition, see `token_async`). Past the
+        refresh point it returns the held token while a renewal is under way,
+        waiting to be retried, or left to the background thread; otherwise None,
+        so that the caller renews.
         """
         fast = self._fast
         if fast is not None and _wall() < fast[1]:
             return fast[0]
-        return None
+        holding = self._holding
+        if holding is None:
+            return None
+        held, renew_at = holding
+        now = self._clock()
+        verdict = judge_held(held, renew_at=renew_at, settings=self._settings, now=now)
+        if verdict is HeldVerdict.USE:
+            return held.access_token
+        if verdict is HeldVerdict.RENEW and (
+            self._renewer is not None
+            or (self._retry_at is not None and now < self._retry_at)
+            or self._lock.locked()  # a renewal (or an acquisition) is under way
+        ):
+            return held.access_token
+        return None  # the caller should renew (or acquire): join or start a flight
+
+    def _fresh_token(self) -> str | None:
+        """The held token while it is fresh, past its refresh point or not."""
+        holding = self._holding
+        if holding is None or not is_fresh(
+            holding[0].expiry, settings=self._settings, now=self._clock()
+        ):
+            return None
+        return holding[0].access_token
 
     async def token_async(self) -> str:
         """`token()` for async callers (asyncio or trio); never blocks the event loop.
@@ -411,6 +514,15 @@ class TokenSource:
 
     def token_result(self) -> Result[CachedToken, AcquireError]:
         """The stack API token with its type and expiry, as a `Result`."""
+        holding = self._holding
+        if holding is not None:
+            held, renew_at = holding
+            now = self._clock()
+            verdict = judge_held(held, renew_at=renew_at, settings=self._settings, now=now)
+            if verdict is HeldVerdict.USE:
+                return Success(held)
+            if verdict is HeldVerdict.RENEW:
+                return self._renew_on_call(held, now=now)
         with self._lock:
             now = self._clock()
             result = acquire(
@@ -427,12 +539,130 @@ class TokenSource:
                     self._hold(token, now=now)
             return result
 
+    @property
+    def _held(self) -> CachedToken | None:
+        holding = self._holding
+        return None if holding is None else holding[0]
+
+    def _renew_on_call(
+        self, held: CachedToken, *, now: datetime
+    ) -> Result[CachedToken, AcquireError]:
+        """Past the refresh point, still fresh: renew unless the background thread does,
+        a failed renewal's wait is running, or another thread is acquiring already
+        (this one then takes the held token without waiting)."""
+        if self._renewer is not None or (self._retry_at is not None and now < self._retry_at):
+            return Success(held)
+        if not self._lock.acquire(blocking=False):
+            return Success(held)
+        try:
+            return self._renew(held)
+        finally:
+            self._lock.release()
+
+    def _renew(self, held: CachedToken) -> Result[CachedToken, AcquireError]:
+        """Renew `held` through the cache workflow; the lock is held. A failure
+        keeps `held` in use while it is fresh, and sets the next try's time."""
+        current = self._held
+        now = self._clock()
+        if (
+            current is not None
+            and current is not held
+            and is_fresh(current.expiry, settings=self._settings, now=now)
+        ):
+            return Success(current)  # another thread renewed it meanwhile
+        result = acquire(
+            stores=self._stores,
+            grant=self._grant,
+            settings=self._settings,
+            now=now,
+            clock=self._clock,
+            log=self._log,
+            renewing=self._renewal,
+        )
+        match result:
+            case Success(token):
+                self._hold(token, now=now)
+                self._log("token renewed before its expiry")
+                return result
+            case Failure(error):
+                after = self._clock()
+                self._failures += 1
+                policy = self._renewal or DEFAULT_RENEWAL
+                wait = renewal_retry_delay(
+                    failures=self._failures, policy=policy, jitter=self._jitter()
+                )
+                self._retry_at = after + timedelta(seconds=wait)
+                if is_fresh(held.expiry, settings=self._settings, now=after):
+                    self._log(
+                        f"renewal failed ({error.message}); the held token stays in use, "
+                        f"next try in {wait:.1f} s"
+                    )
+                    return Success(held)
+        return result
+
     def _hold(self, token: CachedToken, *, now: datetime) -> None:
         until = fresh_until(token, settings=self._settings)
         if until is None or not is_fresh(token.expiry, settings=self._settings, now=now):
             return  # handed out once, never reused (no expiry, or inside the grace)
-        self._held = token
-        self._fast = (token.access_token, until.timestamp())
+        renew_at = self._refresh_point(token, until=until, now=now)
+        self._holding = (token, renew_at)
+        self._failures = 0
+        self._retry_at = None
+        if self._wall_clock:
+            bound = renew_at if renew_at is not None and not self._background else until
+            self._fast = (token.access_token, bound.timestamp())
+        if self._background:
+            self._start_renewer()
+
+    def _refresh_point(
+        self, token: CachedToken, *, until: datetime, now: datetime
+    ) -> datetime | None:
+        policy = self._renewal
+        if policy is None:
+            return None
+        # An entry fctl wrote has no savedAt: its lifetime counts from now.
+        basis = token if token.saved_at is not None else replace(token, saved_at=now)
+        point = refresh_point(basis, policy=policy, settings=self._settings, jitter=self._jitter())
+        if point is None:
+            return None
+        # Never a renewal right after the last (a tiny fraction, a short-lived
+        # token), and never past the end of freshness.
+        return min(max(point, now + timedelta(seconds=policy.first_retry_seconds)), until)
+
+    # -- background renewal -----------------------------------------------------
+
+    def _start_renewer(self) -> None:
+        if self._renewer is None:
+            self._renewer = Renewer(
+                self._renewal_step, name=f"stacktoken-renewal {self._name}", log=self._log
+            )
+            self._renewer.start()
+        else:
+            self._renewer.poke()
+
+    def _renewal_step(self) -> float | None:
+        """The background thread's step: renew if due; seconds until the next step
+        (None: no token held, wait to be poked)."""
+        with self._lock:
+            holding = self._holding
+            if holding is None:
+                return None
+            held, renew_at = holding
+            now = self._clock()
+            if self._retry_at is not None and now < self._retry_at:
+                return (self._retry_at - now).total_seconds()
+            verdict = judge_held(held, renew_at=renew_at, settings=self._settings, now=now)
+            if verdict is HeldVerdict.USE and renew_at is not None:
+                return (renew_at - now).total_seconds()
+            self._renew(held)
+            if self._retry_at is not None:
+                return max(0.0, (self._retry_at - self._clock()).total_seconds())
+            holding = self._holding
+            point = None if holding is None else holding[1]
+            if point is None:
+                return None
+            floor = (self._renewal or DEFAULT_RENEWAL).first_retry_seconds
+            return max(floor, (point - self._clock()).total_seconds())
 
     def invalidate(self, rejected: str | None = None) -> None:
         """Drop the token held in memory and in the stores (a server rejected it).
@@ -444,8 +674,10 @@ class TokenSource:
             held = self._held
             if rejected is not None and held is not None and held.access_token != rejected:
                 return
-            self._held = None
+            self._holding = None
             self._fast = None
+            self._failures = 0
+            self._retry_at = None
             dropped = rejected if rejected is not None else held.access_token if held else None
             if dropped is None:
                 return
@@ -464,7 +696,19 @@ class TokenSource:
         return self._stack_uri
 
     def close(self) -> None:
-        """Close the HTTP connections; the source stays usable."""
+        """Stop the background renewal thread, if any, and close the HTTP connections.
+
+        The source stays usable; from then on it renews on call, with no thread.
+        """
+        self._background = False
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and not renewer.stop():
+            self._log("background renewal still inside a request; it ends after it")
+        with self._lock:
+            holding = self._holding
+            if self._wall_clock and holding is not None and holding[1] is not None:
+                # The fast path now ends at the refresh point, where a call renews.
+                self._fast = (holding[0].access_token, holding[1].timestamp())
         self._close()
 
     def __enter__(self) -> TokenSource:
