@@ -119,6 +119,11 @@ def decode_cache_entry(data: bytes) -> CachedToken | str:
     client_id = document.get("clientId")
     if not isinstance(stack_uri, str | None) or not isinstance(client_id, str | None):
         return "stackURI or clientId not a string"
+    scopes = document.get("scopes")
+    if scopes is not None and not (
+        isinstance(scopes, list) and all(isinstance(scope, str) for scope in scopes)
+    ):
+        return "scopes not a list of strings"
     expiry = parse_rfc3339(expiry_text)
     if isinstance(expiry, str):
         return expiry
@@ -132,6 +137,7 @@ def decode_cache_entry(data: bytes) -> CachedToken | str:
         saved_at=saved_at,
         stack_uri=stack_uri,
         client_id=client_id,
+        scopes=None if scopes is None else tuple(scopes),
     )
 
 
@@ -139,7 +145,7 @@ def encode_cache_entry(entry: CachedToken) -> bytes:
     """Encode as fctl does, plus our `savedAt` (writers run on the cold path: `json` is fine)."""
     import json
 
-    document: dict[str, str] = {
+    document: dict[str, str | list[str]] = {
         "accessToken": entry.access_token,
         "tokenType": entry.token_type,
         "expiry": format_rfc3339(entry.expiry if entry.expiry is not None else GO_ZERO_TIME),
@@ -150,4 +156,6 @@ def encode_cache_entry(entry: CachedToken) -> bytes:
         document["stackURI"] = entry.stack_uri
     if entry.client_id is not None:
         document["clientId"] = entry.client_id
+    if entry.scopes is not None:
+        document["scopes"] = list(entry.scopes)
     return json.dumps(document).encode("utf-8")

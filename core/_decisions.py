@@ -115,7 +115,11 @@ def needs_refresh(access: StackAccess, *, settings: Settings, now: datetime) -> 
 
 
 def stamp_mismatch(
-    entry: CachedToken, *, stack_uri: str | None, client_id: str | None
+    entry: CachedToken,
+    *,
+    stack_uri: str | None,
+    client_id: str | None,
+    scopes: tuple[str, ...] | None = None,
 ) -> str | None:
     """Why a stored entry is not for this store's stack or client (issue 15 #6: a
     token must never follow a changed stack URI to another host); None when it is.
@@ -126,4 +130,6 @@ def stamp_mismatch(
         return "entry was issued for another stack URI"
     if entry.client_id is not None and client_id is not None and entry.client_id != client_id:
         return "entry was issued for another client"
+    if entry.scopes is not None and scopes is not None and entry.scopes != scopes:
+        return "entry was issued for other scopes"
     return None

@@ -68,8 +68,9 @@ class CachedToken(Record):
 
     `saved_at` is None for an entry fctl wrote (it has no `savedAt`).
     `expiry` is None when fctl wrote Go's zero time: no known expiry.
-    `stack_uri` and `client_id` say whom the token was issued for; the store
-    stamps them on write (fctl writes neither, and Go ignores them).
+    `stack_uri`, `client_id` and `scopes` (sorted) say whom and what the token was
+    issued for; the store stamps them on write (fctl writes none, and Go ignores
+    them). None is "not stamped"; `scopes=()` is a client token asked for no scope.
     """
 
     access_token: str = secret()
@@ -78,6 +79,7 @@ class CachedToken(Record):
     saved_at: datetime | None = None
     stack_uri: str | None = None
     client_id: str | None = None
+    scopes: tuple[str, ...] | None = None
 
     @classmethod
     def issued(cls, response: TokenResponse) -> CachedToken:

@@ -244,13 +244,18 @@ def cached_tokens(
     expiry: SearchStrategy[datetime | None] = _MAYBE_TIME,
     saved_at: SearchStrategy[datetime | None] = _MAYBE_TIME,
 ) -> SearchStrategy[CachedToken]:
-    """Cache entries; expiry and savedAt default to any aware time or none."""
+    """Cache entries; expiry and savedAt default to any aware time or none; each
+    stamp (stack URI, client id, sorted scopes) is there or not."""
     return st.builds(
         CachedToken,
         access_token=secrets("api"),
         token_type=_TOKEN_TYPES,
         expiry=expiry,
         saved_at=saved_at,
+        stack_uri=st.none() | st.text(max_size=30),
+        client_id=st.none() | st.text(max_size=12),
+        scopes=st.none()
+        | st.lists(st.text(max_size=10), max_size=3, unique=True).map(lambda s: tuple(sorted(s))),
     )
 
 

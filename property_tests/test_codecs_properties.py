@@ -41,6 +41,7 @@ from stacktoken.core import (
     interpret_token_response,
     jwt_expiry,
     parse_rfc3339,
+    replace,
     safe_url,
     stack_discovery,
 )
@@ -84,13 +85,9 @@ GO_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?Z")
     token_texts(),
 )
 def test_cache_entry_round_trips(entry: CachedToken, access_token: str) -> None:
-    """decode(encode(entry)) is the entry: any VSCHAR token, any instant, no expiry as Go's zero."""
-    entry = CachedToken(
-        access_token=access_token,
-        token_type=entry.token_type,
-        expiry=entry.expiry,
-        saved_at=entry.saved_at,
-    )
+    """decode(encode(entry)) is the entry: any VSCHAR token, any instant, no expiry as
+    Go's zero, any stamp (stack URI, client id, scopes) or none."""
+    entry = replace(entry, access_token=access_token)
     encoded = encode_cache_entry(entry)
     note(f"encoded: {encoded!r}")
     assert decode_cache_entry(encoded) == entry
@@ -100,9 +97,17 @@ def test_cache_entry_round_trips(entry: CachedToken, access_token: str) -> None:
 def test_cache_entry_is_written_as_fctl_reads_it(entry: CachedToken) -> None:
     """fctl's three keys plus `savedAt`; UTC RFC 3339 that Go parses; no expiry is Go's zero."""
     document = json.loads(encode_cache_entry(entry))
-    assert set(document) == {"accessToken", "tokenType", "expiry"} | (
-        {"savedAt"} if entry.saved_at is not None else set()
-    )
+    stamps = {
+        name
+        for name, value in (
+            ("savedAt", entry.saved_at),
+            ("stackURI", entry.stack_uri),
+            ("clientId", entry.client_id),
+            ("scopes", entry.scopes),
+        )
+        if value is not None
+    }
+    assert set(document) == {"accessToken", "tokenType", "expiry"} | stamps
     for key in ("expiry", "savedAt"):
         if key in document:
             assert GO_RFC3339.fullmatch(document[key]), document[key]

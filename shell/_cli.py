@@ -543,7 +543,8 @@ def _describe(shown: str | None, place: Place, *, settings: Settings, now: datet
         return f"{shown or 'client ' + place.parts[-2][:12]}  unreadable ({read})"
     entry, mtime = read
     if shown is None:
-        shown = _printable(f"client {entry.client_id or '?'} at {entry.stack_uri or '?'}")
+        scopes = f" scopes {' '.join(entry.scopes) or '(none)'}" if entry.scopes is not None else ""
+        shown = _printable(f"client {entry.client_id or '?'} at {entry.stack_uri or '?'}{scopes}")
     saved_at = entry.saved_at or mtime
     verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
     expiry = format_rfc3339(entry.expiry) if entry.expiry else "none"

@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from returns.result import Failure, Result, Success
@@ -150,10 +151,13 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self._shown})"
 
-    def record(self, key: str, *, stack_uri: str, client_id: str) -> Store:
+    def record(
+        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+    ) -> Store:
         """Core's `Store` for the entry of core key `key` (`client_key`), whose
-        entries are stamped with `stack_uri` and `client_id`."""
-        return _Entry(self, key, stack_uri=stack_uri, client_id=client_id).record()
+        entries are stamped with `stack_uri`, `client_id` and `scopes` (sorted)."""
+        stamp = _Stamp(stack_uri=stack_uri, client_id=client_id, scopes=tuple(sorted(set(scopes))))
+        return _Entry(self, key, stamp).record()
 
     # -- the breaker and the log -----------------------------------------------
 
@@ -181,15 +185,22 @@ class RedisStore:
             return self._scripts[source]
 
 
+class _Stamp(NamedTuple):
+    """Whom and what an entry's token is for (no secret: it is written beside the token)."""
+
+    stack_uri: str
+    client_id: str
+    scopes: tuple[str, ...]
+
+
 class _Entry:
     """The two keys of one machine credential, and core's `Store` over them."""
 
-    def __init__(self, store: RedisStore, key: str, *, stack_uri: str, client_id: str) -> None:
+    def __init__(self, store: RedisStore, key: str, stamp: _Stamp) -> None:
         self._store = store
         self._key = KEY_PREFIX + key
         self._lock_key = self._key + ":lock"
-        self._stack_uri = stack_uri
-        self._client_id = client_id
+        self._stamp = stamp
 
     def record(self) -> Store:
         return Store(
@@ -212,7 +223,10 @@ class _Entry:
         entry = decode_cache_entry(data)
         if isinstance(entry, str):
             return f"redis value unreadable: {entry}"
-        if mismatch := stamp_mismatch(entry, stack_uri=self._stack_uri, client_id=self._client_id):
+        stamp = self._stamp
+        if mismatch := stamp_mismatch(
+            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
+        ):
             return mismatch
         if entry.saved_at is None:
             return "redis entry has no savedAt"
@@ -227,7 +241,10 @@ class _Entry:
             return Failure(LocalError(message="not stored in redis: expires within the grace"))
         if skipped := store._skipped():
             return Failure(LocalError(message=skipped))
-        stamped = replace(entry, stack_uri=self._stack_uri, client_id=self._client_id)
+        stamp = self._stamp
+        stamped = replace(
+            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
+        )
         try:
             store._redis.set(self._key, encode_cache_entry(stamped), px=keep_ms)
         except Exception as error:

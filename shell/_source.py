@@ -87,9 +87,11 @@ DEFAULT_RENEWAL = RenewalPolicy()
 class SharedStore(Protocol):
     """A store several hosts share (`RedisStore`): it gives core the `Store` record
     of the entry of core key `key` (`client_key`: never the secret), stamped with
-    `stack_uri` and `client_id`."""
+    `stack_uri`, `client_id` and the sorted `scopes`."""
 
-    def record(self, key: str, *, stack_uri: str, client_id: str) -> Store: ...
+    def record(
+        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+    ) -> Store: ...
 
 
 class TokenSource:
@@ -732,7 +734,12 @@ def _shared_record(store: SharedStore | None, credentials: ClientCredentials) ->
     if store is None:
         return None
     key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
-    return store.record(key, stack_uri=credentials.stack_uri, client_id=credentials.client_id)
+    return store.record(
+        key,
+        stack_uri=credentials.stack_uri,
+        client_id=credentials.client_id,
+        scopes=credentials.scopes,
+    )
 
 
 def _cache_root(

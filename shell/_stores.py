@@ -64,11 +64,11 @@ def read_cache_entry(
 class FileStore:
     """The entry at `paths.cache` below `root`, locked by `paths.lock`.
 
-    Entries are written stamped with `stack_uri` and `client_id` (whom the
-    token is for); an entry stamped for another stack is not used (issue 15
-    #6). `creates_folder`: lock and write even if the folder is not there yet
-    (a machine credential's; an fctl stack without a folder has no
-    `accesses.json` either, so creating one would only leave litter).
+    Entries are written stamped with `stack_uri`, `client_id` and `scopes`
+    (whom and what the token is for); an entry stamped for another stack, client
+    or scope set is not used (issue 15 #6). `creates_folder`: lock and write even
+    if the folder is not there yet (a machine credential's; an fctl stack without
+    a folder has no `accesses.json` either, so creating one would only leave litter).
     """
 
     def __init__(
@@ -80,6 +80,7 @@ class FileStore:
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         stack_uri: str | None = None,
         client_id: str | None = None,
+        scopes: tuple[str, ...] | None = None,
         creates_folder: bool = False,
         name: str = "disk",
     ) -> None:
@@ -89,6 +90,7 @@ class FileStore:
         self._lock_timeout = lock_timeout
         self._stack_uri = stack_uri
         self._client_id = client_id
+        self._scopes = scopes
         self._creates_folder = creates_folder
         self._name = name
         # Leftover temp files may be swept only while this process holds the
@@ -109,11 +111,15 @@ class FileStore:
         read = read_cache_entry(self.place(self.paths.cache), log=self._log)
         if isinstance(read, str):
             return read
-        mismatch = stamp_mismatch(read[0], stack_uri=self._stack_uri, client_id=self._client_id)
+        mismatch = stamp_mismatch(
+            read[0], stack_uri=self._stack_uri, client_id=self._client_id, scopes=self._scopes
+        )
         return mismatch if mismatch is not None else read
 
     def write(self, entry: CachedToken) -> Result[None, LocalError]:
-        stamped = replace(entry, stack_uri=self._stack_uri, client_id=self._client_id)
+        stamped = replace(
+            entry, stack_uri=self._stack_uri, client_id=self._client_id, scopes=self._scopes
+        )
         return self.write_file(self.paths.cache, encode_cache_entry(stamped))
 
     def write_file(self, segments: Segments, data: bytes) -> Result[None, LocalError]:
@@ -185,5 +191,6 @@ def client_store(
         lock_timeout=lock_timeout,
         stack_uri=credentials.stack_uri,
         client_id=credentials.client_id,
+        scopes=credentials.scopes,
         creates_folder=True,
     )

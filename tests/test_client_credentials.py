@@ -22,6 +22,7 @@ import os
 import random
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -980,9 +981,38 @@ def test_client_credentials_cache_list_names_client_and_stack_never_secrets(
     uri = machine.stack.stack_uri
     assert sum(f"client {machine.client_id} at {uri}" in line for line in ours) == 2
     assert sum(f"client svc-other at {uri}" in line for line in ours) == 1
+    # one client's two scope sets are told apart (the entries are stamped with them)
+    assert (
+        sum(line.startswith(f"client {machine.client_id} at {uri} scopes (none) ") for line in ours)
+        == 1
+    )
+    assert (
+        sum(
+            line.startswith(f"client {machine.client_id} at {uri} scopes ledger:read ")
+            for line in ours
+        )
+        == 1
+    )
     assert all("usable" in line for line in ours)
     for secret in (*tokens, machine.secret, other.secret):
         assert secret not in listed.stdout
+
+
+def test_client_credentials_entry_stamped_for_other_scopes_is_a_miss(machine: Machine) -> None:
+    """An entry found in another scope set's folder (copied there, or a key that
+    collided) is not served: its `scopes` stamp says what it was issued for."""
+    scoped = assert_token(machine.run(scopes=["ledger:read"]), machine)
+    assert machine.entry(["ledger:read"]).scopes == ("ledger:read",)
+    unscoped = machine.entry_path()
+    for debug in (False, True):  # the warm path, then the full CLI
+        unscoped.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(machine.entry_path(["ledger:read"]), unscoped)
+        result = machine.run(debug=debug)
+        assert result.returncode == 0
+        assert scoped not in result.stdout
+        assert machine.entry().scopes == ()
+    assert "entry was issued for other scopes" in result.stderr
+    assert machine.requests() == 3
 
 
 def test_client_credentials_cache_clear_by_client_id(machine: Machine, world: World) -> None:

@@ -104,6 +104,19 @@ DECODED = [
         CachedToken(access_token="tok", token_type="Bearer", expiry=EXPIRY),
     ),
     (
+        "our stamps: stack URI, client id, sorted scopes",
+        b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16.123456Z", '
+        b'"stackURI": "https://s.example", "clientId": "svc", "scopes": ["a", "b"]}',
+        CachedToken(
+            access_token="tok",
+            token_type="Bearer",
+            expiry=EXPIRY,
+            stack_uri="https://s.example",
+            client_id="svc",
+            scopes=("a", "b"),
+        ),
+    ),
+    (
         "unknown keys are ignored",
         b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16.123456Z", "refresh_token": "x"}',
         CachedToken(access_token="tok", token_type="Bearer", expiry=EXPIRY),
@@ -134,6 +147,8 @@ MISSES = [
     (b'{"accessToken": "tok", "expiry": "tomorrow"}', "RFC 3339"),
     (b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16Z", "savedAt": 5}', "savedAt"),
     (b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16Z", "savedAt": "x"}', "RFC 3339"),
+    (b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16Z", "scopes": "a b"}', "scopes"),
+    (b'{"accessToken": "tok", "expiry": "2026-02-20T15:45:16Z", "scopes": [1]}', "scopes"),
 ]
 
 
