@@ -56,6 +56,9 @@ MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes; anything larger i
 LOCK_TIMEOUT_SECONDS = 30.0
 WRITE_PROBE_BYTES = 4096  # accesses.json is 1-2 KB: a rewrite needs no more room than this
 _TEMP_SUFFIX = ".tmp"
+# A write takes milliseconds: a temp file this old is a killed writer's, whoever
+# holds the lock (a discovery document is written without one).
+STALE_TEMP_SECONDS = 600.0
 _PRIVATE_FILE = 0o600
 _PRIVATE_FOLDER = 0o700
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -118,6 +121,10 @@ class _Folder:
     def unlink(self, name: str) -> None:
         path, folder = self._at(name)
         os.unlink(path, dir_fd=folder)
+
+    def modified(self, name: str) -> float:
+        path, folder = self._at(name)
+        return os.stat(path, dir_fd=folder, follow_symlinks=False).st_mtime
 
     def names(self) -> list[str]:
         return os.listdir(self._descriptor if self._descriptor is not None else self._path)
@@ -329,7 +336,8 @@ def write_atomic(
 
     `sweep` removes temp files that killed writers left beside it; only a
     caller holding the lock may ask for it, as the lock is what tells a
-    leftover from another process's write in progress.
+    leftover from another process's write in progress. Without it, only temp
+    files older than `STALE_TEMP_SECONDS` are removed: no write takes that long.
     """
     from returns.result import Failure, Success
 
@@ -338,8 +346,7 @@ def write_atomic(
     folder: _Folder | None = None
     try:
         folder = _folder_of(where, create=True, log=log)
-        if sweep:
-            _sweep_leftovers(folder, where.name)
+        _sweep_leftovers(folder, where.name, stale_only=not sweep)
         temp, descriptor = _create_temp(folder, where.name)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -467,11 +474,22 @@ def _create_temp(folder: _Folder, name: str) -> tuple[str, int]:
     raise FileExistsError(errno.EEXIST, "no free temp file name")
 
 
-def _sweep_leftovers(folder: _Folder, name: str) -> None:
+def _sweep_leftovers(folder: _Folder, name: str, *, stale_only: bool) -> None:
+    import time  # writes are never on a warm run
+
     prefix = f".{name}."
+    oldest_kept = time.time() - STALE_TEMP_SECONDS
     for entry in folder.names():
-        if entry.startswith(prefix) and entry.endswith(_TEMP_SUFFIX):
+        ours = entry.startswith(prefix) and entry.endswith(_TEMP_SUFFIX)
+        if ours and (not stale_only or _modified_before(folder, entry, oldest_kept)):
             _unlink_quietly(folder, entry)
+
+
+def _modified_before(folder: _Folder, name: str, moment: float) -> bool:
+    try:
+        return folder.modified(name) < moment
+    except OSError:
+        return False  # gone already, or not ours to judge
 
 
 def _unlink_quietly(folder: _Folder, name: str) -> None:
