@@ -353,7 +353,7 @@ def _with_stack_access(
     options: Any, config_dir: str, log: Callable[[str], None]
 ) -> Result[TokenSource, AcquireError]:
     """Get the stack's access by the device flow, then a new source for it."""
-    from ._login import stack_access_result, terminal_prompt
+    from ._login import stack_access_result, stderr_notice, terminal_prompt
     from ._options import locate_stack
 
     located: Result[Any, AcquireError] = lift(
@@ -371,6 +371,7 @@ def _with_stack_access(
             prompt=terminal_prompt(browser=True),
             cache_dir=options.cache_dir,
             log=log,
+            notice=stderr_notice,
         )
     ).bind(
         lambda _: TokenSource.from_fctl_result(
@@ -386,7 +387,7 @@ def _with_stack_access(
 
 
 def _login(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
-    from ._login import login_command, terminal_prompt
+    from ._login import login_command, stderr_notice, terminal_prompt
 
     result = login_command(
         config_dir=config_dir,
@@ -397,6 +398,7 @@ def _login(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
         organization=options.organization,
         stack=options.stack,
         log=log,
+        notice=stderr_notice,
     )
     match result:
         case Success(profile):

@@ -49,6 +49,7 @@ from stacktoken.core import (
     login_device_request,
     membership_discovery,
     name_error,
+    one_line,
     profile_file,
     replace,
     safe_url,
@@ -97,6 +98,12 @@ def terminal_prompt(*, browser: bool, stream: Any = None) -> Prompt:
     return show
 
 
+def stderr_notice(line: str) -> None:
+    """A line for the user waiting on a login (a failed poll, the wait after it)."""
+    sys.stderr.write(f"stacktoken: login still waiting: {one_line(line, limit=300)}\n")
+    sys.stderr.flush()
+
+
 def _open_browser(url: str) -> bool:
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if not (has_display or sys.platform in ("darwin", "win32")):
@@ -130,6 +137,7 @@ class _Membership:
         prompt: Prompt,
         clock: Callable[[], datetime],
         log: Callable[[str], None],
+        notice: Callable[[str], None] | None,
     ) -> None:
         self.uri = membership_uri.rstrip("/")
         self.http = http
@@ -138,6 +146,7 @@ class _Membership:
         self.prompt = prompt
         self.clock = clock
         self.log = log
+        self.notice = notice
 
     def close(self) -> None:
         self.http.close()
@@ -175,7 +184,8 @@ class _Membership:
             poll=poll,
             wait_until=_wait_until(self.clock),
             clock=self.clock,
-            log=self.log,
+            # A failed poll and the wait after it: the user's to see, when asked for.
+            log=self.notice or self.log,
         )
 
     def verify_id_token(
@@ -265,6 +275,7 @@ def _membership(
     cache_dir: str | None,
     http_policy: HttpPolicy | None,
     log: Callable[[str], None],
+    notice: Callable[[str], None] | None,
     environ: Mapping[str, str],
 ) -> _Membership:
     root = cache_dir or default_cache_dir(environ)
@@ -280,6 +291,7 @@ def _membership(
         prompt=prompt,
         clock=_utc_now,
         log=log,
+        notice=notice,
     )
 
 
@@ -303,6 +315,7 @@ def login_result(
     cache_dir: str | None = None,
     http_policy: HttpPolicy | None = None,
     log: Callable[[str], None] = lambda _: None,
+    notice: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Result[str, AcquireError]:
     """fctl's `login`: the device flow for the profile's root tokens, the ID token
@@ -329,6 +342,7 @@ def login_result(
         cache_dir=cache_dir,
         http_policy=http_policy,
         log=log,
+        notice=notice,
         environ=env,
     )
 
@@ -373,6 +387,7 @@ def stack_access_result(
     cache_dir: str | None = None,
     http_policy: HttpPolicy | None = None,
     log: Callable[[str], None] = lambda _: None,
+    notice: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Result[StackAccess, AcquireError]:
     """fctl's `EnsureStackAccess` for a stack without a usable `accesses.json`: the
@@ -393,6 +408,7 @@ def stack_access_result(
         cache_dir=cache_dir,
         http_policy=http_policy,
         log=log,
+        notice=notice,
         environ=env,
     )
     accesses = Place(root=stack.root, parts=stack.paths.accesses)
@@ -442,7 +458,8 @@ def login(
 ) -> None:
     """Log in by the device flow, as `fctl login` does, and write the profile.
 
-    `on_prompt(url, user_code)` shows the user where to go (default: stderr).
+    `on_prompt(url, user_code)` shows the user where to go (default: stderr, with a
+    line for each failed poll and the wait after it).
     With `organization` and `stack`, that stack's access is also got ahead of
     time. Raises `StackTokenError` subclasses (`AuthenticationRequiredError`
     when the login is denied, expires or its ID token fails verification).
@@ -458,6 +475,7 @@ def login(
         organization=organization,
         stack=stack,
         http_policy=http_policy,
+        notice=stderr_notice if on_prompt is None else None,
     )
     if isinstance(result, Failure):
         raise as_exception(result.failure())
@@ -474,10 +492,13 @@ def login_command(
     stack: str | None,
     http_policy: HttpPolicy | None = None,
     log: Callable[[str], None] = lambda _: None,
+    notice: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Result[str, AcquireError]:
     """`stacktoken login [--organization O --stack S]`: log in unless a stack is named
-    and the profile is logged in already, then get that stack's access."""
+    and the profile is logged in already, then get that stack's access.
+
+    `notice` gets a line for each failed poll and the wait after it (else `log` does)."""
     from ._options import locate_stack
 
     env = os.environ if environ is None else environ
@@ -501,6 +522,7 @@ def login_command(
             cache_dir=cache_dir,
             http_policy=http_policy,
             log=log,
+            notice=notice,
             environ=env,
         )
         found = located() if stack is not None else None
@@ -509,7 +531,13 @@ def login_command(
     if not isinstance(found, FctlStack):
         return Failure(found)
     return stack_access_result(
-        found, prompt=prompt, cache_dir=cache_dir, http_policy=http_policy, log=log, environ=env
+        found,
+        prompt=prompt,
+        cache_dir=cache_dir,
+        http_policy=http_policy,
+        log=log,
+        notice=notice,
+        environ=env,
     ).map(lambda _: found.key.profile)
 
 

@@ -460,6 +460,27 @@ def test_login_transient_poll_failures_back_off_then_log_in(
         assert _json(_profile_path(setup))["rootTokens"]["idToken"]["token"]
 
 
+def test_login_failed_poll_is_told_on_stderr_without_debug(tmp_path: Path) -> None:
+    """A user without `--debug` sees each failed poll and the wait after it, not silence."""
+    with MembershipServer(device_interval=0.2, device_enforce_interval=True) as idp:
+        setup = Setup(idp, None, tmp_path / "fctl", tmp_path / "cache", tmp_path / "home")  # type: ignore[arg-type]
+        idp.fail_device_polls(Fault.status(503))
+
+        def decide(auth: DeviceAuthorization) -> None:
+            assert idp.wait_for_device_polls(1, timeout=WAIT, user_code=auth.user_code)
+            idp.approve_device(auth.user_code, organizations=[org_claim("orgA")])
+
+        process = setup.start("login", "--membership-uri", idp.base_url, "--no-browser")
+        result = finish(process, approver(setup, decide))
+        assert result.returncode == 0, result.stderr
+        (told,) = _backoff_lines(result.stderr)
+        assert told.startswith("stacktoken: login still waiting: poll failed (")
+        assert "1 in a row" in told and "polling again in 0.40 s" in told
+        assert "debug:" not in result.stderr
+        (auth,) = idp.device_authorizations
+        assert auth.device_code not in result.stderr
+
+
 def test_login_poll_timeout_backs_off_then_logs_in(tmp_path: Path) -> None:
     """A poll the IdP holds past the client's timeout (in process, 0.3 s): asked again."""
     from stacktoken.shell._http import HttpPolicy
