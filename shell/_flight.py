@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,18 @@ class _Flight:
 
 _FLIGHTS_LOCK = threading.Lock()  # held for dictionary updates only, never across I/O
 _FLIGHTS: WeakKeyDictionary[TokenSource, dict[str | None, _Flight]] = WeakKeyDictionary()
+
+
+def _forget_flights_after_fork() -> None:
+    """In a forked child, the parent's flights have no thread to land them, and the
+    lock may have been held by a thread that is not here: start afresh."""
+    global _FLIGHTS_LOCK, _FLIGHTS  # noqa: PLW0603 - the state a fork leaves stale
+    _FLIGHTS_LOCK = threading.Lock()
+    _FLIGHTS = WeakKeyDictionary()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_flights_after_fork)
 
 
 async def token_async(source: TokenSource, rejected: str | None = None) -> str:
@@ -117,6 +130,11 @@ def _fly(source: TokenSource, rejected: str | None, flight: _Flight) -> None:
         result = source.token_result()
     except Exception as error:  # errors are values; this is a bug, but waiters must wake
         _land(source, rejected, flight, crash=error)
+    except BaseException as error:
+        # SystemExit from a log handler, say: this thread ends either way, and waiters
+        # must wake (a flight that never lands blocks its source's async callers for good).
+        crash = RuntimeError(f"the acquisition was stopped by {type(error).__name__}")
+        _land(source, rejected, flight, crash=crash)
     else:
         _land(source, rejected, flight, result=result)
 

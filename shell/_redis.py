@@ -26,10 +26,13 @@ pipeline), 10 ms apart doubling to 200 ms, and runs `body`:
   - without it, when Redis fails or the wait (`lock_wait`, by default the
     lease and a little more: a dead holder's lease runs out first) is over.
 A holder that dies keeps the lock no longer than its lease; a holder slower
-than its lease may let a second host ask too (two requests, never a failure).
+than its lease (an IdP answering after more than 10 s: the HTTP policy allows
+up to 3 x 10 s) lets every host waiting then ask the network too, one request
+each, never a failure. The lease is not extended while the holder works.
 
-Failures: every call has a socket timeout (200 ms by default, connect and
-read) and no retries. On any error the store logs one debug line (the error's
+Failures: every socket operation has a timeout (200 ms by default, connect and
+each read: a server dripping a reply byte by byte can stretch one call past it)
+and no retries. On any error the store logs one debug line (the error's
 type and text, the password and the token redacted) and the call goes on: a
 read misses, a write fails (the workflow logs it), `locked` runs its body
 unlocked. The shared store never fails a call. An error of the connection
@@ -333,12 +336,16 @@ def _client(url: str, timeout: float) -> tuple[Any, Any] | UsageError:
     except ImportError:
         return UsageError(message="the Redis store needs redis-py: pip install 'stacktoken[redis]'")
     try:
+        # redis-py before 6.0 checks no host name on TLS: any CA-signed certificate
+        # for any name would do, and a man in the middle would read the tokens.
+        tls = {"ssl_check_hostname": True} if url.startswith("rediss:") else {}
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            **tls,
         )
     except (ValueError, TypeError) as error:
         return UsageError(

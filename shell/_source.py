@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 from time import time as _wall  # one global lookup on `token()`'s fast path
 from typing import Protocol
+from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
 from stacktoken.core import (
@@ -54,6 +55,7 @@ from stacktoken.core import (
     refresh_point,
     renewal_retry_delay,
     replace,
+    safe_url,
     stack_discovery,
 )
 from stacktoken.core._time import UTC, datetime, timedelta
@@ -135,6 +137,13 @@ class TokenSource:
         self._retry_at: datetime | None = None  # no renewal before this, after a failure
         self._background = renew_in_background and renewal is not None
         self._renewer: Renewer | None = None
+        _SOURCES.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's other threads are gone, so a lock one of
+        them held would never be released, and its renewal thread is not here."""
+        self._lock = threading.Lock()
+        self._renewer = None  # started again by the next token held
 
     # -- construction ------------------------------------------------------
 
@@ -448,7 +457,7 @@ class TokenSource:
             log=logger,
             stack_uri=stack_uri,
             close=http.close,
-            name=stack_uri,
+            name=safe_url(stack_uri),  # the repr's: never a URL's credentials
             renewal=renewal,
             renew_in_background=renew_in_background,
         )
@@ -728,6 +737,18 @@ def _raise_on_failure(built: Result[TokenSource, AcquireError]) -> TokenSource:
     if source is None:
         raise as_exception(built.failure())
     return source
+
+
+_SOURCES: WeakSet[TokenSource] = WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for source in list(_SOURCES):
+        source._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _shared_record(store: SharedStore | None, credentials: ClientCredentials) -> Store | None:

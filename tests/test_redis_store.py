@@ -489,3 +489,13 @@ def test_redis_store_reconnects_at_once_after_a_redis_restart(
     assert entry.read() == "no entry in redis"
     assert entry.write(_cached("tok-after-restart-0123")) == Success(None)
     assert not log.lines
+
+
+def test_redis_store_tls_checks_the_host_name_whatever_redis_py_defaults_to() -> None:
+    """redis-py before 6.0 (our declared floor is older) checks no host name on TLS:
+    a certificate for any name would be taken. The store asks for the check itself."""
+    from stacktoken.shell._redis import _client
+
+    made = _client("rediss://127.0.0.1:1/0", 0.2)
+    assert isinstance(made, tuple)
+    assert made[0].connection_pool.connection_kwargs["ssl_check_hostname"] is True
