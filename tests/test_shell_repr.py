@@ -99,3 +99,15 @@ def test_shell_repr_of_exceptions(world: World, break_world: Callable[[World], N
     for text in (repr(error), str(error), repr(error.error), repr(error.args)):
         assert_clean(text, secrets | secrets_of(world))
     assert "\n" not in str(error)
+
+
+def test_shell_repr_of_credentials_source_hides_url_credentials(tmp_path: Path) -> None:
+    """A stack URI with userinfo (a proxy's habit): its password is in no repr."""
+    with TokenSource.from_credentials(
+        stack_uri="https://svc:url-pass-4f9a2c@stack.example",
+        access_token="at_secret_access_token_value_5678",
+        cache_dir=tmp_path,
+    ) as source:
+        shown = [repr(source), str(source), repr(StackTokenAuth(source))]
+    assert "stack.example" in shown[0]
+    assert_clean("\n".join(shown), {"url-pass-4f9a2c", "at_secret_access_token_value_5678"})
