@@ -39,6 +39,9 @@ class Renewer:
         self._step = weakref.WeakMethod(step)
         self._log = log
         self._wake = threading.Event()
+        # A source dropped without close(): wake the thread, which then finds it gone
+        # (else it sleeps to the next refresh point, or for ever when nothing is held).
+        weakref.finalize(getattr(step, "__self__", step), self._wake.set)
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 

@@ -1,5 +1,6 @@
-"""A source forked while another thread acquires, and an acquisition stopped by a
-BaseException: no caller waits for a thread that will never come back."""
+"""A source forked while another thread acquires, an acquisition stopped by a
+BaseException, a source dropped without close(): no caller waits for a thread
+that will never come back, and no thread waits for a source that is gone."""
 
 from __future__ import annotations
 
@@ -163,3 +164,42 @@ def test_token_async_acquisition_stopped_by_system_exit_wakes_waiters_and_is_for
     assert "stopped by SystemExit" in first
     assert "works again" in second
     assert not _flight._FLIGHTS.get(source)
+
+
+@pytest.mark.parametrize("holding", [True, False], ids=["holding_a_token", "after_invalidate"])
+def test_renewal_thread_of_a_source_dropped_without_close_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, holding: bool
+) -> None:
+    import gc
+    from datetime import UTC, datetime, timedelta
+
+    from returns.result import Success
+
+    def issued(**_: object) -> Result[CachedToken, AcquireError]:
+        now = datetime.now(UTC)
+        token = CachedToken(
+            access_token="t" * 40,
+            token_type="Bearer",
+            expiry=now + timedelta(hours=1),
+            saved_at=now,
+        )
+        return Success(token)
+
+    monkeypatch.setattr(_source, "acquire", issued)
+    source = TokenSource.from_client_credentials(
+        stack_uri="https://stack.invalid",
+        client_id="svc",
+        client_secret="not-a-real-secret-but-long-enough",
+        cache_dir=tmp_path,
+        renew_in_background=True,
+    )
+    source.token()
+    renewer = source._renewer
+    assert renewer is not None and renewer.alive
+    thread = renewer._thread
+    if not holding:
+        source.invalidate()
+    del source, renewer
+    gc.collect()
+    thread.join(HANG_SECONDS)  # woken by the source's finalizer, not by a timeout
+    assert not thread.is_alive()
