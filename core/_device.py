@@ -110,6 +110,8 @@ SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 §3.5
 # The longest wait after failed polls (RFC 8628 §3.5 backoff): an IdP back after an
 # outage is noticed within a minute, a device code lives minutes.
 POLL_BACKOFF_CAP = timedelta(seconds=60)
+# An IdP's near-zero interval doubles to nothing: failed polls back off from this at least.
+POLL_BACKOFF_FLOOR = timedelta(milliseconds=100)
 _FCTL_BASIC = "Basic " + base64.b64encode(b"fctl:").decode("ascii")  # public client, no secret
 # A device code said to live longer is held to this: a prompt is for a person.
 _MAX_EXPIRES_IN = 3600.0
@@ -206,6 +208,9 @@ def interpret_device_authorization(
         if not device_code or not user_code or not user_code.isprintable():
             return "device_code or user_code is empty or unprintable"
         for uri in (verification_uri, complete):
+            # Shown on the terminal and opened in a browser: no escape sequence, no space.
+            if uri is not None and not (uri.isascii() and uri.isprintable() and " " not in uri):
+                return "verification URI has characters no URL has"
             if uri is not None and isinstance(check_endpoint_url(uri), RemoteError):
                 return f"verification URI {safe_url(uri)!r} is not https"
         expires_in = _seconds(fields.raw("expires_in"), required=True)
@@ -219,7 +224,11 @@ def interpret_device_authorization(
             verification_uri=verification_uri,
             verification_uri_complete=complete,
             expires_in=timedelta(seconds=min(expires_in, _MAX_EXPIRES_IN)),
-            interval=timedelta(seconds=interval) if interval else DEFAULT_DEVICE_INTERVAL,
+            interval=(
+                timedelta(seconds=min(interval, _MAX_EXPIRES_IN))
+                if interval
+                else DEFAULT_DEVICE_INTERVAL
+            ),
         )
 
     def from_document(document: dict[str, Any]) -> Result[DeviceAuthorization, AcquireError]:
@@ -337,8 +346,9 @@ def poll_backoff(interval: timedelta, failures: int) -> timedelta:
     interval doubled per failure, at most `POLL_BACKOFF_CAP`, never under the interval."""
     if failures <= 0:
         return interval
-    doubled = interval * (1 << min(failures, 16))  # 2**16: past any cap, within timedelta
-    return max(interval, min(doubled, POLL_BACKOFF_CAP))
+    base = max(interval, POLL_BACKOFF_FLOOR)
+    doubled = base * (1 << min(failures, 16))  # 2**16: past any cap, within timedelta
+    return max(base, min(doubled, POLL_BACKOFF_CAP))
 
 
 def _after_failure(state: DevicePolling, message: str, *, now: datetime) -> DevicePolling:

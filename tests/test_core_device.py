@@ -139,6 +139,8 @@ def test_device_authorization_answer_read_with_defaults() -> None:
         _answer(expires_in=-1),
         _answer(interval=True),
         _answer(verification_uri="http://idp.example/device"),
+        _answer(verification_uri="https://idp.example/dev\x1b]0;owned\x07\x1b[2J"),
+        _answer(verification_uri="https://idp.example/dev ice"),
         b"not json",
     ],
 )
@@ -368,3 +370,16 @@ def test_encode_profile_and_config_keep_what_fctl_keeps() -> None:
     assert json.loads(
         encode_config({"currentProfile": "q", "uniqueID": "old"}, profile="p", unique_id="new")
     ) == {"currentProfile": "p", "uniqueID": "old"}
+
+
+def test_device_authorization_huge_interval_is_capped_not_a_crash() -> None:
+    request = login_device_request(ENDPOINT)
+    for interval in (1e12, 1e300):
+        found = interpret_device_authorization(200, _answer(interval=interval), request=request)
+        assert found.unwrap().interval == timedelta(seconds=3600)
+
+
+def test_poll_backoff_of_a_near_zero_interval_still_backs_off() -> None:
+    tiny = timedelta(microseconds=1)
+    assert poll_backoff(tiny, 1) == timedelta(milliseconds=200)
+    assert poll_backoff(tiny, 3) == timedelta(milliseconds=800)
