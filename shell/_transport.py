@@ -183,8 +183,14 @@ class _Connection(http.client.HTTPConnection):
             return False
         import select
 
-        readable, _, _ = select.select([self.bounded.raw], [], [], 0)
-        return not readable
+        if not hasattr(select, "poll"):  # Windows: select() has no descriptor limit there
+            readable, _, _ = select.select([self.bounded.raw], [], [], 0)
+            return not readable
+        # poll(), not select(): a service with 1024 files open has descriptors
+        # select() refuses. Any event (data, hang-up, error) means not reusable.
+        poller = select.poll()
+        poller.register(self.bounded.raw, select.POLLIN)
+        return not poller.poll(0)
 
 
 class _Body(httpx.SyncByteStream):
