@@ -14,28 +14,23 @@ only when a request, a JWT or a cold-path message needs them.
 TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 
 if TYPE_CHECKING:
-    from stacktoken.core import (
-        AcquireError,
-        CachedToken,
-        RenewalPolicy,
-        Settings,
-        StackKey,
-        parse_duration,
-    )
-    from stacktoken.shell import (
+    from stacktoken.core._durations import parse_duration
+    from stacktoken.core._errors import AcquireError
+    from stacktoken.core._renewal import RenewalPolicy
+    from stacktoken.core._types import CachedToken, Settings, StackKey
+    from stacktoken.shell._auth import StackTokenAuth, stack_client
+    from stacktoken.shell._exceptions import (
         AuthenticationRequiredError,
-        HttpPolicy,
         InvalidUsageError,
         LocalStorageError,
-        RedisStore,
         RemoteServerError,
-        StackTokenAuth,
         StackTokenError,
-        TokenSource,
-        formance_sdk,
-        stack_client,
     )
+    from stacktoken.shell._http import HttpPolicy
     from stacktoken.shell._login import login
+    from stacktoken.shell._redis import RedisStore
+    from stacktoken.shell._sdk import formance_sdk
+    from stacktoken.shell._source import TokenSource
 
 __all__ = [
     "AcquireError",
@@ -62,15 +57,22 @@ __all__ = [
 # Where each public name lives, for `__getattr__`; tests/test_warm_path_imports.py
 # keeps it equal to `__all__`.
 _HOMES = {
-    "stacktoken.core": "AcquireError CachedToken RenewalPolicy Settings StackKey parse_duration",
-    "stacktoken.shell": (
-        "AuthenticationRequiredError HttpPolicy InvalidUsageError LocalStorageError"
-        " RedisStore RemoteServerError StackTokenAuth StackTokenError TokenSource formance_sdk"
-        " stack_client"
+    "stacktoken.core._durations": "parse_duration",
+    "stacktoken.core._errors": "AcquireError",
+    "stacktoken.core._renewal": "RenewalPolicy",
+    "stacktoken.core._types": "CachedToken Settings StackKey",
+    "stacktoken.shell._auth": "StackTokenAuth stack_client",
+    "stacktoken.shell._exceptions": (
+        "AuthenticationRequiredError InvalidUsageError LocalStorageError RemoteServerError"
+        " StackTokenError"
     ),
+    "stacktoken.shell._http": "HttpPolicy",
     "stacktoken.shell._login": "login",
+    "stacktoken.shell._redis": "RedisStore",
+    "stacktoken.shell._sdk": "formance_sdk",
+    "stacktoken.shell._source": "TokenSource",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
-    from stacktoken.core._exports import lazy_exports
+    from stacktoken._lazy import lazy_exports
 
     __getattr__, __dir__ = lazy_exports(globals(), _HOMES, __all__)

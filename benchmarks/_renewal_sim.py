@@ -23,16 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 from returns.result import Failure, Result, Success
 from stacktoken import RenewalPolicy, TokenSource
-from stacktoken.core import (
-    AcquireError,
-    CachedToken,
-    CacheRead,
-    Grant,
-    LocalError,
-    RemoteError,
-    Settings,
-    Store,
-)
+from stacktoken.core._cache import CacheRead, Grant, Store
+from stacktoken.core._errors import AcquireError, LocalError, RemoteError
+from stacktoken.core._types import CachedToken, Settings
 
 __all__ = ["MODES", "Outcome", "simulate"]
 

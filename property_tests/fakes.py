@@ -23,25 +23,19 @@ from datetime import datetime
 from typing import TypeVar
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    AcquireError,
-    AuthRequired,
+from stacktoken.core._cache import CacheRead, Grant, Store
+from stacktoken.core._client_grant import ClientEffects, client_credentials_grant
+from stacktoken.core._errors import AcquireError, AuthRequired, LocalError
+from stacktoken.core._fctl_grant import FctlEffects, fctl_grant
+from stacktoken.core._types import (
     CachedToken,
-    CacheRead,
     ClientCredentials,
-    ClientEffects,
     DiscoveryDocument,
-    FctlEffects,
-    Grant,
-    LocalError,
     StackAccess,
-    Store,
     TokenRequest,
     TokenResponse,
-    acquire,
-    client_credentials_grant,
-    fctl_grant,
 )
+from stacktoken.core._workflow import acquire
 from strategies import Scenario
 
 T = TypeVar("T")

@@ -22,23 +22,25 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    MAX_DURATION_NS,
-    MAX_NAME_BYTES,
+from stacktoken.core._cache import CacheRead
+from stacktoken.core._durations import MAX_DURATION_NS
+from stacktoken.core._errors import (
     AcquireError,
     AuthRequired,
-    CachedToken,
-    CacheRead,
-    DiscoveryDocument,
     LocalError,
     OAuthError,
     RemoteError,
-    RenewalPolicy,
+    UsageError,
+)
+from stacktoken.core._paths import MAX_NAME_BYTES
+from stacktoken.core._renewal import RenewalPolicy
+from stacktoken.core._types import (
+    CachedToken,
+    DiscoveryDocument,
     Settings,
     StackAccess,
     StackKey,
     TokenResponse,
-    UsageError,
 )
 
 T = TypeVar("T")

@@ -8,13 +8,9 @@ from urllib.parse import unquote
 from fakes import CLIENT, FakeWorld
 from hypothesis import event, given, note
 from returns.result import Failure, Success
-from stacktoken.core import (
-    CLIENT_CREDENTIALS_GRANT,
-    AuthRequired,
-    DiscoveryDocument,
-    OAuthError,
-    TokenRequest,
-)
+from stacktoken.core._errors import AuthRequired, OAuthError
+from stacktoken.core._requests import CLIENT_CREDENTIALS_GRANT
+from stacktoken.core._types import DiscoveryDocument, TokenRequest
 from strategies import Scenario, client_runs
 
 

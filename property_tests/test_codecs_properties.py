@@ -13,38 +13,34 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from returns.result import Failure, Success
-from stacktoken.core import (
+from stacktoken.core._cache_codec import (
     GO_ZERO_TIME,
-    AuthRequired,
-    CachedToken,
-    DiscoveryDocument,
-    OAuthError,
-    Profile,
-    RemoteError,
-    StackAccess,
-    TokenResponse,
-    check_endpoint_url,
-    decode_accesses,
     decode_cache_entry,
-    decode_current_profile,
+    encode_cache_entry,
+    format_rfc3339,
+    parse_rfc3339,
+)
+from stacktoken.core._codecs import (
+    decode_accesses,
     decode_discovery,
     decode_discovery_cache,
     decode_error_response,
-    decode_profile,
     decode_token_response,
     encode_accesses,
-    encode_cache_entry,
     encode_discovery_cache,
+    jwt_expiry,
+)
+from stacktoken.core._errors import AuthRequired, OAuthError, RemoteError
+from stacktoken.core._profile import Profile, decode_current_profile, decode_profile
+from stacktoken.core._record import replace
+from stacktoken.core._requests import (
     exchange_request,
-    format_rfc3339,
     interpret_discovery,
     interpret_token_response,
-    jwt_expiry,
-    parse_rfc3339,
-    replace,
-    safe_url,
     stack_discovery,
 )
+from stacktoken.core._types import CachedToken, DiscoveryDocument, StackAccess, TokenResponse
+from stacktoken.core._urls import check_endpoint_url, safe_url
 from strategies import (
     GoTime,
     access_tokens,

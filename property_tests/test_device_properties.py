@@ -11,26 +11,22 @@ from typing import Any
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
+from stacktoken.core._device import (
     POLL_BACKOFF_CAP,
     SLOW_DOWN_STEP,
-    AcquireError,
-    AuthRequired,
     DeviceAuthorization,
     DeviceEffects,
     DevicePolling,
     DeviceSend,
     DeviceWait,
     LoginTokens,
-    OAuthError,
-    RemoteError,
-    TokenRequest,
-    TokenResponse,
     device_login,
     device_step,
     login_device_request,
     run_device_flow,
 )
+from stacktoken.core._errors import AcquireError, AuthRequired, OAuthError, RemoteError
+from stacktoken.core._types import TokenRequest, TokenResponse
 from strategies import DEVICE_TERMINAL, DeviceScript, aware_datetimes, device_scripts
 
 START = datetime(2030, 1, 1, tzinfo=UTC)

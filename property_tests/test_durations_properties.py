@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
-from stacktoken.core import MAX_DURATION_NS, UsageError, format_duration, parse_duration, parse_ttl
+from stacktoken.core._durations import MAX_DURATION_NS, format_duration, parse_duration, parse_ttl
+from stacktoken.core._errors import UsageError
 from strategies import GoDuration, durations_ns, go_durations, malformed_durations
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=120)

@@ -8,19 +8,11 @@ import pytest
 from fakes import Call, FakeWorld, form_value
 from hypothesis import event, example, given, note
 from returns.result import Failure, Success
-from stacktoken.core import (
-    REFRESH_REJECTIONS,
-    AuthRequired,
-    LocalError,
-    OAuthError,
-    RemoteError,
-    Settings,
-    StackAccess,
-    TokenResponse,
-    is_fresh,
-    needs_refresh,
-    replace,
-)
+from stacktoken.core._decisions import is_fresh, needs_refresh
+from stacktoken.core._errors import AuthRequired, LocalError, OAuthError, RemoteError
+from stacktoken.core._fctl_grant import REFRESH_REJECTIONS
+from stacktoken.core._record import replace
+from stacktoken.core._types import Settings, StackAccess, TokenResponse
 from strategies import (
     MEMBERSHIP_DOCUMENT,
     STACK_DOCUMENT,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from stacktoken.core import json_object, json_value
+from stacktoken.core._json import json_object, json_value
 from strategies import arbitrary_bytes, json_bytes, json_values
 
 _WHITESPACE = st.text(" \t\n\r", max_size=3)

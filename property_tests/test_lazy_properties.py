@@ -12,8 +12,8 @@ from hypothesis.stateful import (
     rule,
 )
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    AcquireError,
+from stacktoken.core._errors import AcquireError
+from stacktoken.core._lazy import (
     Idle,
     Join,
     LazyState,

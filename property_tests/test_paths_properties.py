@@ -8,17 +8,17 @@ import re
 import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from stacktoken.core import (
+from stacktoken.core._errors import UsageError
+from stacktoken.core._paths import (
     ACCESSES_FILE,
     CACHE_FILE,
     Segments,
-    StackKey,
     StackPaths,
-    UsageError,
     discovery_cache_name,
     name_error,
     stack_paths,
 )
+from stacktoken.core._types import StackKey
 from strategies import hostile_names, stack_keys, valid_names
 
 # Names that differ only slightly, so distinct keys often look alike.

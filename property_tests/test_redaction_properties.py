@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, note
 from hypothesis import strategies as st
-from stacktoken.core import MIN_SECRET_PIECE, redact
+from stacktoken.core._text import MIN_SECRET_PIECE, redact
 from strategies import secrets
 
 FILLER = st.text(st.characters(codec="ascii", categories=["L", "N", "P", "Zs"]), max_size=12)

@@ -11,25 +11,20 @@ from itertools import pairwise
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    AcquireError,
-    CachedToken,
-    CacheRead,
-    Grant,
+from stacktoken.core._cache import CacheRead, Grant, Store
+from stacktoken.core._decisions import is_fresh
+from stacktoken.core._errors import AcquireError, LocalError, RemoteError
+from stacktoken.core._renewal import (
     HeldVerdict,
-    LocalError,
-    RemoteError,
     RenewalPolicy,
-    Settings,
-    Store,
-    acquire,
     due_for_renewal,
-    is_fresh,
     judge_held,
     refresh_point,
     renewal_retry_delay,
 )
-from stacktoken.shell import TokenSource
+from stacktoken.core._types import CachedToken, Settings
+from stacktoken.core._workflow import acquire
+from stacktoken.shell._source import TokenSource
 from strategies import (
     RenewalStep,
     aware_datetimes,

@@ -6,20 +6,19 @@ from datetime import timedelta
 
 from hypothesis import event, given, note
 from hypothesis import strategies as st
-from stacktoken.core import (
+from stacktoken.core._errors import RemoteError
+from stacktoken.core._requests import (
     DEFAULT_DISCOVERY_MAX_AGE,
     NOT_ACTED_ON_STATUSES,
     RETRYABLE_STATUSES,
     DiscoveryTarget,
-    RemoteError,
     RetryPolicy,
-    check_endpoint_url,
     discovery_max_age,
     membership_discovery,
     retry_delay,
-    safe_url,
     stack_discovery,
 )
+from stacktoken.core._urls import check_endpoint_url, safe_url
 from strategies import SECRET_MARKER, Url, urls
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)

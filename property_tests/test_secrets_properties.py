@@ -9,21 +9,11 @@ from typing import Any
 from hypothesis import given, note
 from hypothesis import strategies as st
 from returns.result import Failure
-from stacktoken.core import (
-    AuthRequired,
-    CachedToken,
-    LocalError,
-    OAuthError,
-    RemoteError,
-    TokenResponse,
-    UsageError,
-    decode_accesses,
-    decode_cache_entry,
-    decode_token_response,
-    exchange_request,
-    interpret_token_response,
-    refresh_request,
-)
+from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._codecs import decode_accesses, decode_token_response
+from stacktoken.core._errors import AuthRequired, LocalError, OAuthError, RemoteError, UsageError
+from stacktoken.core._requests import exchange_request, interpret_token_response, refresh_request
+from stacktoken.core._types import CachedToken, TokenResponse
 from strategies import (
     SECRET_MARKER,
     acquire_errors,

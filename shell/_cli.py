@@ -15,25 +15,15 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    CACHE_FILE,
-    OUTPUTS,
-    AcquireError,
-    AuthRequired,
-    CachedToken,
-    LocalError,
-    Settings,
-    StackKey,
-    UsageError,
-    exit_code,
-    format_rfc3339,
-    judge_disk_entry,
-    lift,
-    name_error,
-    one_line,
-    render_token,
-)
+from stacktoken.core._cache_codec import format_rfc3339
+from stacktoken.core._decisions import judge_disk_entry
+from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, UsageError, exit_code
+from stacktoken.core._output import OUTPUTS, render_token
+from stacktoken.core._paths import CACHE_FILE, name_error
+from stacktoken.core._results import lift
+from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime, timedelta
+from stacktoken.core._types import CachedToken, Settings, StackKey
 
 from ._files import Place, remove_file
 from ._options import (

@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from returns.result import Result
-from stacktoken.core import (
-    AcquireError,
-    ClientCredentials,
-    ClientEffects,
-    DiscoveryDocument,
-    Grant,
-    Store,
-    client_credentials_grant,
-    stack_discovery,
-)
+from stacktoken.core._cache import Grant, Store
+from stacktoken.core._client_grant import ClientEffects, client_credentials_grant
+from stacktoken.core._errors import AcquireError
+from stacktoken.core._requests import stack_discovery
 from stacktoken.core._time import datetime
+from stacktoken.core._types import ClientCredentials, DiscoveryDocument
 
 from ._discovery import DiscoveryCache, discover
 from ._fctl import post_token

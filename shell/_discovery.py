@@ -13,18 +13,13 @@ from collections.abc import Callable
 from functools import cached_property
 
 from returns.result import Result, Success
-from stacktoken.core import (
-    DiscoveryDocument,
-    DiscoveryTarget,
-    RemoteError,
-    check_endpoint_url,
-    decode_discovery_cache,
-    discovery_cache_name,
-    discovery_max_age,
-    encode_discovery_cache,
-    interpret_discovery,
-)
+from stacktoken.core._codecs import decode_discovery_cache, encode_discovery_cache
+from stacktoken.core._errors import RemoteError
+from stacktoken.core._paths import discovery_cache_name
+from stacktoken.core._requests import DiscoveryTarget, discovery_max_age, interpret_discovery
 from stacktoken.core._time import datetime, timedelta
+from stacktoken.core._types import DiscoveryDocument
+from stacktoken.core._urls import check_endpoint_url
 
 from ._files import Place, read_private, remove_file, write_atomic
 from ._http import Http, HttpAnswer

@@ -9,7 +9,7 @@ StackTokenError                 .error holds core's value, .exit_code the CLI's 
 
 from __future__ import annotations
 
-from stacktoken.core import (
+from stacktoken.core._errors import (
     AcquireError,
     AuthRequired,
     LocalError,

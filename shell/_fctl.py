@@ -11,34 +11,27 @@ import time
 from collections.abc import Callable
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    LOGIN_HINT,
-    REFRESH_REJECTIONS,
-    AcquireError,
-    AuthRequired,
+from stacktoken.core._cache import Grant, Store
+from stacktoken.core._codecs import decode_accesses, encode_accesses
+from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, OAuthError, RemoteError
+from stacktoken.core._fctl_grant import REFRESH_REJECTIONS, FctlEffects, fctl_grant
+from stacktoken.core._profile import LOGIN_HINT, stack_uri
+from stacktoken.core._record import replace
+from stacktoken.core._requests import (
+    interpret_token_response,
+    membership_discovery,
+    stack_discovery,
+)
+from stacktoken.core._results import lift
+from stacktoken.core._time import datetime
+from stacktoken.core._types import (
     CachedToken,
     DiscoveryDocument,
-    FctlEffects,
-    Grant,
-    LocalError,
-    OAuthError,
-    RemoteError,
     Settings,
     StackAccess,
-    Store,
     TokenRequest,
     TokenResponse,
-    decode_accesses,
-    encode_accesses,
-    fctl_grant,
-    interpret_token_response,
-    lift,
-    membership_discovery,
-    replace,
-    stack_discovery,
-    stack_uri,
 )
-from stacktoken.core._time import datetime
 
 from ._discovery import DiscoveryCache, discover
 from ._files import LOCK_TIMEOUT_SECONDS, Place, check_writable, read_private

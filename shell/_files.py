@@ -25,7 +25,8 @@ import errno
 import os
 import stat
 
-from stacktoken.core import LocalError, Record
+from stacktoken.core._errors import LocalError
+from stacktoken.core._record import Record
 from stacktoken.core._time import UTC, datetime
 
 TYPE_CHECKING = False

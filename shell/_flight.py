@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from returns.result import Result
-from stacktoken.core import AcquireError, CachedToken
+from stacktoken.core._errors import AcquireError
+from stacktoken.core._types import CachedToken
 
 from ._exceptions import as_exception
 

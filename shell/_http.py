@@ -17,18 +17,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    RETRYABLE_STATUSES,
-    Record,
-    RemoteError,
-    RetryPolicy,
-    TokenRequest,
-    check_endpoint_url,
-    retry_delay,
-    safe_url,
-    secret,
-)
+from stacktoken.core._errors import RemoteError
+from stacktoken.core._record import Record, secret
+from stacktoken.core._requests import RETRYABLE_STATUSES, RetryPolicy, retry_delay
 from stacktoken.core._time import datetime
+from stacktoken.core._types import TokenRequest
+from stacktoken.core._urls import check_endpoint_url, safe_url
 
 if TYPE_CHECKING:
     import httpx

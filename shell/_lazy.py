@@ -11,7 +11,16 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from returns.result import Result, Success
-from stacktoken.core import Idle, Join, LazyState, Start, Use, on_forget, on_request, on_settle
+from stacktoken.core._lazy import (
+    Idle,
+    Join,
+    LazyState,
+    Start,
+    Use,
+    on_forget,
+    on_request,
+    on_settle,
+)
 
 __all__ = ["Lazy"]
 

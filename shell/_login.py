@@ -21,45 +21,33 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
+from stacktoken.core._codecs import encode_accesses
+from stacktoken.core._device import (
     DEFAULT_MEMBERSHIP_URI,
-    AcquireError,
-    AuthRequired,
     DeviceAuthorization,
     DeviceEffects,
-    DiscoveryDocument,
-    LocalError,
     LoginTokens,
-    Profile,
-    RemoteError,
-    RetryPolicy,
-    StackAccess,
-    TokenRequest,
-    TokenResponse,
-    UsageError,
-    check_endpoint_url,
     device_login,
-    encode_accesses,
     encode_config,
     encode_profile,
     interpret_device_authorization,
     interpret_poll_answer,
-    json_object,
-    lift,
     login_device_request,
-    membership_discovery,
-    name_error,
-    one_line,
-    profile_file,
-    replace,
-    safe_url,
     stack_access,
     stack_device_request,
     stack_resource,
 )
-from stacktoken.core._paths import CONFIG_FILE
-from stacktoken.core._profile import LOGIN_HINT
+from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, RemoteError, UsageError
+from stacktoken.core._json import json_object
+from stacktoken.core._paths import CONFIG_FILE, name_error, profile_file
+from stacktoken.core._profile import LOGIN_HINT, Profile
+from stacktoken.core._record import replace
+from stacktoken.core._requests import RetryPolicy, membership_discovery
+from stacktoken.core._results import lift
+from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime
+from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest, TokenResponse
+from stacktoken.core._urls import check_endpoint_url, safe_url
 
 from ._discovery import DiscoveryCache, discover
 from ._files import Place, ensure_folder, locked, read_private, write_atomic

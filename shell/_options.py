@@ -16,26 +16,19 @@ from __future__ import annotations
 import os
 import sys
 
-from stacktoken.core import (
-    CONFIG_FILE,
+from stacktoken.core._errors import AuthRequired, LocalError, UsageError
+from stacktoken.core._paths import CONFIG_FILE, StackPaths, name_error, profile_file, stack_paths
+from stacktoken.core._profile import (
     LOGIN_HINT,
-    AuthRequired,
-    LocalError,
     Profile,
-    Record,
-    Settings,
-    StackKey,
-    StackPaths,
-    UsageError,
     decode_current_profile,
     decode_profile,
-    name_error,
-    profile_file,
     resolve_organization,
     resolve_stack,
-    stack_paths,
 )
+from stacktoken.core._record import Record
 from stacktoken.core._time import timedelta
+from stacktoken.core._types import Settings, StackKey
 
 from ._files import Place, read_plain, read_private
 
@@ -156,7 +149,7 @@ def settings_from(ttl: str | timedelta | None, environ: Mapping[str, str]) -> Se
     text = ttl if ttl is not None else environ.get(TTL_ENV)
     if text is None:
         return Settings()
-    from stacktoken.core import parse_ttl  # only when a TTL is given
+    from stacktoken.core._durations import parse_ttl
 
     parsed = parse_ttl(text)
     return parsed if isinstance(parsed, UsageError) else Settings(cache_ttl=parsed)

@@ -54,22 +54,14 @@ from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    EXPIRY_GRACE,
-    AcquireError,
-    CachedToken,
-    CacheRead,
-    LocalError,
-    Store,
-    UsageError,
-    decode_cache_entry,
-    encode_cache_entry,
-    one_line,
-    redact,
-    replace,
-    stamp_mismatch,
-)
+from stacktoken.core._cache import CacheRead, Store
+from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
+from stacktoken.core._decisions import stamp_mismatch
+from stacktoken.core._errors import AcquireError, LocalError, UsageError
+from stacktoken.core._record import replace
+from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
+from stacktoken.core._types import EXPIRY_GRACE, CachedToken
 
 from ._options import STORE_SCHEMES
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from stacktoken.core import UsageError
+from stacktoken.core._errors import UsageError
 
 from ._auth import StackTokenAuth
 from ._exceptions import InvalidUsageError

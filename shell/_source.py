@@ -27,38 +27,34 @@ from typing import Protocol
 from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    LOGIN_HINT,
-    AcquireError,
-    AuthRequired,
-    CachedToken,
-    ClientCredentials,
-    FctlEffects,
-    Grant,
+from stacktoken.core._cache import Grant, Store
+from stacktoken.core._codecs import jwt_expiry
+from stacktoken.core._decisions import fresh_until, is_fresh
+from stacktoken.core._errors import AcquireError, AuthRequired, UsageError
+from stacktoken.core._fctl_grant import FctlEffects, fctl_grant
+from stacktoken.core._paths import client_key
+from stacktoken.core._profile import LOGIN_HINT
+from stacktoken.core._record import replace
+from stacktoken.core._renewal import (
     HeldVerdict,
     RenewalPolicy,
-    Settings,
-    StackAccess,
-    Store,
-    TokenRequest,
-    TokenResponse,
-    UsageError,
-    acquire,
-    check_endpoint_url,
-    client_key,
-    fctl_grant,
-    fresh_until,
-    is_fresh,
     judge_held,
-    jwt_expiry,
-    lift,
     refresh_point,
     renewal_retry_delay,
-    replace,
-    safe_url,
-    stack_discovery,
 )
+from stacktoken.core._requests import stack_discovery
+from stacktoken.core._results import lift
 from stacktoken.core._time import UTC, datetime, timedelta
+from stacktoken.core._types import (
+    CachedToken,
+    ClientCredentials,
+    Settings,
+    StackAccess,
+    TokenRequest,
+    TokenResponse,
+)
+from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._workflow import acquire
 
 from ._client import bind_client
 from ._discovery import DiscoveryCache, discover

@@ -10,15 +10,11 @@ Reads are warm-path code: a plain value back, no `returns` imported.
 
 from __future__ import annotations
 
-from stacktoken.core import (
-    Store,
-    client_key,
-    client_paths,
-    decode_cache_entry,
-    encode_cache_entry,
-    replace,
-    stamp_mismatch,
-)
+from stacktoken.core._cache import Store
+from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
+from stacktoken.core._decisions import stamp_mismatch
+from stacktoken.core._paths import client_key, client_paths
+from stacktoken.core._record import replace
 
 from ._files import (
     LOCK_TIMEOUT_SECONDS,
@@ -36,15 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from returns.result import Result
-    from stacktoken.core import (
-        AcquireError,
-        CachedToken,
-        CacheRead,
-        ClientCredentials,
-        LocalError,
-        Segments,
-        StackPaths,
-    )
+    from stacktoken.core._cache import CacheRead
+    from stacktoken.core._errors import AcquireError, LocalError
+    from stacktoken.core._paths import Segments, StackPaths
+    from stacktoken.core._types import CachedToken, ClientCredentials
 
 __all__ = ["FileStore", "client_store", "fctl_store", "read_cache_entry"]
 

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from stacktoken.core import is_loopback
+from stacktoken.core._urls import is_loopback
 
 if TYPE_CHECKING:
     from ._proxy import ProxyRoute

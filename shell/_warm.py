@@ -23,8 +23,10 @@ from __future__ import annotations
 import os
 import sys
 
-from stacktoken.core import OUTPUTS, ClientCredentials, Settings, render_token, usable_entry
+from stacktoken.core._cache import usable_entry
+from stacktoken.core._output import OUTPUTS, render_token
 from stacktoken.core._time import UTC, datetime
+from stacktoken.core._types import ClientCredentials, Settings
 
 from ._options import (
     CLIENT_SECRET_ENV,
@@ -149,7 +151,7 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
 
 
 def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
-    from stacktoken.core import check_endpoint_url  # machine credentials only
+    from stacktoken.core._urls import check_endpoint_url
 
     from ._stores import client_store
 

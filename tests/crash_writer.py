@@ -42,16 +42,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    ACCESSES_FILE,
-    CACHE_FILE,
-    LOCK_SUFFIX,
-    CachedToken,
-    LocalError,
-    StackAccess,
-    encode_accesses,
-    encode_cache_entry,
-)
+from stacktoken.core._cache_codec import encode_cache_entry
+from stacktoken.core._codecs import encode_accesses
+from stacktoken.core._errors import LocalError
+from stacktoken.core._paths import ACCESSES_FILE, CACHE_FILE, LOCK_SUFFIX
+from stacktoken.core._types import CachedToken, StackAccess
 from stacktoken.shell._files import Place, locked, write_atomic
 
 __all__ = ["IN_WRITE", "STEPS", "VERSIONS", "main"]

@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from oauth_servers import decode_jwt_unverified
-from stacktoken.core import (
-    ACCESSES_FILE,
-    CACHE_FILE,
-    LOCK_SUFFIX,
-    DiscoveryDocument,
-    RetryPolicy,
-    decode_accesses,
-    decode_cache_entry,
-    discovery_cache_name,
-    encode_discovery_cache,
-    membership_discovery,
-    stack_discovery,
-)
-from stacktoken.shell import HttpPolicy, TokenSource
+from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._codecs import decode_accesses, encode_discovery_cache
+from stacktoken.core._paths import ACCESSES_FILE, CACHE_FILE, LOCK_SUFFIX, discovery_cache_name
+from stacktoken.core._requests import RetryPolicy, membership_discovery, stack_discovery
+from stacktoken.core._types import DiscoveryDocument
+from stacktoken.shell._http import HttpPolicy
+from stacktoken.shell._source import TokenSource
 
 from conftest import CLI_TIMEOUT_SECONDS, World
 

@@ -68,17 +68,11 @@ from reliability_matrix import (
 )
 from returns.result import Success
 from stacktoken import StackTokenError, TokenSource, stack_client
-from stacktoken.core import (
-    CACHE_FILE,
-    CachedToken,
-    ClientCredentials,
-    client_key,
-    client_paths,
-    decode_cache_entry,
-    decode_discovery_cache,
-    discovery_cache_name,
-    stack_discovery,
-)
+from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._codecs import decode_discovery_cache
+from stacktoken.core._paths import CACHE_FILE, client_key, client_paths, discovery_cache_name
+from stacktoken.core._requests import stack_discovery
+from stacktoken.core._types import CachedToken, ClientCredentials
 from stacktoken.shell._client import client_store
 from test_crash_writes import Zygote
 from test_warm_path_imports import _DUMP_MODULES, FULL_CLI, NETWORK_AND_COLD_PATH, _imported

@@ -10,24 +10,18 @@ from typing import TypeVar
 
 import pytest
 from returns.result import Failure, Result, Success
-from stacktoken.core import (
-    AcquireError,
-    AuthRequired,
+from stacktoken.core._cache import CacheRead, Store
+from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, OAuthError, RemoteError
+from stacktoken.core._fctl_grant import FctlEffects, fctl_grant
+from stacktoken.core._types import (
     CachedToken,
-    CacheRead,
     DiscoveryDocument,
-    FctlEffects,
-    LocalError,
-    OAuthError,
-    RemoteError,
     Settings,
     StackAccess,
-    Store,
     TokenRequest,
     TokenResponse,
-    acquire,
-    fctl_grant,
 )
+from stacktoken.core._workflow import acquire
 
 T = TypeVar("T")
 

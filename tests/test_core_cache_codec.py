@@ -8,14 +8,14 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from stacktoken.core import (
+from stacktoken.core._cache_codec import (
     GO_ZERO_TIME,
-    CachedToken,
     decode_cache_entry,
     encode_cache_entry,
     format_rfc3339,
     parse_rfc3339,
 )
+from stacktoken.core._types import CachedToken
 
 PLUS_ONE = timezone(timedelta(hours=1))
 
@@ -180,7 +180,7 @@ def test_decode_cache_entry_needs_neither_cattrs_nor_pyjwt() -> None:
     """The warm path's document is decoded with the stdlib (the import budget)."""
     code = (
         "import sys\n"
-        "from stacktoken.core import decode_cache_entry\n"
+        "from stacktoken.core._cache_codec import decode_cache_entry\n"
         'entry = decode_cache_entry(b\'{"accessToken": "t", "expiry": "2026-02-20T15:45:16Z"}\')\n'
         "assert entry.access_token == 't', entry\n"
         "print(sorted(m for m in ('cattrs', 'jwt', 'httpx') if m in sys.modules))\n"

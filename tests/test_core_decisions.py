@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from stacktoken.core import (
+from stacktoken.core._decisions import DiskVerdict, is_fresh, judge_disk_entry, needs_refresh
+from stacktoken.core._types import (
     CLOCK_SKEW_ALLOWANCE,
     DEFAULT_CACHE_TTL,
     EXPIRY_GRACE,
     CachedToken,
-    DiskVerdict,
     Settings,
     StackAccess,
-    is_fresh,
-    judge_disk_entry,
-    needs_refresh,
 )
 
 NOW = datetime(2026, 2, 20, 15, 40, 16, tzinfo=UTC)

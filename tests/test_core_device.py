@@ -8,21 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from returns.result import Failure, Success
-from stacktoken.core import (
+from stacktoken.core._device import (
     POLL_BACKOFF_CAP,
-    AuthRequired,
     DeviceFail,
     DeviceFinish,
     DevicePolling,
     DeviceSend,
     DeviceWait,
     LoginTokens,
-    OAuthError,
-    Organization,
-    Profile,
-    RemoteError,
-    StackRef,
-    TokenResponse,
     device_step,
     device_token_request,
     encode_config,
@@ -34,6 +27,9 @@ from stacktoken.core import (
     stack_device_request,
     stack_resource,
 )
+from stacktoken.core._errors import AuthRequired, OAuthError, RemoteError
+from stacktoken.core._profile import Organization, Profile, StackRef
+from stacktoken.core._types import TokenResponse
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 ENDPOINT = "https://idp.example/api/oauth/device/authorize"

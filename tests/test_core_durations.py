@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from stacktoken.core import MAX_DURATION_NS, UsageError, format_duration, parse_duration, parse_ttl
+from stacktoken.core._durations import MAX_DURATION_NS, format_duration, parse_duration, parse_ttl
+from stacktoken.core._errors import UsageError
 
 SECOND = 1_000_000_000
 

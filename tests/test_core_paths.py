@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from stacktoken.core import (
-    StackKey,
+from stacktoken.core._errors import UsageError
+from stacktoken.core._paths import (
     StackPaths,
-    UsageError,
     discovery_cache_name,
     name_error,
     profile_file,
     stack_paths,
 )
+from stacktoken.core._types import StackKey
 
 
 def test_stack_paths_follow_fctl_layout() -> None:

@@ -6,19 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from stacktoken.core import (
-    AuthRequired,
+from stacktoken.core._errors import AuthRequired, UsageError
+from stacktoken.core._profile import (
     Organization,
     Profile,
     StackRef,
-    UsageError,
     decode_current_profile,
     decode_profile,
-    replace,
     resolve_organization,
     resolve_stack,
     stack_uri,
 )
+from stacktoken.core._record import replace
 
 
 def _profile(

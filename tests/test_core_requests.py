@@ -7,15 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from returns.result import Failure, Success
-from stacktoken.core import (
-    DiscoveryDocument,
+from stacktoken.core._errors import OAuthError, RemoteError
+from stacktoken.core._requests import (
     DiscoveryTarget,
-    OAuthError,
-    RemoteError,
     RetryPolicy,
-    TokenRequest,
-    TokenResponse,
-    check_endpoint_url,
     discovery_max_age,
     exchange_request,
     interpret_discovery,
@@ -23,9 +18,10 @@ from stacktoken.core import (
     membership_discovery,
     refresh_request,
     retry_delay,
-    safe_url,
     stack_discovery,
 )
+from stacktoken.core._types import DiscoveryDocument, TokenRequest, TokenResponse
+from stacktoken.core._urls import check_endpoint_url, safe_url
 
 TOKEN_ENDPOINT = "https://orga-stk1.formance.cloud/api/auth/oauth/token"
 SENT_AT = datetime(2026, 2, 20, 15, 40, 16, tzinfo=UTC)

@@ -37,14 +37,10 @@ from reliability_helpers import (
     write_accesses,
 )
 from reliability_matrix import CRASH_KILLS, HEAVY_ENV
-from stacktoken.core import (
-    ACCESSES_FILE,
-    CACHE_FILE,
-    CachedToken,
-    StackAccess,
-    decode_accesses,
-    decode_cache_entry,
-)
+from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._codecs import decode_accesses
+from stacktoken.core._paths import ACCESSES_FILE, CACHE_FILE
+from stacktoken.core._types import CachedToken, StackAccess
 from stacktoken.shell._files import Place, write_atomic
 
 from conftest import World

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from returns.result import Failure, Result
-from stacktoken.core import AcquireError, CachedToken, RemoteError
+from stacktoken.core._errors import AcquireError, RemoteError
+from stacktoken.core._types import CachedToken
 from stacktoken.shell import _flight, _source
 from stacktoken.shell._source import TokenSource
 

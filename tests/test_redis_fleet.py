@@ -132,7 +132,7 @@ def test_fleet_redis_killed_mid_run_every_call_succeeds(
 _HOLDER = """
 import sys
 from stacktoken import RedisStore
-from stacktoken.core import client_key
+from stacktoken.core._paths import client_key
 
 url, stack_uri, client_id = sys.argv[1:4]
 store = RedisStore(url, lease=1.0)

@@ -38,7 +38,9 @@ from redis_server import (
 )
 from returns.result import Success
 from stacktoken import InvalidUsageError, RedisStore, TokenSource
-from stacktoken.core import EXPIRY_GRACE, CachedToken, Store, client_key
+from stacktoken.core._cache import Store
+from stacktoken.core._paths import client_key
+from stacktoken.core._types import EXPIRY_GRACE, CachedToken
 
 __all__ = [
     "black_hole",

@@ -32,7 +32,8 @@ from reliability_helpers import (
 )
 from reliability_matrix import LOCAL_FAULTS, LocalFault
 from stacktoken import LocalStorageError, StackTokenError
-from stacktoken.core import CachedToken, encode_cache_entry
+from stacktoken.core._cache_codec import encode_cache_entry
+from stacktoken.core._types import CachedToken
 
 from conftest import World
 

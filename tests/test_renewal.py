@@ -25,7 +25,7 @@ from oauth_servers import (
 )
 from redis_server import RedisServer, redis_server
 from stacktoken import RedisStore, RemoteServerError, RenewalPolicy, TokenSource
-from stacktoken.core import EXPIRY_GRACE
+from stacktoken.core._types import EXPIRY_GRACE
 
 __all__ = ["membership_server", "redis_server", "stack_server"]
 

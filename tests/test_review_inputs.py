@@ -17,18 +17,12 @@ import pytest
 from oauth_servers import Fault, MembershipServer, StackAuthServer, write_fctl_profile
 from returns.result import Failure, Success
 from stacktoken import InvalidUsageError, RemoteServerError, TokenSource
-from stacktoken.core import (
-    CachedToken,
-    Settings,
-    decode_accesses,
-    decode_cache_entry,
-    decode_token_response,
-    exchange_request,
-    interpret_token_response,
-    judge_disk_entry,
-    resolve_organization,
-    resolve_stack,
-)
+from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._codecs import decode_accesses, decode_token_response
+from stacktoken.core._decisions import judge_disk_entry
+from stacktoken.core._profile import resolve_organization, resolve_stack
+from stacktoken.core._requests import exchange_request, interpret_token_response
+from stacktoken.core._types import CachedToken, Settings
 from stacktoken.shell import _cli, _files
 
 from conftest import World
@@ -269,7 +263,7 @@ def test_token_empty_profile_is_usage_error(world: World) -> None:
 
 
 def test_resolve_empty_flag_is_kept_for_validation() -> None:
-    from stacktoken.core import Organization, Profile
+    from stacktoken.core._profile import Organization, Profile
 
     profile = Profile(
         name="p",

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from redis_server import make_tls_files
 from returns.result import Failure, Success
-from stacktoken.core import RemoteError, RetryPolicy
+from stacktoken.core._errors import RemoteError
+from stacktoken.core._requests import RetryPolicy
 from stacktoken.shell._http import Http, HttpPolicy
 
 ONE_POLICY = HttpPolicy(timeout=0.5, retry=RetryPolicy(attempts=1))

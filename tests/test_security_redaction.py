@@ -13,13 +13,9 @@ from datetime import UTC, datetime
 
 import pytest
 from returns.result import Failure
-from stacktoken.core import (
-    OAuthError,
-    TokenRequest,
-    exchange_request,
-    interpret_token_response,
-    refresh_request,
-)
+from stacktoken.core._errors import OAuthError
+from stacktoken.core._requests import exchange_request, interpret_token_response, refresh_request
+from stacktoken.core._types import TokenRequest
 
 NOW = datetime(2026, 2, 20, 12, tzinfo=UTC)
 JWT = (

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 from returns.result import Failure
-from stacktoken.core import RemoteError, RetryPolicy
+from stacktoken.core._errors import RemoteError
+from stacktoken.core._requests import RetryPolicy
 from stacktoken.shell._http import Http, HttpPolicy
 
 BODY_BYTES = 100

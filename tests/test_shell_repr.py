@@ -13,7 +13,8 @@ from stacktoken import (
     TokenSource,
     stack_client,
 )
-from stacktoken.core import decode_accesses, exchange_request, refresh_request
+from stacktoken.core._codecs import decode_accesses
+from stacktoken.core._requests import exchange_request, refresh_request
 
 from conftest import World
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from reliability_helpers import library_source
-from stacktoken.core import discovery_cache_name, stack_discovery
+from stacktoken.core._paths import discovery_cache_name
+from stacktoken.core._requests import stack_discovery
 from stacktoken.shell._files import STALE_TEMP_SECONDS
 
 from conftest import World

@@ -29,7 +29,7 @@ from reliability_helpers import (
     write_accesses,
 )
 from returns.result import Success
-from stacktoken.core import decode_cache_entry
+from stacktoken.core._cache_codec import decode_cache_entry
 from stacktoken.shell._files import write_atomic
 
 from conftest import World

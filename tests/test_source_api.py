@@ -19,7 +19,7 @@ from stacktoken import (
     StackTokenError,
     TokenSource,
 )
-from stacktoken.core import AuthRequired, UsageError
+from stacktoken.core._errors import AuthRequired, UsageError
 
 from conftest import World
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from stacktoken.core import CachedToken, encode_cache_entry
+from stacktoken.core._cache_codec import encode_cache_entry
+from stacktoken.core._types import CachedToken
 from stacktoken.shell._warm import warm_output
 
 from conftest import CLI_TIMEOUT_SECONDS, World

@@ -1,4 +1,4 @@
-"""Lazy re-exports (PEP 562) for the package `__init__`s of stacktoken.
+"""Lazy re-exports (PEP 562) for the public face, `stacktoken`.
 
 Each package names where its public names live; a name's module is imported
 on first access, so importing a package costs nothing until a name is used
