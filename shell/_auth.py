@@ -6,6 +6,10 @@ read files, take a lock or call the network, so it overrides
 (httpx docs, "Custom authentication schemes"). On a 401 it drops the token
 (in memory and on disk) and retries the request once with a new one. The
 async flow never blocks the event loop: see `_flight`.
+
+A request to any origin but the source's stack is refused before a token is
+asked for (core's `_origin`): raising names the mistake, where sending the
+request bare would only come back as a puzzling 401 from another server.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import httpx
+from stacktoken.core._errors import UsageError
+from stacktoken.core._origin import token_refusal
 
+from ._exceptions import InvalidUsageError
 from ._flight import token_async
 from ._source import TokenSource
 
@@ -29,9 +36,16 @@ class StackTokenAuth(httpx.Auth):
     def __init__(self, source: TokenSource) -> None:
         self._source = source
 
+    def _check_origin(self, request: httpx.Request) -> None:
+        """Raise `InvalidUsageError` unless the request goes to the source's own stack."""
+        refusal = token_refusal(str(request.url), stack_uri=self._source.stack_uri)
+        if refusal is not None:
+            raise InvalidUsageError(UsageError(message=refusal))
+
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        self._check_origin(request)
         token = self._source.token()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
@@ -45,6 +59,7 @@ class StackTokenAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         # A fresh token in memory costs no thread; otherwise the task waits for
         # the source's one acquisition in flight, run in its own thread (_flight).
+        self._check_origin(request)
         token = await token_async(self._source)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
