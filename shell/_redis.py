@@ -1,4 +1,4 @@
-"""The shared store for fleets: Redis (DESIGN §11).
+"""The shared store for fleets: Redis (docs/design.md §11).
 
 Theory of operation
 -------------------
@@ -6,11 +6,13 @@ A machine credential whose core key is K (`client_key`: a SHA-256 of the
 stack URI, the client id and the sorted scopes, never the secret) has two
 Redis keys; neither name holds anything but K:
 
-    stacktoken:v1:K       the §3.4 JSON entry, `SET ... PX <expiry - grace - now>`:
-                          Redis drops a dead token itself
+    stacktoken:v1:K       the §3.4 JSON entry, `SET ... PX <expiry - grace - now>`
+                          (the grace of the `Settings`): Redis drops a dead token itself
     stacktoken:v1:K:lock  a random owner, `SET ... NX PX <lease>`, released by
                           a compare-and-delete script (never another's lock)
 
+This module is the persistence only (`RedisPersistence`: bytes, the lease,
+the breaker); the entry's decoding, stamp and TTL are `_stores.StampedStore`'s.
 The store is the level below the host's disk (`_client.bind_client`): memory,
 then the host's file, then Redis, then the network. So a host's processes
 queue on their flock, one of them per host asks Redis, and one host of the
@@ -50,27 +52,25 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from returns.result import Failure, Result, Success
-from stacktoken.core._cache import CacheRead, Store
-from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
-from stacktoken.core._decisions import stamp_mismatch
+from stacktoken.core._cache import Store
+from stacktoken.core._cache_codec import decode_cache_entry
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
-from stacktoken.core._record import replace
 from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
-from stacktoken.core._types import EXPIRY_GRACE, CachedToken
+from stacktoken.core._types import CachedToken, Settings
 
 from ._options import STORE_SCHEMES
+from ._stores import Stamp, StampedStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["KEY_PREFIX", "RedisStore"]
+__all__ = ["KEY_PREFIX", "RedisPersistence", "RedisStore", "store_url_problem"]
 
 KEY_PREFIX = "stacktoken:v1:"
 #: Bound on every socket operation (connect, then each reply).
@@ -104,7 +104,8 @@ class RedisStore:
 
     Give it to `TokenSource.from_client_credentials(..., store=RedisStore(url))`.
     Raises `InvalidUsageError` for a URL that is not a Redis URL, or when
-    redis-py is not installed (`pip install 'stacktoken[redis]'`).
+    redis-py is not installed (`pip install 'stacktoken[redis]'`); the CLI asks
+    `store_url_problem` first.
     """
 
     def __init__(
@@ -135,24 +136,28 @@ class RedisStore:
         self._scripts: dict[str, Any] = {}
         self._scripts_lock = threading.Lock()
 
-    @classmethod
-    def of(cls, url: str, *, log: Callable[[str], None] | None = None) -> RedisStore | UsageError:
-        """The store, or the usage error (for the CLI, which reports it as a value)."""
-        made = _client(url, TIMEOUT_SECONDS)
-        if isinstance(made, UsageError):
-            return made
-        return cls(url, log=log)
-
     def __repr__(self) -> str:
         return f"RedisStore({self._shown})"
 
     def record(
-        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+        self,
+        key: str,
+        *,
+        stack_uri: str,
+        client_id: str,
+        scopes: tuple[str, ...] = (),
+        settings: Settings | None = None,
     ) -> Store:
         """Core's `Store` for the entry of core key `key` (`client_key`), whose
-        entries are stamped with `stack_uri`, `client_id` and `scopes` (sorted)."""
-        stamp = _Stamp(stack_uri=stack_uri, client_id=client_id, scopes=tuple(sorted(set(scopes))))
-        return _Entry(self, key, stamp).record()
+        entries are stamped with `stack_uri`, `client_id` and `scopes` (sorted)
+        and kept until their expiry less the grace of `settings`."""
+        stamp = Stamp(
+            stack_uri=stack_uri,
+            client_id=client_id,
+            scopes=tuple(sorted(set(scopes))),
+        )
+        persistence = RedisPersistence(self, key)
+        return StampedStore(persistence, stamp, settings=settings, clock=self._clock).record()
 
     # -- the breaker and the log -----------------------------------------------
 
@@ -180,29 +185,19 @@ class RedisStore:
             return self._scripts[source]
 
 
-class _Stamp(NamedTuple):
-    """Whom and what an entry's token is for (no secret: it is written beside the token)."""
+class RedisPersistence:
+    """The two keys of one machine credential: the persistence of a `StampedStore`."""
 
-    stack_uri: str
-    client_id: str
-    scopes: tuple[str, ...]
+    name = "redis"
+    expiring = True
+    unreadable = "redis value unreadable: "
 
-
-class _Entry:
-    """The two keys of one machine credential, and core's `Store` over them."""
-
-    def __init__(self, store: RedisStore, key: str, stamp: _Stamp) -> None:
+    def __init__(self, store: RedisStore, key: str) -> None:
         self._store = store
         self._key = KEY_PREFIX + key
         self._lock_key = self._key + ":lock"
-        self._stamp = stamp
 
-    def record(self) -> Store:
-        return Store(
-            name="redis", read=self.read, write=self.write, locked=self.locked, drop=self.drop
-        )
-
-    def read(self) -> CacheRead | str:
+    def load(self) -> tuple[bytes, datetime | None] | str:
         store = self._store
         if skipped := store._skipped():
             return skipped
@@ -215,36 +210,32 @@ class _Entry:
             return "no entry in redis"
         if not isinstance(data, bytes):
             return "redis answered a value that is not bytes"
-        entry = decode_cache_entry(data)
-        if isinstance(entry, str):
-            return f"redis value unreadable: {entry}"
-        stamp = self._stamp
-        if mismatch := stamp_mismatch(
-            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
-        ):
-            return mismatch
-        if entry.saved_at is None:
-            return "redis entry has no savedAt"
-        return entry, entry.saved_at
+        return data, None
 
-    def write(self, entry: CachedToken) -> Result[None, LocalError]:
+    def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]:
         store = self._store
-        if entry.expiry is None:
-            return Failure(LocalError(message="not stored in redis: the token has no expiry"))
-        keep_ms = int((entry.expiry - EXPIRY_GRACE - store._clock()).total_seconds() * 1000)
-        if keep_ms <= 0:
-            return Failure(LocalError(message="not stored in redis: expires within the grace"))
         if skipped := store._skipped():
             return Failure(LocalError(message=skipped))
-        stamp = self._stamp
-        stamped = replace(
-            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
-        )
         try:
-            store._redis.set(self._key, encode_cache_entry(stamped), px=keep_ms)
+            store._redis.set(self._key, data, px=keep_ms)
         except Exception as error:
-            return Failure(LocalError(message=store._trouble("write", error, entry.access_token)))
+            secret = _token_of(data)
+            return Failure(LocalError(message=store._trouble("write", error, *secret)))
         return Success(None)
+
+    def delete(self, data: bytes) -> Result[bool, LocalError]:
+        """Delete the entry if it still holds `data` (a newer one is left alone)."""
+        from hashlib import sha1
+
+        store = self._store
+        if skipped := store._skipped():
+            return Failure(LocalError(message=skipped))
+        digest = sha1(data, usedforsecurity=False).hexdigest()
+        try:
+            deleted = store._script(_DROP)(keys=[self._key], args=[digest])
+        except Exception as error:
+            return Failure(LocalError(message=store._trouble("drop", error, *_token_of(data))))
+        return Success(bool(deleted))
 
     def locked(
         self, body: Callable[[], Result[CachedToken, AcquireError]]
@@ -294,25 +285,17 @@ class _Entry:
                 # The lease ends it anyway.
                 store._log(store._trouble("unlock", error))
 
-    def drop(self, token: str) -> Result[bool, LocalError]:
-        """Delete the entry if it still holds `token` (a newer one is left alone)."""
-        from hashlib import sha1
 
-        store = self._store
-        if skipped := store._skipped():
-            return Failure(LocalError(message=skipped))
-        try:
-            data = store._redis.get(self._key)
-            if not isinstance(data, bytes):
-                return Success(False)
-            entry = decode_cache_entry(data)
-            if isinstance(entry, str) or entry.access_token != token:
-                return Success(False)
-            digest = sha1(data, usedforsecurity=False).hexdigest()
-            deleted = store._script(_DROP)(keys=[self._key], args=[digest])
-        except Exception as error:
-            return Failure(LocalError(message=store._trouble("drop", error, token)))
-        return Success(bool(deleted))
+def _token_of(data: bytes) -> tuple[str, ...]:
+    """The token in an entry's bytes, to keep out of a log line."""
+    entry = decode_cache_entry(data)
+    return () if isinstance(entry, str) else (entry.access_token,)
+
+
+def store_url_problem(url: str) -> UsageError | None:
+    """Why `url` cannot name the shared store (never quoting it); None when it can."""
+    made = _client(url, TIMEOUT_SECONDS)
+    return made if isinstance(made, UsageError) else None
 
 
 def _client(url: str, timeout: float) -> tuple[Any, Any] | UsageError:

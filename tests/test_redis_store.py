@@ -40,7 +40,7 @@ from returns.result import Success
 from stacktoken import InvalidUsageError, RedisStore, TokenSource
 from stacktoken.core._cache import Store
 from stacktoken.core._paths import client_key
-from stacktoken.core._types import EXPIRY_GRACE, CachedToken
+from stacktoken.core._types import EXPIRY_GRACE, CachedToken, Settings
 
 __all__ = [
     "black_hole",
@@ -130,6 +130,26 @@ def test_redis_store_keeps_the_cache_json_at_the_client_key_until_expiry_minus_g
     expiry = datetime.fromisoformat(document["expiry"])
     left = redis_server.client().pttl(key)
     lifetime = expiry - EXPIRY_GRACE - datetime.now(UTC)
+    assert 0 < left <= lifetime.total_seconds() * 1000 + 1000
+    assert left > (lifetime - timedelta(minutes=1)).total_seconds() * 1000
+
+
+def test_redis_store_keeps_an_entry_until_expiry_less_the_grace_of_the_settings(
+    stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """The key's TTL follows the source's `Settings`, not a constant grace."""
+    grace = timedelta(minutes=5)
+    entry = RedisStore(redis_server.url).record(
+        client_key(stack.stack_uri, CLIENT, ()),
+        stack_uri=stack.stack_uri,
+        client_id=CLIENT,
+        settings=Settings(expiry_grace=grace),
+    )
+    cached = _cached("tok-grace-0123456789")
+    assert entry.write(cached) == Success(None)
+    assert cached.expiry is not None
+    left = redis_server.client().pttl(key_of(stack))
+    lifetime = cached.expiry - grace - datetime.now(UTC)
     assert 0 < left <= lifetime.total_seconds() * 1000 + 1000
     assert left > (lifetime - timedelta(minutes=1)).total_seconds() * 1000
 
