@@ -62,6 +62,7 @@ from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import CachedToken, Settings
 
+from ._files import MAX_FILE_BYTES
 from ._options import STORE_SCHEMES
 from ._stores import Stamp, StampedStore
 
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
 __all__ = ["KEY_PREFIX", "RedisPersistence", "RedisStore", "store_url_problem"]
 
 KEY_PREFIX = "stacktoken:v1:"
+#: Our entries are a few hundred bytes; a value past this is not ours (as files).
+MAX_VALUE_BYTES = MAX_FILE_BYTES
 #: Bound on every socket operation (connect, then each reply).
 TIMEOUT_SECONDS = 0.2
 #: How long a lock holder keeps the lock at most (it releases it earlier).
@@ -127,6 +130,7 @@ class RedisStore:
         self._redis, self._errors = made
         self._shown = _without_password(url)
         self._password = _password(url)
+        self._hidden = _hidden_values(url)
         self._lease_ms = max(1, int(lease * 1000))
         self._lock_wait = lease + 0.5 if lock_wait is None else lock_wait
         self._cooldown = cooldown
@@ -155,6 +159,7 @@ class RedisStore:
             stack_uri=stack_uri,
             client_id=client_id,
             scopes=tuple(sorted(set(scopes))),
+            strict=True,  # only stacktoken writes here, and always stamped
         )
         persistence = RedisPersistence(self, key)
         return StampedStore(persistence, stamp, settings=settings, clock=self._clock).record()
@@ -172,7 +177,7 @@ class RedisStore:
         unless a live server answered with an error reply."""
         if not isinstance(error, self._errors.ResponseError):
             self._down_until = time.monotonic() + self._cooldown
-        hidden = tuple(s for s in (self._password, *secrets) if s)
+        hidden = tuple(s for s in (self._password, *self._hidden, *secrets) if s)
         text = redact(str(error), hidden) if hidden else str(error)
         if self._password:
             text = text.replace(self._password, "[redacted]")
@@ -202,14 +207,18 @@ class RedisPersistence:
         if skipped := store._skipped():
             return skipped
         try:
-            data = store._redis.get(self._key)
+            # At most one byte past the cap: a huge value is never sent whole
+            # (a missing key reads as empty, as an empty value would).
+            data = store._redis.getrange(self._key, 0, MAX_VALUE_BYTES)
         except Exception as error:
             store._log(store._trouble("read", error))
             return "redis unavailable"
-        if data is None:
-            return "no entry in redis"
         if not isinstance(data, bytes):
             return "redis answered a value that is not bytes"
+        if not data:
+            return "no entry in redis"
+        if len(data) > MAX_VALUE_BYTES:
+            return "redis value larger than 1 MiB (not ours): not read"
         return data, None
 
     def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]:
@@ -252,7 +261,7 @@ class RedisPersistence:
             try:
                 pipe = store._redis.pipeline(transaction=False)
                 pipe.set(self._lock_key, owner, nx=True, px=store._lease_ms)
-                pipe.get(self._key)
+                pipe.getrange(self._key, 0, MAX_VALUE_BYTES)
                 taken, value = pipe.execute()
             except Exception as error:
                 store._log(store._trouble("lock", error) + "; running unlocked")
@@ -329,6 +338,35 @@ def _client(url: str, timeout: float) -> tuple[Any, Any] | UsageError:
     return client, redis.exceptions
 
 
+#: Query parameters shown as given: redis-py's, and none of them a secret.
+_SHOWN_PARAMETERS = frozenset(
+    {
+        "db",
+        "protocol",
+        "timeout",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "health_check_interval",
+        "client_name",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+        "ssl_min_version",
+    }
+)
+
+
+def _shown(name: str) -> bool:
+    """Whether a query parameter's value may be shown: one we know, never a password."""
+    return name in _SHOWN_PARAMETERS and "password" not in name.lower()
+
+
 def _password(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -339,8 +377,18 @@ def _password(url: str) -> str | None:
     return unquote(found) if found else None
 
 
+def _hidden_values(url: str) -> tuple[str, ...]:
+    """Every value `_without_password` masks, to keep out of error lines too."""
+    try:
+        query = parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return ()
+    return tuple(value for name, value in query if value and not _shown(name))
+
+
 def _without_password(url: str) -> str:
-    """`url` with its password (in the authority or the query) replaced by `***`."""
+    """`url` with its password (in the authority) and every query parameter
+    that holds a password or that the store does not know replaced by `***`."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -351,9 +399,7 @@ def _without_password(url: str) -> str:
     auth = f"{user}:***@" if parts.password is not None else f"{user}@" if user else ""
     if ":" in host:
         host = f"[{host}]"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="/"
-    )
+    query = urlencode([(k, v if _shown(k) else "***") for k, v in parse_qsl(parts.query)], safe="/")
     return urlunsplit((parts.scheme, auth + host + port, parts.path, query, ""))
 
 

@@ -91,11 +91,14 @@ def read_cache_entry(
 
 class Stamp(Record):
     """Whom and what a store's entries are for (no secret: it is written beside
-    the token)."""
+    the token). `strict`: an entry without a stamp is a miss (a store only
+    stacktoken writes to); otherwise it is taken as fctl, which stamps nothing,
+    takes it."""
 
     stack_uri: str | None = None
     client_id: str | None = None
     scopes: tuple[str, ...] | None = None
+    strict: bool = False
 
 
 class StampedStore:
@@ -134,6 +137,7 @@ class StampedStore:
             stack_uri=stamp.stack_uri,
             client_id=stamp.client_id,
             scopes=stamp.scopes,
+            strict=stamp.strict,
         ):
             return mismatch
         # An entry without `savedAt` (fctl's) counts as saved when its file was.

@@ -185,6 +185,63 @@ def test_redis_store_garbage_value_is_a_miss_and_is_overwritten(
     assert entry_of(redis_server, key)["accessToken"] == token
 
 
+def _planted(stack: StackAuthServer, token: str, **stamp: object) -> dict[str, object]:
+    """A usable entry for `token`, stamped with `stamp` only (JSON names)."""
+    now = datetime.now(UTC)
+    return {
+        "accessToken": token,
+        "tokenType": "Bearer",
+        "expiry": (now + timedelta(hours=1)).isoformat(),
+        "savedAt": now.isoformat(),
+        **stamp,
+    }
+
+
+def test_redis_store_unstamped_value_is_a_miss(
+    tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """Only stacktoken writes to its Redis keys, and always stamped: a value at our
+    key without `stackURI`, `clientId` and `scopes` was put there by someone else."""
+    key = key_of(stack)
+    planted = "tok-planted-0123456789"
+    stamped = {"stackURI": stack.stack_uri, "clientId": CLIENT, "scopes": []}
+    for missing in ("stackURI", "clientId", "scopes"):
+        partial = {name: value for name, value in stamped.items() if name != missing}
+        redis_server.client().set(key, json.dumps(_planted(stack, planted, **partial)))
+        log = Log()
+        token = token_on(stack, tmp_path / missing, RedisStore(redis_server.url), log)
+        assert token != planted
+        assert log.matching("redis cache miss: entry is not stamped")
+        assert entry_of(redis_server, key)["accessToken"] == token
+    assert requests(stack) == 3
+    # Stamped in full, the same entry is a hit.
+    redis_server.client().set(key, json.dumps(_planted(stack, planted, **stamped)))
+    assert token_on(stack, tmp_path / "stamped", RedisStore(redis_server.url)) == planted
+    assert requests(stack) == 3
+
+
+def test_redis_store_value_over_1_mib_is_a_miss_without_being_read_whole(
+    tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """A huge value at our key (8 MiB, a usable entry padded with JSON whitespace)
+    costs a process a bounded read, not the value: a miss, said at debug."""
+    key = key_of(stack)
+    planted = "tok-huge-0123456789"
+    document = _planted(stack, planted, stackURI=stack.stack_uri, clientId=CLIENT, scopes=[])
+    huge = json.dumps(document)[:-1] + " " * (8 << 20) + "}"
+    redis_server.client().set(key, huge)
+    before = redis_server.client().info("stats")["total_net_output_bytes"]
+    log = Log()
+    token = token_on(stack, tmp_path / "a", RedisStore(redis_server.url), log)
+    sent = redis_server.client().info("stats")["total_net_output_bytes"] - before
+    assert token != planted
+    assert requests(stack) == 1
+    assert log.matching("redis cache miss: redis value larger than 1 MiB")
+    # Each of the process's reads got 1 MiB at most: all of them less than the value.
+    assert sent < len(huge), f"Redis sent {sent} bytes"
+    assert entry_of(redis_server, key)["accessToken"] == token
+
+
 def test_redis_store_value_of_another_type_is_a_miss_and_is_overwritten(
     tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
 ) -> None:
@@ -473,6 +530,31 @@ def test_redis_store_repr_hides_the_password(url: str, shown: str) -> None:
     store = RedisStore(url)
     assert repr(store) == f"RedisStore({shown})"
     assert "pa55word" not in repr(store) and "p%40ss" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "rediss://h:1/0?ssl_password=pa55word-xyz&ssl_ca_certs=/ca.pem",
+            "rediss://h:1/0?ssl_password=%2A%2A%2A&ssl_ca_certs=/ca.pem",
+        ),
+        ("redis://h:1/0?Password=pa55word-xyz&db=2", "redis://h:1/0?Password=%2A%2A%2A&db=2"),
+        ("redis://h:1/0?client_name=svc&tls_secret=pa55word-xyz", None),
+    ],
+)
+def test_redis_store_repr_masks_every_password_and_every_unknown_parameter(
+    url: str, shown: str | None
+) -> None:
+    """The --debug "shared store" line prints this repr: a parameter whose name
+    holds `password`, or one the store does not know, is masked."""
+    store = RedisStore(url)
+    assert "pa55word" not in repr(store)
+    if shown is not None:
+        assert repr(store) == f"RedisStore({shown})"
+    else:
+        assert "client_name=svc" in repr(store)
+        assert "tls_secret=%2A%2A%2A" in repr(store)
 
 
 @pytest.mark.parametrize(
