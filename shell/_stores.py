@@ -4,7 +4,8 @@ A store (core's `Store` record) is a `StampedStore` over a persistence, as
 msal-extensions splits them:
 
 - a **persistence** keeps bytes: `load()` (the bytes and, for a file, its
-  mtime; or why there are none), `save(data, keep_ms)`, `delete(data)` (only
+  mtime; or why there are none; `fresh`: never an answer remembered from the
+  read before), `save(data, keep_ms)`, `delete(data)` (only
   while it still holds `data`), `locked(body)` (run under the entry's lock).
   `FilePersistence` is a folder's `api_token_cache.json` and its flock;
   `_redis.RedisPersistence` is a Redis key and its lease. `expiring`: it
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
         def expiring(self) -> bool: ...
         @property
         def unreadable(self) -> str: ...
-        def load(self) -> tuple[bytes, datetime | None] | str: ...
+        def load(self, *, fresh: bool = False) -> tuple[bytes, datetime | None] | str: ...
         def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]: ...
         def delete(self, data: bytes) -> Result[bool, LocalError]: ...
         def locked(self, body: Body) -> Result[CachedToken, AcquireError]: ...
@@ -175,7 +176,7 @@ class StampedStore:
         process wrote since is left alone."""
         from returns.result import Success
 
-        loaded = self._persistence.load()
+        loaded = self._persistence.load(fresh=True)
         if isinstance(loaded, str):
             return Success(False)
         entry = decode_cache_entry(loaded[0])
@@ -235,7 +236,7 @@ class FilePersistence:
         """A file of this folder, below its root (nothing below it is followed)."""
         return Place(root=self.root, parts=segments)
 
-    def load(self) -> tuple[bytes, datetime | None] | str:
+    def load(self, *, fresh: bool = False) -> tuple[bytes, datetime | None] | str:
         return read_private(self.place(self.paths.cache), log=self._log)
 
     def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]:

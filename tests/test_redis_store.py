@@ -38,7 +38,7 @@ from redis_server import (
 )
 from returns.result import Success
 from stacktoken import InvalidUsageError, RedisStore, TokenSource
-from stacktoken.core._cache import Store
+from stacktoken.core._cache import CacheRead, Store
 from stacktoken.core._paths import client_key
 from stacktoken.core._types import EXPIRY_GRACE, CachedToken, Settings
 
@@ -344,6 +344,40 @@ def test_redis_store_waiter_runs_as_soon_as_the_holder_writes_the_value(
             holding_thread.join(10)
             waiting_thread.join(10)
     assert redis_server.client().exists(lock_key) == 0  # released by its owner
+
+
+def test_redis_store_lost_message_costs_a_bounded_wait_never_a_request(
+    stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """A holder that writes and releases without a word (a message lost, an older
+    stacktoken): the waiter, told nothing, tries the lock again within its lease,
+    gets it, and its body's re-read finds the token."""
+    entry = RedisStore(redis_server.url, lease=1.0).record(
+        client_key(stack.stack_uri, CLIENT, ()), stack_uri=stack.stack_uri, client_id=CLIENT
+    )
+    lock_key = key_of(stack) + ":lock"
+    redis_server.client().set(lock_key, "a-silent-holder", px=60_000)
+    found: list[CacheRead | str] = []
+
+    def body() -> Success[CachedToken]:
+        found.append(entry.read())
+        return Success(_cached("tok-never-asked-0123"))
+
+    waiting = threading.Thread(target=lambda: entry.locked(body))
+    with redis_server.monitor() as monitor:
+        waiting.start()
+        try:
+            assert _polls(monitor, lock_key, at_least=1)  # subscribed, and told nothing
+            writer = _entry_store(redis_server, stack)
+            assert writer.write(_cached("tok-written-silently-01")) == Success(None)
+            redis_server.client().delete(lock_key)
+        finally:
+            waiting.join(30)
+    assert not waiting.is_alive()
+    assert len(found) == 1
+    assert not isinstance(found[0], str)
+    assert found[0][0].access_token == "tok-written-silently-01"
+    assert redis_server.client().exists(lock_key) == 0  # its own lock, released
 
 
 def _polls(monitor: RedisMonitor, lock_key: str, *, at_least: int) -> bool:
