@@ -50,13 +50,14 @@ def commands(server: RedisServer) -> int:
 
 
 def source_tree(revision: str, scratch: Path) -> Path:
-    """A folder to put on PYTHONPATH that imports `stacktoken` from `revision`."""
+    """A folder to put on PYTHONPATH that imports `stacktoken` from `revision`
+    (exported with `git archive`: no worktree is registered)."""
     checkout = scratch / "checkout"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), revision],
-        check=True,
-        capture_output=True,
+    checkout.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True
     )
+    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive.stdout, check=True)
     tree = scratch / "path"
     package = tree / "stacktoken"
     shutil.copytree(checkout / "api", package)
@@ -139,20 +140,6 @@ def main() -> None:
                         lines.append(line)
                         print(line, flush=True)
     finally:
-        if options.baseline:
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "remove",
-                    "--force",
-                    str(scratch / "checkout"),
-                ],
-                check=False,
-                capture_output=True,
-            )
         shutil.rmtree(scratch, ignore_errors=True)
     if options.out:
         Path(options.out).write_text("\n".join(lines) + "\n")

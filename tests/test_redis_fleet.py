@@ -229,6 +229,9 @@ def test_fleet_tokens_and_password_never_in_key_names_or_debug_logs(
     assert keys, "the CLI used Redis"
     assert all(KEY_NAME.fullmatch(key) for key in keys), keys
     assert not [key for key in keys if token in key]
+    # Waiters were told, and what was published names no token.
+    published = [entry.argv[2:] for entry in monitor.entries if entry.command == "PUBLISH"]
+    assert all(message in (("written",), ("released",)) for message in published), published
     # The store was logged about (a process may find its host's disk filled already).
     assert any("redis cache" in result.stderr for result in results)
     for result in results:
