@@ -120,12 +120,17 @@ def stamp_mismatch(
     stack_uri: str | None,
     client_id: str | None,
     scopes: tuple[str, ...] | None = None,
+    strict: bool = False,
 ) -> str | None:
-    """Why a stored entry is not for this store's stack or client (issue 15 #6: a
-    token must never follow a changed stack URI to another host); None when it is.
+    """Why a stored entry is not for this store's stack or client (a token must
+    never follow a changed stack URI to another host); None when it is.
 
-    An entry without a stamp (fctl writes none) is taken as fctl takes it.
+    An entry without a stamp (fctl writes none) is taken as fctl takes it,
+    unless `strict`: a store only stacktoken writes to (Redis) holds stamped
+    entries only, so an unstamped one there was put by someone else.
     """
+    if strict and (entry.stack_uri is None or entry.client_id is None or entry.scopes is None):
+        return "entry is not stamped with its stack, client and scopes"
     if entry.stack_uri is not None and stack_uri is not None and entry.stack_uri != stack_uri:
         return "entry was issued for another stack URI"
     if entry.client_id is not None and client_id is not None and entry.client_id != client_id:

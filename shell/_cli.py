@@ -446,11 +446,12 @@ def _shared_store(flag: str | None, log: Callable[[str], None]) -> RedisStore | 
     url = store_url_from(flag, os.environ)
     if url is None or isinstance(url, UsageError):
         return url
-    from ._redis import RedisStore
+    from ._redis import RedisStore, store_url_problem
 
-    store = RedisStore.of(url, log=log)
-    if not isinstance(store, UsageError):
-        log(f"shared store: {store!r}")
+    if problem := store_url_problem(url):
+        return problem
+    store = RedisStore(url, log=log)
+    log(f"shared store: {store!r}")
     return store
 
 

@@ -1,12 +1,12 @@
-"""The file store: private reads, atomic writes, the per-stack lock.
+"""Files below a trusted root: private reads, atomic writes, leftovers swept.
 
 Every file stacktoken reads or writes lies below a root it trusts as given
 (fctl's config dir, the cache dir): a `Place` is that root and the path
 segments below it. Each segment is opened relative to its parent's
-descriptor, without following a symlink (issue 15 #7), so a folder swapped
+descriptor, without following a symlink, so a folder swapped
 for a symlink mid-run sends nothing anywhere else: it is refused. A folder
 or file of ours with looser permissions than 0700 / 0600 is tightened, and
-one owned by another user is refused, with the reason at debug (#9).
+one owned by another user is refused, with the reason at debug.
 
 Reads never raise: a missing, unreadable, oversized or untrustworthy file is a
 reason (a cache miss), which the caller logs. Writes go to a temp file in the
@@ -32,12 +32,8 @@ from stacktoken.core._time import UTC, datetime
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TypeVar
 
     from returns.result import Result
-
-    R = TypeVar("R")
-    E = TypeVar("E")
 
 __all__ = [
     "LOCK_TIMEOUT_SECONDS",
@@ -46,7 +42,8 @@ __all__ = [
     "check_writable",
     "ensure_folder",
     "ensure_private_dir",
-    "locked",
+    "folder_of",
+    "os_reason",
     "read_plain",
     "read_private",
     "remove_file",
@@ -54,6 +51,7 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 1 << 20  # our files are a few hundred bytes; anything larger is not ours
+#: How long a process waits for another's cross-process lock (`_lock.locked`).
 LOCK_TIMEOUT_SECONDS = 30.0
 WRITE_PROBE_BYTES = 4096  # accesses.json is 1-2 KB: a rewrite needs no more room than this
 _TEMP_SUFFIX = ".tmp"
@@ -104,13 +102,14 @@ class _Folder:
         self._descriptor = descriptor  # None: no dir_fd support, paths are joined
         self._path = path
 
-    def _at(self, name: str) -> tuple[str, int | None]:
+    def at(self, name: str) -> tuple[str, int | None]:
+        """The path and `dir_fd` to reach `name` by."""
         if self._descriptor is None:
             return os.path.join(self._path, name), None
         return name, self._descriptor
 
     def open(self, name: str, flags: int, mode: int = _PRIVATE_FILE) -> int:
-        path, folder = self._at(name)
+        path, folder = self.at(name)
         return os.open(path, flags | _NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
 
     def replace(self, source: str, target: str) -> None:
@@ -120,11 +119,11 @@ class _Folder:
             os.replace(source, target, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
 
     def unlink(self, name: str) -> None:
-        path, folder = self._at(name)
+        path, folder = self.at(name)
         os.unlink(path, dir_fd=folder)
 
     def modified(self, name: str) -> float:
-        path, folder = self._at(name)
+        path, folder = self.at(name)
         return os.stat(path, dir_fd=folder, follow_symlinks=False).st_mtime
 
     def names(self) -> list[str]:
@@ -135,18 +134,12 @@ class _Folder:
         if self._descriptor is not None:
             os.fsync(self._descriptor)
 
-    def lock(self, name: str, timeout: float) -> int:
-        from ._lock import hold_lock  # not for warm runs, which never lock
-
-        path, folder = self._at(name)
-        return hold_lock(path, timeout=timeout, dir_fd=folder)
-
     def close(self) -> None:
         if self._descriptor is not None:
             os.close(self._descriptor)
 
 
-def _folder_of(place: Place, *, create: bool, log: Callable[[str], None]) -> _Folder:
+def folder_of(place: Place, *, create: bool, log: Callable[[str], None]) -> _Folder:
     """The folder holding `place`'s file, each segment opened without following a
     symlink; missing folders are made 0700 when `create`. Raises `OSError`."""
     if create:
@@ -223,7 +216,7 @@ def read_private(
             os.fchmod(descriptor, _PRIVATE_FILE)
         data = _read_all(descriptor)
     except OSError as error:
-        return _reason("cannot read", error)
+        return os_reason("cannot read", error)
     finally:
         os.close(descriptor)
     return data, _mtime(info.st_mtime)
@@ -232,11 +225,11 @@ def read_private(
 def _open_for_reading(where: Place, *, log: Callable[[str], None]) -> int | str:
     """The open file, or why it cannot be opened."""
     try:
-        folder = _folder_of(where, create=False, log=log)
+        folder = folder_of(where, create=False, log=log)
     except FileNotFoundError:
         return "no such file"
     except OSError as error:
-        return _reason("cannot open its folder", error)
+        return os_reason("cannot open its folder", error)
     try:
         return folder.open(where.name, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -244,7 +237,7 @@ def _open_for_reading(where: Place, *, log: Callable[[str], None]) -> int | str:
     except OSError as error:
         if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink at the final name
             return "a symbolic link (not followed)"
-        return _reason("cannot open", error)
+        return os_reason("cannot open", error)
     finally:
         folder.close()
 
@@ -320,9 +313,9 @@ def ensure_private_dir(folder: str) -> None:
 def ensure_folder(place: Place, *, log: Callable[[str], None] = _ignore) -> str | None:
     """Make the folders holding `place` (0700, no symlink followed); None, or why not."""
     try:
-        _folder_of(place, create=True, log=log).close()
+        folder_of(place, create=True, log=log).close()
     except OSError as error:
-        return _reason("cannot make its folder", error)
+        return os_reason("cannot make its folder", error)
     return None
 
 
@@ -346,7 +339,7 @@ def write_atomic(
     temp: str | None = None
     folder: _Folder | None = None
     try:
-        folder = _folder_of(where, create=True, log=log)
+        folder = folder_of(where, create=True, log=log)
         _sweep_leftovers(folder, where.name, stale_only=not sweep)
         temp, descriptor = _create_temp(folder, where.name)
         with os.fdopen(descriptor, "wb") as handle:
@@ -357,7 +350,7 @@ def write_atomic(
         temp = None
         folder.sync()
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {where.name}", error)))
+        return Failure(LocalError(message=os_reason(f"cannot write {where.name}", error)))
     finally:
         if folder is not None:
             if temp is not None:
@@ -378,14 +371,14 @@ def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> Result[
     temp: str | None = None
     folder: _Folder | None = None
     try:
-        folder = _folder_of(where, create=False, log=_ignore)
+        folder = folder_of(where, create=False, log=_ignore)
         temp, descriptor = _create_temp(folder, where.name)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(bytes(size))
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot write {where.name}", error)))
+        return Failure(LocalError(message=os_reason(f"cannot write {where.name}", error)))
     finally:
         if folder is not None:
             if temp is not None:
@@ -400,67 +393,20 @@ def remove_file(place: Place | str) -> Result[bool, LocalError]:
 
     where = Place.of(place)
     try:
-        folder = _folder_of(where, create=False, log=_ignore)
+        folder = folder_of(where, create=False, log=_ignore)
     except FileNotFoundError:
         return Success(False)
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot remove {where.name}", error)))
+        return Failure(LocalError(message=os_reason(f"cannot remove {where.name}", error)))
     try:
         folder.unlink(where.name)
     except FileNotFoundError:
         return Success(False)
     except OSError as error:
-        return Failure(LocalError(message=_reason(f"cannot remove {where.name}", error)))
+        return Failure(LocalError(message=os_reason(f"cannot remove {where.name}", error)))
     finally:
         folder.close()
     return Success(True)
-
-
-def locked(
-    place: Place | str,
-    body: Callable[[bool], Result[R, E]],
-    *,
-    timeout: float = LOCK_TIMEOUT_SECONDS,
-    log: Callable[[str], None],
-) -> Result[R, E | LocalError]:
-    """Run `body(held)` holding the cross-process lock at `place`.
-
-    The lock is an advisory `flock` (`_lock.py`): the kernel drops it when its
-    holder dies, so a killed process never leaves a stale lock. When the lock
-    file cannot be created at all (a read-only folder), `body(False)` runs
-    unlocked: the cache is best effort, and refusing would fail the command.
-    `held` tells `body` whether it may sweep leftovers.
-    """
-    from returns.result import Failure
-
-    from ._lock import LockTimeout, release_lock
-
-    where = Place.of(place)
-    try:
-        folder = _folder_of(where, create=False, log=log)
-    except FileNotFoundError:
-        # No stack folder means no `accesses.json` either: `body` will say so, and
-        # creating the folder only to lock it would leave litter behind.
-        log("running unlocked: the folder does not exist")
-        return body(False)
-    except OSError as error:
-        log(_reason("running unlocked: cannot open the folder", error))
-        return body(False)
-    try:
-        descriptor = folder.lock(where.name, timeout)
-    except LockTimeout:
-        return Failure(
-            LocalError(message=f"another process held the lock {where.name} for {timeout:g}s")
-        )
-    except OSError as error:
-        log(_reason("running unlocked: cannot take the lock", error))
-        return body(False)
-    finally:
-        folder.close()
-    try:
-        return body(True)
-    finally:
-        release_lock(descriptor)
 
 
 def _create_temp(folder: _Folder, name: str) -> tuple[str, int]:
@@ -500,7 +446,7 @@ def _unlink_quietly(folder: _Folder, name: str) -> None:
         pass
 
 
-def _reason(what: str, error: OSError) -> str:
+def os_reason(what: str, error: OSError) -> str:
     if isinstance(error, _Refused):
         return f"{what}: {error}"
     return f"{what}: {error.strerror or error.__class__.__name__}"

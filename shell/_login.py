@@ -50,8 +50,9 @@ from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest,
 from stacktoken.core._urls import check_endpoint_url, safe_url
 
 from ._discovery import DiscoveryCache, discover
-from ._files import Place, ensure_folder, locked, read_private, write_atomic
+from ._files import Place, ensure_folder, read_private, write_atomic
 from ._http import Http, HttpPolicy
+from ._lock import locked
 from ._options import FctlStack, config_dir_from, current_profile, default_cache_dir
 
 __all__ = ["Prompt", "login", "login_result", "stack_access_result", "terminal_prompt"]

@@ -1,4 +1,4 @@
-"""The shared store for fleets: Redis (DESIGN §11).
+"""The shared store for fleets: Redis (docs/design.md §11).
 
 Theory of operation
 -------------------
@@ -6,25 +6,33 @@ A machine credential whose core key is K (`client_key`: a SHA-256 of the
 stack URI, the client id and the sorted scopes, never the secret) has two
 Redis keys; neither name holds anything but K:
 
-    stacktoken:v1:K       the §3.4 JSON entry, `SET ... PX <expiry - grace - now>`:
-                          Redis drops a dead token itself
+    stacktoken:v1:K       the §3.4 JSON entry, `SET ... PX <expiry - grace - now>`
+                          (the grace of the `Settings`): Redis drops a dead token itself
     stacktoken:v1:K:lock  a random owner, `SET ... NX PX <lease>`, released by
                           a compare-and-delete script (never another's lock)
 
+This module is the persistence only (`RedisPersistence`: bytes, the lease,
+the breaker); the entry's decoding, stamp and TTL are `_stores.StampedStore`'s.
 The store is the level below the host's disk (`_client.bind_client`): memory,
 then the host's file, then Redis, then the network. So a host's processes
 queue on their flock, one of them per host asks Redis, and one host of the
 fleet asks the network.
 
-`locked(body)` polls, one round trip per poll (`SET NX PX` and `GET` in one
-pipeline), 10 ms apart doubling to 200 ms, and runs `body`:
+`locked(body)` is told, not polling. It subscribes to the channel named like
+the lock key (`stacktoken:v1:K:lock`), then tries `SET NX PX`, and runs `body`:
   - holding the lock, once `SET NX` succeeds (released after `body`);
-  - without it, as soon as the value differs from the one the wait began
-    with: the holder has written its token, and `body`'s re-read (the
-    workflow re-reads under each lock) finds it -- no request, no waiting
-    for the release;
+  - without it, as soon as the holder publishes `written` (after it wrote its
+    token, and again after its release): `body`'s re-read (the workflow
+    re-reads under each lock) finds the token -- no request;
   - without it, when Redis fails or the wait (`lock_wait`, by default the
-    lease and a little more: a dead holder's lease runs out first) is over.
+    lease and a little more) is over.
+The holder publishes after every `SET NX` that failed against it, so a waiter
+subscribed before trying cannot miss the news; `released` (given up without a
+token) sends the waiters to try the lock again. A message lost, or a holder
+dead, costs a waiter one lease at most: it then tries the lock again, and the
+one that gets it re-reads first. A cold fleet thus costs Redis about four
+commands a waiting host (`GETRANGE`, `SUBSCRIBE`, `SET NX`, `GETRANGE`),
+whatever the exchange time; nothing published holds a token.
 A holder that dies keeps the lock no longer than its lease; a holder slower
 than its lease (an IdP answering after more than 10 s: the HTTP policy allows
 up to 3 x 10 s) lets every host waiting then ask the network too, one request
@@ -48,39 +56,42 @@ redis-py is imported when a `RedisStore` is made: `import stacktoken` never load
 from __future__ import annotations
 
 import os
-import threading
 import time
-from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from returns.result import Failure, Result, Success
-from stacktoken.core._cache import CacheRead, Store
-from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
-from stacktoken.core._decisions import stamp_mismatch
+from stacktoken.core._cache import Store
+from stacktoken.core._cache_codec import decode_cache_entry
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
-from stacktoken.core._record import replace
 from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
-from stacktoken.core._types import EXPIRY_GRACE, CachedToken
+from stacktoken.core._types import CachedToken, Settings
 
+from ._files import MAX_FILE_BYTES
 from ._options import STORE_SCHEMES
+from ._stores import Stamp, StampedStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["KEY_PREFIX", "RedisStore"]
+    from stacktoken.core._cache import Body
+
+__all__ = ["KEY_PREFIX", "RedisPersistence", "RedisStore", "store_url_problem"]
 
 KEY_PREFIX = "stacktoken:v1:"
+#: Our entries are a few hundred bytes; a value past this is not ours (as files).
+MAX_VALUE_BYTES = MAX_FILE_BYTES
 #: Bound on every socket operation (connect, then each reply).
 TIMEOUT_SECONDS = 0.2
 #: How long a lock holder keeps the lock at most (it releases it earlier).
 LEASE_SECONDS = 10.0
 #: How long the store is left alone after a connection error.
 COOLDOWN_SECONDS = 5.0
-_FIRST_POLL = 0.01
-_LONGEST_POLL = 0.2
+#: What a lock holder publishes on the lock's channel (never a token).
+_WRITTEN = b"written"
+_RELEASED = b"released"
 
 # Deletes KEYS[1] only if it still holds ARGV[1]: the lock's owner, never another's.
 _RELEASE = (
@@ -104,7 +115,8 @@ class RedisStore:
 
     Give it to `TokenSource.from_client_credentials(..., store=RedisStore(url))`.
     Raises `InvalidUsageError` for a URL that is not a Redis URL, or when
-    redis-py is not installed (`pip install 'stacktoken[redis]'`).
+    redis-py is not installed (`pip install 'stacktoken[redis]'`); the CLI asks
+    `store_url_problem` first.
     """
 
     def __init__(
@@ -126,33 +138,38 @@ class RedisStore:
         self._redis, self._errors = made
         self._shown = _without_password(url)
         self._password = _password(url)
+        self._hidden = _hidden_values(url)
+        self._timeout = timeout
         self._lease_ms = max(1, int(lease * 1000))
         self._lock_wait = lease + 0.5 if lock_wait is None else lock_wait
         self._cooldown = cooldown
         self._log = log if log is not None else _library_logger()
         self._clock = clock
         self._down_until = 0.0
-        self._scripts: dict[str, Any] = {}
-        self._scripts_lock = threading.Lock()
-
-    @classmethod
-    def of(cls, url: str, *, log: Callable[[str], None] | None = None) -> RedisStore | UsageError:
-        """The store, or the usage error (for the CLI, which reports it as a value)."""
-        made = _client(url, TIMEOUT_SECONDS)
-        if isinstance(made, UsageError):
-            return made
-        return cls(url, log=log)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._shown})"
 
     def record(
-        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+        self,
+        key: str,
+        *,
+        stack_uri: str,
+        client_id: str,
+        scopes: tuple[str, ...] = (),
+        settings: Settings | None = None,
     ) -> Store:
         """Core's `Store` for the entry of core key `key` (`client_key`), whose
-        entries are stamped with `stack_uri`, `client_id` and `scopes` (sorted)."""
-        stamp = _Stamp(stack_uri=stack_uri, client_id=client_id, scopes=tuple(sorted(set(scopes))))
-        return _Entry(self, key, stamp).record()
+        entries are stamped with `stack_uri`, `client_id` and `scopes` (sorted)
+        and kept until their expiry less the grace of `settings`."""
+        stamp = Stamp(
+            stack_uri=stack_uri,
+            client_id=client_id,
+            scopes=tuple(sorted(set(scopes))),
+            strict=True,  # only stacktoken writes here, and always stamped
+        )
+        persistence = RedisPersistence(self, key)
+        return StampedStore(persistence, stamp, settings=settings, clock=self._clock).record()
 
     # -- the breaker and the log -----------------------------------------------
 
@@ -167,152 +184,191 @@ class RedisStore:
         unless a live server answered with an error reply."""
         if not isinstance(error, self._errors.ResponseError):
             self._down_until = time.monotonic() + self._cooldown
-        hidden = tuple(s for s in (self._password, *secrets) if s)
+        hidden = tuple(s for s in (self._password, *self._hidden, *secrets) if s)
         text = redact(str(error), hidden) if hidden else str(error)
         if self._password:
             text = text.replace(self._password, "[redacted]")
         return f"redis {what} failed: {type(error).__name__}: {one_line(text)}"
 
-    def _script(self, source: str) -> Any:
-        with self._scripts_lock:
-            if source not in self._scripts:
-                self._scripts[source] = self._redis.register_script(source)
-            return self._scripts[source]
 
+class RedisPersistence:
+    """The two keys of one machine credential: the persistence of a `StampedStore`."""
 
-class _Stamp(NamedTuple):
-    """Whom and what an entry's token is for (no secret: it is written beside the token)."""
+    name = "redis"
+    expiring = True
+    unreadable = "redis value unreadable: "
 
-    stack_uri: str
-    client_id: str
-    scopes: tuple[str, ...]
-
-
-class _Entry:
-    """The two keys of one machine credential, and core's `Store` over them."""
-
-    def __init__(self, store: RedisStore, key: str, stamp: _Stamp) -> None:
+    def __init__(self, store: RedisStore, key: str) -> None:
         self._store = store
         self._key = KEY_PREFIX + key
         self._lock_key = self._key + ":lock"
-        self._stamp = stamp
+        self._channel = self._lock_key  # what is published there: `_WRITTEN`, `_RELEASED`
+        self._holder: str | None = None  # the owner while this process holds the lock
+        self._wrote = False
+        self._just_missed = False
+        self._locking = False  # inside `locked`: every read asks Redis
 
-    def record(self) -> Store:
-        return Store(
-            name="redis", read=self.read, write=self.write, locked=self.locked, drop=self.drop
-        )
-
-    def read(self) -> CacheRead | str:
+    def load(self, *, fresh: bool = False) -> tuple[bytes, datetime | None] | str:
         store = self._store
         if skipped := store._skipped():
             return skipped
+        if self._just_missed and not fresh:
+            # The read just before found nothing and no lock of this key was
+            # tried since: the workflow's re-read under the host's lock (a
+            # moment later, unless the host's lock was busy: then the host's
+            # disk answers first) need not ask again; under this key's lock
+            # every read asks.
+            self._just_missed = False
+            return "no entry in redis"
         try:
-            data = store._redis.get(self._key)
+            # At most one byte past the cap: a huge value is never sent whole
+            # (a missing key reads as empty, as an empty value would).
+            data = store._redis.getrange(self._key, 0, MAX_VALUE_BYTES)
         except Exception as error:
             store._log(store._trouble("read", error))
             return "redis unavailable"
-        if data is None:
-            return "no entry in redis"
         if not isinstance(data, bytes):
             return "redis answered a value that is not bytes"
-        entry = decode_cache_entry(data)
-        if isinstance(entry, str):
-            return f"redis value unreadable: {entry}"
-        stamp = self._stamp
-        if mismatch := stamp_mismatch(
-            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
-        ):
-            return mismatch
-        if entry.saved_at is None:
-            return "redis entry has no savedAt"
-        return entry, entry.saved_at
+        if not data:
+            self._just_missed = not self._locking
+            return "no entry in redis"
+        if len(data) > MAX_VALUE_BYTES:
+            return "redis value larger than 1 MiB (not ours): not read"
+        return data, None
 
-    def write(self, entry: CachedToken) -> Result[None, LocalError]:
+    def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]:
         store = self._store
-        if entry.expiry is None:
-            return Failure(LocalError(message="not stored in redis: the token has no expiry"))
-        keep_ms = int((entry.expiry - EXPIRY_GRACE - store._clock()).total_seconds() * 1000)
-        if keep_ms <= 0:
-            return Failure(LocalError(message="not stored in redis: expires within the grace"))
+        self._just_missed = False
         if skipped := store._skipped():
             return Failure(LocalError(message=skipped))
-        stamp = self._stamp
-        stamped = replace(
-            entry, stack_uri=stamp.stack_uri, client_id=stamp.client_id, scopes=stamp.scopes
-        )
         try:
-            store._redis.set(self._key, encode_cache_entry(stamped), px=keep_ms)
+            if self._holder is None:
+                store._redis.set(self._key, data, px=keep_ms)
+            else:  # waiters hear at once, not at the release
+                pipe = store._redis.pipeline(transaction=False)
+                pipe.set(self._key, data, px=keep_ms)
+                pipe.publish(self._channel, _WRITTEN)
+                pipe.execute()
+                self._wrote = True
         except Exception as error:
-            return Failure(LocalError(message=store._trouble("write", error, entry.access_token)))
+            secret = _token_of(data)
+            return Failure(LocalError(message=store._trouble("write", error, *secret)))
         return Success(None)
+
+    def delete(self, data: bytes) -> Result[bool, LocalError]:
+        """Delete the entry if it still holds `data` (a newer one is left alone)."""
+        from hashlib import sha1
+
+        store = self._store
+        self._just_missed = False
+        if skipped := store._skipped():
+            return Failure(LocalError(message=skipped))
+        digest = sha1(data, usedforsecurity=False).hexdigest()
+        try:
+            deleted = store._redis.eval(_DROP, 1, self._key, digest)
+        except Exception as error:
+            return Failure(LocalError(message=store._trouble("drop", error, *_token_of(data))))
+        return Success(bool(deleted))
 
     def locked(
         self, body: Callable[[], Result[CachedToken, AcquireError]]
     ) -> Result[CachedToken, AcquireError]:
         store = self._store
-        if skipped := store._skipped():
-            store._log(f"{skipped}: running unlocked")
-            return body()
+        self._just_missed, self._locking = False, True
+        try:
+            if skipped := store._skipped():
+                store._log(f"{skipped}: running unlocked")
+                return body()
+            listening = store._redis.pubsub()
+            try:
+                return self._waiting(listening, body)
+            finally:
+                listening.close()  # a dropped connection: no UNSUBSCRIBE sent
+        finally:
+            self._locking = False
+
+    def _waiting(self, listening: Any, body: Body) -> Result[CachedToken, AcquireError]:
+        """Subscribe, then try the lock: a holder publishes after every try that
+        failed against it (once written, again once released), so a waiter
+        subscribed before its try cannot miss the news, and waits, not polls."""
+        store = self._store
         owner = os.urandom(16).hex()
         deadline = time.monotonic() + store._lock_wait
-        delay = _FIRST_POLL
-        first: list[object] = []  # the value when the wait began
+        tries = 0
+        try:
+            listening.subscribe(self._channel)
+            if _heard(listening, store._timeout, kind="subscribe") is None:
+                raise TimeoutError("no subscription confirmed")
+        except Exception as error:
+            store._log(store._trouble("subscribe", error) + "; running unlocked")
+            return body()
         while True:
             try:
-                pipe = store._redis.pipeline(transaction=False)
-                pipe.set(self._lock_key, owner, nx=True, px=store._lease_ms)
-                pipe.get(self._key)
-                taken, value = pipe.execute()
+                taken = store._redis.set(self._lock_key, owner, nx=True, px=store._lease_ms)
             except Exception as error:
                 store._log(store._trouble("lock", error) + "; running unlocked")
                 return body()
             if taken:
+                listening.close()  # a holder hears nothing: free the connection now
                 return self._holding(owner, body)
-            if not first:
-                first.append(value)
-            elif value is not None and value != first[0]:
-                store._log("redis value written while waiting for the lock: reading it")
-                return body()
+            tries += 1
+            if tries == 2:  # another took the lock over since: wait for it afresh, once
+                deadline = time.monotonic() + store._lock_wait
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left > 0:
+                try:
+                    # A dead holder's lease runs out within one lease.
+                    news = _heard(listening, min(left, store._lease_ms / 1000), kind="message")
+                except Exception as error:
+                    store._log(store._trouble("wait", error) + "; running unlocked")
+                    return body()
+                if news == _WRITTEN:
+                    store._log("redis value written while waiting for the lock: reading it")
+                    return body()
+            if time.monotonic() >= deadline:
                 store._log(f"redis lock not had in {store._lock_wait:g}s: running unlocked")
                 return body()
-            # Jitter, so that waiters of many hosts do not poll in step.
-            time.sleep(min(left, delay * (0.5 + os.urandom(1)[0] / 255)))
-            delay = min(delay * 2, _LONGEST_POLL)
+            # Released without a token, or nothing heard in a lease: try again.
 
-    def _holding(
-        self, owner: str, body: Callable[[], Result[CachedToken, AcquireError]]
-    ) -> Result[CachedToken, AcquireError]:
+    def _holding(self, owner: str, body: Body) -> Result[CachedToken, AcquireError]:
         store = self._store
+        self._holder = owner
+        self._wrote = False
         try:
             return body()
         finally:
+            self._holder = None
+            news = _WRITTEN if self._wrote else _RELEASED
             try:
-                store._script(_RELEASE)(keys=[self._lock_key], args=[owner])
+                store._redis.eval(_RELEASE, 1, self._lock_key, owner)
+                store._redis.publish(self._channel, news)
             except Exception as error:
-                # The lease ends it anyway.
+                # The lease ends it anyway, and a waiter's wait with it.
                 store._log(store._trouble("unlock", error))
 
-    def drop(self, token: str) -> Result[bool, LocalError]:
-        """Delete the entry if it still holds `token` (a newer one is left alone)."""
-        from hashlib import sha1
 
-        store = self._store
-        if skipped := store._skipped():
-            return Failure(LocalError(message=skipped))
-        try:
-            data = store._redis.get(self._key)
-            if not isinstance(data, bytes):
-                return Success(False)
-            entry = decode_cache_entry(data)
-            if isinstance(entry, str) or entry.access_token != token:
-                return Success(False)
-            digest = sha1(data, usedforsecurity=False).hexdigest()
-            deleted = store._script(_DROP)(keys=[self._key], args=[digest])
-        except Exception as error:
-            return Failure(LocalError(message=store._trouble("drop", error, token)))
-        return Success(bool(deleted))
+def _heard(listening: Any, timeout: float, *, kind: str) -> bytes | None:
+    """The next message of `kind` on `listening`'s channel within `timeout`
+    seconds (its data), or None. Raises on a connection error or garbage."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        message = listening.get_message(timeout=left)
+        if isinstance(message, dict) and message.get("type") == kind:
+            data = message.get("data")
+            return data if isinstance(data, bytes) else b""
+    return None
+
+
+def _token_of(data: bytes) -> tuple[str, ...]:
+    """The token in an entry's bytes, to keep out of a log line."""
+    entry = decode_cache_entry(data)
+    return () if isinstance(entry, str) else (entry.access_token,)
+
+
+def store_url_problem(url: str) -> UsageError | None:
+    """Why `url` cannot name the shared store (never quoting it); None when it can."""
+    made = _client(url, TIMEOUT_SECONDS)
+    return made if isinstance(made, UsageError) else None
 
 
 def _client(url: str, timeout: float) -> tuple[Any, Any] | UsageError:
@@ -331,19 +387,57 @@ def _client(url: str, timeout: float) -> tuple[Any, Any] | UsageError:
         # redis-py before 6.0 checks no host name on TLS: any CA-signed certificate
         # for any name would do, and a man in the middle would read the tokens.
         tls = {"ssl_check_hostname": True} if url.startswith("rediss:") else {}
+        # No `CLIENT SETINFO` on each new connection either: two commands, for nothing.
+        try:
+            from redis.driver_info import DriverInfo  # noqa: F401 - redis-py 7.1 and later
+
+            quiet: dict[str, Any] = {"driver_info": None}
+        except ImportError:
+            quiet = {"lib_name": None, "lib_version": None}
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            protocol=2,  # RESP3 would cost a `HELLO` on each new connection
             **tls,
+            **quiet,
         )
     except (ValueError, TypeError) as error:
         return UsageError(
             message=f"the shared store URL is not a valid Redis URL ({type(error).__name__})"
         )
     return client, redis.exceptions
+
+
+#: Query parameters shown as given: redis-py's, and none of them a secret.
+_SHOWN_PARAMETERS = frozenset(
+    {
+        "db",
+        "protocol",
+        "timeout",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "health_check_interval",
+        "client_name",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+        "ssl_min_version",
+    }
+)
+
+
+def _shown(name: str) -> bool:
+    """Whether a query parameter's value may be shown: one we know, never a password."""
+    return name in _SHOWN_PARAMETERS and "password" not in name.lower()
 
 
 def _password(url: str) -> str | None:
@@ -356,8 +450,18 @@ def _password(url: str) -> str | None:
     return unquote(found) if found else None
 
 
+def _hidden_values(url: str) -> tuple[str, ...]:
+    """Every value `_without_password` masks, to keep out of error lines too."""
+    try:
+        query = parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return ()
+    return tuple(value for name, value in query if value and not _shown(name))
+
+
 def _without_password(url: str) -> str:
-    """`url` with its password (in the authority or the query) replaced by `***`."""
+    """`url` with its password (in the authority) and every query parameter
+    that holds a password or that the store does not know replaced by `***`."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -368,9 +472,7 @@ def _without_password(url: str) -> str:
     auth = f"{user}:***@" if parts.password is not None else f"{user}@" if user else ""
     if ":" in host:
         host = f"[{host}]"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="/"
-    )
+    query = urlencode([(k, v if _shown(k) else "***") for k, v in parse_qsl(parts.query)], safe="/")
     return urlunsplit((parts.scheme, auth + host + port, parts.path, query, ""))
 
 

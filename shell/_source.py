@@ -88,7 +88,13 @@ class SharedStore(Protocol):
     `stack_uri`, `client_id` and the sorted `scopes`."""
 
     def record(
-        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+        self,
+        key: str,
+        *,
+        stack_uri: str,
+        client_id: str,
+        scopes: tuple[str, ...] = (),
+        settings: Settings | None = None,
     ) -> Store: ...
 
 
@@ -360,7 +366,7 @@ class TokenSource:
                 clock=clock,
                 log=logger,
                 lock_timeout=lock_timeout,
-                shared=_shared_record(store, credentials),
+                shared=_shared_record(store, credentials, settings),
             )
             return cls(
                 stores=stores,
@@ -747,7 +753,9 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _shared_record(store: SharedStore | None, credentials: ClientCredentials) -> Store | None:
+def _shared_record(
+    store: SharedStore | None, credentials: ClientCredentials, settings: Settings
+) -> Store | None:
     if store is None:
         return None
     key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
@@ -756,6 +764,7 @@ def _shared_record(store: SharedStore | None, credentials: ClientCredentials) ->
         stack_uri=credentials.stack_uri,
         client_id=credentials.client_id,
         scopes=credentials.scopes,
+        settings=settings,
     )
 
 

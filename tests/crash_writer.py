@@ -17,7 +17,7 @@
         killed by the kernel, as a real run would be.
 
     python tests/crash_writer.py hold-lock LOCKFILE
-        Takes the stack lock through `shell._files.locked`, prints `locked`,
+        Takes the stack lock through `shell._lock.locked`, prints `locked`,
         and sleeps until killed.
 
 Both versions of each file are valid and of very different sizes, so a torn
@@ -47,7 +47,8 @@ from stacktoken.core._codecs import encode_accesses
 from stacktoken.core._errors import LocalError
 from stacktoken.core._paths import ACCESSES_FILE, CACHE_FILE, LOCK_SUFFIX
 from stacktoken.core._types import CachedToken, StackAccess
-from stacktoken.shell._files import Place, locked, write_atomic
+from stacktoken.shell._files import Place, write_atomic
+from stacktoken.shell._lock import locked
 
 __all__ = ["IN_WRITE", "STEPS", "VERSIONS", "main"]
 

@@ -384,11 +384,14 @@ def _words(text: str) -> frozenset[str]:
 
 _FIRST_ARG_IS_KEY: Final = _words(
     """GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX EXPIRE PEXPIRE EXPIREAT PEXPIREAT
-    TTL PTTL PERSIST TYPE INCR INCRBY DECR DECRBY APPEND STRLEN HGET HSET HSETNX HGETALL
+    TTL PTTL PERSIST TYPE INCR INCRBY DECR DECRBY APPEND STRLEN GETRANGE SETRANGE
+    HGET HSET HSETNX HGETALL
     HDEL HMGET HMSET HINCRBY LPUSH RPUSH LPOP RPOP LRANGE SADD SREM SMEMBERS ZADD ZREM
     ZRANGE DUMP RESTORE OBJECT"""
 )
 _ALL_ARGS_ARE_KEYS: Final = _words("DEL UNLINK EXISTS MGET WATCH TOUCH")
+# Channel names are held to the rules of key names; PUBLISH's message is not a name.
+_CHANNELS: Final = _words("SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE")
 _SCRIPTS: Final = _words("EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO")
 _NO_KEYS: Final = _words(
     """PING ECHO AUTH HELLO SELECT CLIENT INFO CONFIG SCRIPT FUNCTION QUIT RESET MULTI
@@ -397,10 +400,11 @@ _NO_KEYS: Final = _words(
 
 
 def keys_of(argv: Sequence[str]) -> tuple[str, ...]:
-    """Key names in one command's argv. Known shapes: single-key commands, DEL-like
-    commands, MSET, EVAL/EVALSHA/FCALL (``numkeys``), SCAN's MATCH pattern; key-less
-    commands give none. An unknown command gives *all* its arguments, so a secrecy
-    check errs on the side of failing."""
+    """Key (and channel) names in one command's argv. Known shapes: single-key
+    commands, DEL-like commands, (UN)SUBSCRIBE and PUBLISH's channel, MSET,
+    EVAL/EVALSHA/FCALL (``numkeys``), SCAN's MATCH pattern; key-less commands
+    give none. An unknown command gives *all* its arguments, so a secrecy check
+    errs on the side of failing."""
     if not argv:
         return ()
     cmd, args = argv[0].upper(), tuple(argv[1:])
@@ -408,8 +412,10 @@ def keys_of(argv: Sequence[str]) -> tuple[str, ...]:
         return ()
     if cmd in _FIRST_ARG_IS_KEY:
         return args[:1]
-    if cmd in _ALL_ARGS_ARE_KEYS:
+    if cmd in _ALL_ARGS_ARE_KEYS or cmd in _CHANNELS:
         return args
+    if cmd == "PUBLISH":
+        return args[:1]
     if cmd in ("MSET", "MSETNX"):
         return args[::2]
     if cmd in _SCRIPTS and len(args) >= 2 and args[1].isdigit():

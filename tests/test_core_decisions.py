@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from stacktoken.core._decisions import DiskVerdict, is_fresh, judge_disk_entry, needs_refresh
+from stacktoken.core._decisions import (
+    DiskVerdict,
+    is_fresh,
+    judge_disk_entry,
+    needs_refresh,
+    stamp_mismatch,
+)
+from stacktoken.core._record import replace
 from stacktoken.core._types import (
     CLOCK_SKEW_ALLOWANCE,
     DEFAULT_CACHE_TTL,
@@ -152,3 +159,30 @@ REFRESH = [
 def test_needs_refresh_by_claims_exp(case: str, expiry: datetime | None, refresh: bool) -> None:
     access = StackAccess(token="jwt", refresh_token="r", expiry=expiry)
     assert needs_refresh(access, settings=SETTINGS, now=NOW) is refresh, case
+
+
+@pytest.mark.parametrize("missing", ["stack_uri", "client_id", "scopes"])
+def test_stamp_mismatch_unstamped_entry_is_taken_unless_strict(missing: str) -> None:
+    """fctl stamps nothing, so a file's unstamped entry is taken; a store only
+    stacktoken writes to (Redis) is strict: an entry missing any stamp is refused."""
+    stamped = CachedToken(
+        access_token="tok-0123456789",
+        token_type="Bearer",
+        expiry=NOW,
+        stack_uri="https://s.example",
+        client_id="svc",
+        scopes=("a",),
+    )
+    entry = replace(stamped, **{missing: None})
+    assert (
+        stamp_mismatch(entry, stack_uri="https://s.example", client_id="svc", scopes=("a",)) is None
+    )
+    assert stamp_mismatch(
+        entry, stack_uri="https://s.example", client_id="svc", scopes=("a",), strict=True
+    ) == ("entry is not stamped with its stack, client and scopes")
+    assert (
+        stamp_mismatch(
+            stamped, stack_uri="https://s.example", client_id="svc", scopes=("a",), strict=True
+        )
+        is None
+    )

@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from oauth_servers import (
     CLIENT_CREDENTIALS_GRANT_TYPE,
+    Fault,
     StackAuthServer,
     membership_server,
     stack_server,
 )
+from redis import Redis
 from redis_fleet import (
     ROOT,
     TIMEOUT,
@@ -80,6 +82,39 @@ def test_fleet_cold_4_hosts_with_disk_store_only_make_one_request_per_host(
     results = run_cli_fleet(credential, hosts(tmp_path, 4), 2, None)
     assert len(assert_all_succeeded(results)) == 4
     assert requests(stack_server) == 4
+
+
+def redis_commands(client: Redis) -> int:
+    """Commands Redis has run (`INFO commandstats`), those of a script included,
+    the test's own `INFO` left out (`client` speaks RESP2: no `HELLO` of its own)."""
+    stats = client.info("commandstats")
+    return sum(
+        int(entry["calls"]) for name, entry in stats.items() if not name.startswith("cmdstat_info")
+    )
+
+
+def test_fleet_cold_20_hosts_cost_redis_a_few_commands_each_whatever_the_exchange_time(
+    tmp_path: Path, stack_server: StackAuthServer, credential: Credential, redis_server: RedisServer
+) -> None:
+    """Waiters are told (pub/sub), not polling: at most 5 Redis commands a host,
+    and not more when the stack takes longer to answer (the issue's measure,
+    waiters polling: 7 a host at 0.1 s, 44 at 3 s)."""
+    spent: dict[float, int] = {}
+    client = redis_server.client(protocol=2)
+    for round_, hold in enumerate((0.1, 3.0), start=1):
+        client.flushall()  # cold again (the hosts are new)
+        stack_server.inject(stack_server.TOKEN, Fault.delay(hold))
+        before = redis_commands(client)
+        results = run_cli_fleet(
+            credential, hosts(tmp_path / f"round-{round_}", 20), 1, redis_server.url
+        )
+        spent[hold] = redis_commands(client) - before
+        assert len(assert_all_succeeded(results)) == 1
+        assert requests(stack_server) == round_
+        assert spent[hold] <= 5 * 20, f"{spent[hold]} Redis commands for 20 hosts"
+    # Hosts that start once the token is written pay one read: a short exchange
+    # may cost less, a long one never more than one command a host.
+    assert spent[3.0] <= spent[0.1] + 20, spent
 
 
 def test_fleet_one_request_per_ttl_window(
@@ -194,6 +229,9 @@ def test_fleet_tokens_and_password_never_in_key_names_or_debug_logs(
     assert keys, "the CLI used Redis"
     assert all(KEY_NAME.fullmatch(key) for key in keys), keys
     assert not [key for key in keys if token in key]
+    # Waiters were told, and what was published names no token.
+    published = [entry.argv[2:] for entry in monitor.entries if entry.command == "PUBLISH"]
+    assert all(message in (("written",), ("released",)) for message in published), published
     # The store was logged about (a process may find its host's disk filled already).
     assert any("redis cache" in result.stderr for result in results)
     for result in results:

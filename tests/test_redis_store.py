@@ -37,9 +37,9 @@ from redis_server import (
 )
 from returns.result import Success
 from stacktoken import InvalidUsageError, RedisStore, TokenSource
-from stacktoken.core._cache import Store
+from stacktoken.core._cache import CacheRead, Store
 from stacktoken.core._paths import client_key
-from stacktoken.core._types import EXPIRY_GRACE, CachedToken
+from stacktoken.core._types import EXPIRY_GRACE, CachedToken, Settings
 
 __all__ = [
     "black_hole",
@@ -133,6 +133,26 @@ def test_redis_store_keeps_the_cache_json_at_the_client_key_until_expiry_minus_g
     assert left > (lifetime - timedelta(minutes=1)).total_seconds() * 1000
 
 
+def test_redis_store_keeps_an_entry_until_expiry_less_the_grace_of_the_settings(
+    stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """The key's TTL follows the source's `Settings`, not a constant grace."""
+    grace = timedelta(minutes=5)
+    entry = RedisStore(redis_server.url).record(
+        client_key(stack.stack_uri, CLIENT, ()),
+        stack_uri=stack.stack_uri,
+        client_id=CLIENT,
+        settings=Settings(expiry_grace=grace),
+    )
+    cached = _cached("tok-grace-0123456789")
+    assert entry.write(cached) == Success(None)
+    assert cached.expiry is not None
+    left = redis_server.client().pttl(key_of(stack))
+    lifetime = cached.expiry - grace - datetime.now(UTC)
+    assert 0 < left <= lifetime.total_seconds() * 1000 + 1000
+    assert left > (lifetime - timedelta(minutes=1)).total_seconds() * 1000
+
+
 def test_redis_store_second_host_uses_the_shared_token_and_keeps_it_on_its_disk(
     tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
 ) -> None:
@@ -161,6 +181,63 @@ def test_redis_store_garbage_value_is_a_miss_and_is_overwritten(
     token = token_on(stack, tmp_path / "a", RedisStore(redis_server.url), log)
     assert requests(stack) == 1
     assert log.matching("redis cache miss: redis value unreadable")
+    assert entry_of(redis_server, key)["accessToken"] == token
+
+
+def _planted(stack: StackAuthServer, token: str, **stamp: object) -> dict[str, object]:
+    """A usable entry for `token`, stamped with `stamp` only (JSON names)."""
+    now = datetime.now(UTC)
+    return {
+        "accessToken": token,
+        "tokenType": "Bearer",
+        "expiry": (now + timedelta(hours=1)).isoformat(),
+        "savedAt": now.isoformat(),
+        **stamp,
+    }
+
+
+def test_redis_store_unstamped_value_is_a_miss(
+    tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """Only stacktoken writes to its Redis keys, and always stamped: a value at our
+    key without `stackURI`, `clientId` and `scopes` was put there by someone else."""
+    key = key_of(stack)
+    planted = "tok-planted-0123456789"
+    stamped = {"stackURI": stack.stack_uri, "clientId": CLIENT, "scopes": []}
+    for missing in ("stackURI", "clientId", "scopes"):
+        partial = {name: value for name, value in stamped.items() if name != missing}
+        redis_server.client().set(key, json.dumps(_planted(stack, planted, **partial)))
+        log = Log()
+        token = token_on(stack, tmp_path / missing, RedisStore(redis_server.url), log)
+        assert token != planted
+        assert log.matching("redis cache miss: entry is not stamped")
+        assert entry_of(redis_server, key)["accessToken"] == token
+    assert requests(stack) == 3
+    # Stamped in full, the same entry is a hit.
+    redis_server.client().set(key, json.dumps(_planted(stack, planted, **stamped)))
+    assert token_on(stack, tmp_path / "stamped", RedisStore(redis_server.url)) == planted
+    assert requests(stack) == 3
+
+
+def test_redis_store_value_over_1_mib_is_a_miss_without_being_read_whole(
+    tmp_path: Path, stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """A huge value at our key (8 MiB, a usable entry padded with JSON whitespace)
+    costs a process a bounded read, not the value: a miss, said at debug."""
+    key = key_of(stack)
+    planted = "tok-huge-0123456789"
+    document = _planted(stack, planted, stackURI=stack.stack_uri, clientId=CLIENT, scopes=[])
+    huge = json.dumps(document)[:-1] + " " * (8 << 20) + "}"
+    redis_server.client().set(key, huge)
+    before = redis_server.client().info("stats")["total_net_output_bytes"]
+    log = Log()
+    token = token_on(stack, tmp_path / "a", RedisStore(redis_server.url), log)
+    sent = redis_server.client().info("stats")["total_net_output_bytes"] - before
+    assert token != planted
+    assert requests(stack) == 1
+    assert log.matching("redis cache miss: redis value larger than 1 MiB")
+    # Each of the process's reads got 1 MiB at most: all of them less than the value.
+    assert sent < len(huge), f"Redis sent {sent} bytes"
     assert entry_of(redis_server, key)["accessToken"] == token
 
 
@@ -266,6 +343,40 @@ def test_redis_store_waiter_runs_as_soon_as_the_holder_writes_the_value(
             holding_thread.join(10)
             waiting_thread.join(10)
     assert redis_server.client().exists(lock_key) == 0  # released by its owner
+
+
+def test_redis_store_lost_message_costs_a_bounded_wait_never_a_request(
+    stack: StackAuthServer, redis_server: RedisServer
+) -> None:
+    """A holder that writes and releases without a word (a message lost, an older
+    stacktoken): the waiter, told nothing, tries the lock again within its lease,
+    gets it, and its body's re-read finds the token."""
+    entry = RedisStore(redis_server.url, lease=1.0).record(
+        client_key(stack.stack_uri, CLIENT, ()), stack_uri=stack.stack_uri, client_id=CLIENT
+    )
+    lock_key = key_of(stack) + ":lock"
+    redis_server.client().set(lock_key, "a-silent-holder", px=60_000)
+    found: list[CacheRead | str] = []
+
+    def body() -> Success[CachedToken]:
+        found.append(entry.read())
+        return Success(_cached("tok-never-asked-0123"))
+
+    waiting = threading.Thread(target=lambda: entry.locked(body))
+    with redis_server.monitor() as monitor:
+        waiting.start()
+        try:
+            assert _polls(monitor, lock_key, at_least=1)  # subscribed, and told nothing
+            writer = _entry_store(redis_server, stack)
+            assert writer.write(_cached("tok-written-silently-01")) == Success(None)
+            redis_server.client().delete(lock_key)
+        finally:
+            waiting.join(30)
+    assert not waiting.is_alive()
+    assert len(found) == 1
+    assert not isinstance(found[0], str)
+    assert found[0][0].access_token == "tok-written-silently-01"
+    assert redis_server.client().exists(lock_key) == 0  # its own lock, released
 
 
 def _polls(monitor: RedisMonitor, lock_key: str, *, at_least: int) -> bool:
@@ -450,6 +561,31 @@ def test_redis_store_repr_hides_the_password(url: str, shown: str) -> None:
     store = RedisStore(url)
     assert repr(store) == f"RedisStore({shown})"
     assert "pa55word" not in repr(store) and "p%40ss" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "rediss://h:1/0?ssl_password=pa55word-xyz&ssl_ca_certs=/ca.pem",
+            "rediss://h:1/0?ssl_password=%2A%2A%2A&ssl_ca_certs=/ca.pem",
+        ),
+        ("redis://h:1/0?Password=pa55word-xyz&db=2", "redis://h:1/0?Password=%2A%2A%2A&db=2"),
+        ("redis://h:1/0?client_name=svc&tls_secret=pa55word-xyz", None),
+    ],
+)
+def test_redis_store_repr_masks_every_password_and_every_unknown_parameter(
+    url: str, shown: str | None
+) -> None:
+    """The --debug "shared store" line prints this repr: a parameter whose name
+    holds `password`, or one the store does not know, is masked."""
+    store = RedisStore(url)
+    assert "pa55word" not in repr(store)
+    if shown is not None:
+        assert repr(store) == f"RedisStore({shown})"
+    else:
+        assert "client_name=svc" in repr(store)
+        assert "tls_secret=%2A%2A%2A" in repr(store)
 
 
 @pytest.mark.parametrize(
