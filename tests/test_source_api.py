@@ -20,6 +20,7 @@ from stacktoken import (
     TokenSource,
 )
 from stacktoken.core._errors import AuthRequired, UsageError
+from stacktoken.shell._source import fctl_source
 
 from conftest import World
 
@@ -126,11 +127,11 @@ def test_source_token_result_failure_is_a_value(world: World) -> None:
     assert isinstance(result.failure(), AuthRequired)
 
 
-def test_source_from_fctl_result_failure_is_a_value(world: World) -> None:
-    result = TokenSource.from_fctl_result(config_dir=world.config_dir, stack="../x", environ={})
+def test_source_fctl_source_failure_is_a_value(world: World) -> None:
+    result = fctl_source(config_dir=world.config_dir, stack="../x", environ={})
     assert isinstance(result, Failure)
     assert isinstance(result.failure(), UsageError)
-    assert isinstance(TokenSource.from_fctl_result(config_dir=world.config_dir), Success)
+    assert isinstance(fctl_source(config_dir=world.config_dir), Success)
 
 
 def test_source_invalidate_drops_memory_and_disk(world: World) -> None:
