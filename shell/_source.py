@@ -25,103 +25,36 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from time import time as _wall  # one global lookup on `token()`'s fast path
-from typing import Protocol, Required, TypedDict, Unpack
+from typing import Unpack
 from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
 from stacktoken.core._cache import Grant, Store
-from stacktoken.core._errors import AcquireError, AuthRequired, UsageError
+from stacktoken.core._errors import AcquireError, AuthRequired
 from stacktoken.core._holding import Act, Holding, hold, next_wake, on_call, on_failed, usable
-from stacktoken.core._paths import client_key
 from stacktoken.core._profile import LOGIN_HINT
-from stacktoken.core._record import replace
 from stacktoken.core._renewal import RenewalPolicy
-from stacktoken.core._results import lift
-from stacktoken.core._time import datetime, timedelta
-from stacktoken.core._types import CachedToken, ClientCredentials, Settings
-from stacktoken.core._urls import check_endpoint_url
+from stacktoken.core._time import datetime
+from stacktoken.core._types import CachedToken, Settings
 from stacktoken.core._workflow import acquire
 
-from ._discovery import DiscoveryCache
 from ._exceptions import as_exception
-from ._files import LOCK_TIMEOUT_SECONDS
-from ._http import Http, HttpPolicy
-from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
-from ._process import library_logger, uniform, utc_now
+from ._process import uniform, utc_now
 from ._renewer import Renewer
-from ._roots import Bound, bind_client, bind_credentials, bind_fctl
+from ._setup import (
+    DEFAULT_RENEWAL,
+    ClientOptions,
+    CredentialsOptions,
+    FctlOptions,
+    Parts,
+    client_parts,
+    credentials_parts,
+    fctl_parts,
+)
 
-__all__ = [
-    "SharedStore",
-    "TokenSource",
-    "client_source",
-    "credentials_source",
-    "fctl_source",
-    "utc_now",
-]
-
-#: Early renewal unless the caller says otherwise (`renewal=None`: renew at expiry).
-DEFAULT_RENEWAL = RenewalPolicy()
-
-
-class SharedStore(Protocol):
-    """A store several hosts share (`RedisStore`): it gives core the `Store` record
-    of the entry of core key `key` (`client_key`: never the secret), stamped with
-    `stack_uri`, `client_id` and the sorted `scopes`."""
-
-    def record(
-        self, key: str, *, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
-    ) -> Store: ...
-
-
-class Knobs(TypedDict, total=False):
-    """What every constructor takes, besides what names its source.
-
-    `cache_dir`: where tokens (and discovery documents) are cached (default: the
-    user cache dir); `cache_ttl`: how long a stored token is reused; `log`: debug
-    lines (default: the `stacktoken` logger); `environ`: instead of `os.environ`;
-    `lock_timeout`: seconds a cross-process lock is waited for (then
-    `LocalStorageError`); `renewal`: when a held token is renewed (None: only
-    once it is no longer fresh); `renew_in_background`: a daemon thread renews
-    at that point instead of the first call after it (stopped by `close()`);
-    `clock`: the time of day tokens' lifetimes are measured on (simulations,
-    tests; a source on another clock than the system's has no lock-free fast path).
-    """
-
-    cache_dir: str | os.PathLike[str] | None
-    cache_ttl: str | timedelta | None
-    log: Callable[[str], None] | None
-    http_policy: HttpPolicy | None
-    environ: Mapping[str, str] | None
-    lock_timeout: float
-    renewal: RenewalPolicy | None
-    renew_in_background: bool
-    clock: Callable[[], datetime]
-
-
-class FctlOptions(Knobs, total=False):
-    config_dir: str | os.PathLike[str] | None
-    profile: str | None
-    organization: str | None
-    stack: str | None
-
-
-class ClientOptions(Knobs, total=False):
-    stack_uri: Required[str]
-    client_id: Required[str]
-    client_secret: Required[str]
-    scopes: tuple[str, ...] | list[str]
-    store: SharedStore | None
-
-
-class CredentialsOptions(Knobs, total=False):
-    stack_uri: Required[str]
-    access_token: Required[str]
-    refresh_token: str | None
-    membership_uri: str | None
-    on_refresh: Callable[[str, str | None], None] | None
+__all__ = ["TokenSource", "client_source", "credentials_source", "fctl_source"]
 
 
 class TokenSource:
@@ -215,7 +148,7 @@ class TokenSource:
         if fast is not None and _wall() < fast[1]:
             return fast[0]
         holding = self._holding
-        if self._decide(holding, now=self._clock()) is Act.USE:
+        if self._decide(holding, busy=self._lock.locked()) is Act.USE:
             assert holding is not None
             return holding.token.access_token
         return None
@@ -239,12 +172,13 @@ class TokenSource:
     def token_result(self) -> Result[CachedToken, AcquireError]:
         """The stack API token with its type and expiry, as a `Result`."""
         holding = self._holding
-        match self._decide(holding, now=self._clock()):
+        # Busy or not shows when this call tries the lock, should it renew.
+        match self._decide(holding, busy=False):
             case Act.USE if holding is not None:
                 return Success(holding.token)
             case Act.RENEW if holding is not None:
                 if not self._lock.acquire(blocking=False):
-                    return Success(holding.token)  # another thread took the lock meanwhile
+                    return Success(holding.token)  # busy: another thread renews or acquires
                 try:
                     return self._act()
                 finally:
@@ -252,10 +186,8 @@ class TokenSource:
         with self._lock:
             return self._act()
 
-    def _decide(self, holding: Holding | None, *, now: datetime) -> Act:
-        return on_call(
-            holding, now=now, busy=self._lock.locked(), background=self._renewer is not None
-        )
+    def _decide(self, holding: Holding | None, *, busy: bool) -> Act:
+        return on_call(holding, now=self._clock(), busy=busy, background=self._renewer is not None)
 
     def _act(self, *, renew: bool = False) -> Result[CachedToken, AcquireError]:
         """Under the lock: decide again (another thread may have acted meanwhile) and
@@ -407,163 +339,36 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-# -- construction ---------------------------------------------------------------
-
-
-class _Setup:
-    """The knobs resolved: what every root and every source takes."""
-
-    def __init__(self, knobs: Knobs, settings: Settings) -> None:
-        self.environ = _environ(knobs)
-        self.settings = settings
-        self.log = knobs.get("log") or library_logger()
-        self.clock = knobs.get("clock", utc_now)
-        self.lock_timeout = knobs.get("lock_timeout", LOCK_TIMEOUT_SECONDS)
-        policy = knobs.get("http_policy") or HttpPolicy()
-        self.http = Http(policy=policy, clock=self.clock, log=self.log)
-        cache_dir = knobs.get("cache_dir")
-        fixed = None if cache_dir is None else os.fspath(cache_dir)
-        environ = self.environ
-        # The cache dir, computed when first needed (a warm run never needs it).
-        self.cache_root: Callable[[], str] = (
-            (lambda: fixed) if fixed is not None else (lambda: default_cache_dir(environ))
-        )
-        self.discovery_cache = DiscoveryCache(self.cache_root, log=self.log)
-        renewal = knobs.get("renewal", DEFAULT_RENEWAL)
-        # A renewal keeps at least the request's deadline before the token goes stale.
-        if renewal is not None and renewal.room_seconds is None:
-            renewal = replace(renewal, room_seconds=policy.timeout)
-        self.renewal = renewal
-        self.background = knobs.get("renew_in_background", False)
-
-    def source(self, bound: Bound) -> TokenSource:
-        return TokenSource(
-            stores=bound.stores,
-            grant=bound.grant,
-            settings=self.settings,
-            log=self.log,
-            stack_uri=bound.stack_uri,
-            close=self.http.close,
-            name=bound.name,
-            clock=self.clock,
-            renewal=self.renewal,
-            renew_in_background=self.background,
-        )
-
-
-def _environ(knobs: Knobs) -> Mapping[str, str]:
-    given = knobs.get("environ")
-    return os.environ if given is None else given
-
-
-def _keys(options: type) -> frozenset[str]:
-    return frozenset(options.__required_keys__ | options.__optional_keys__)  # type: ignore[attr-defined]
-
-
-def _setup(knobs: Knobs, *, known: frozenset[str]) -> Result[_Setup, AcquireError]:
-    unknown = sorted(set(knobs) - known)
-    if unknown:  # what Python says of an unknown keyword argument
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
-    settings: Result[Settings, AcquireError] = lift(
-        settings_from(knobs.get("cache_ttl"), _environ(knobs))
-    )
-    return settings.map(lambda settings: _Setup(knobs, settings))
+# -- construction: one path per kind of source, each a `Result` --------------------
 
 
 def fctl_source(**options: Unpack[FctlOptions]) -> Result[TokenSource, AcquireError]:
     """A source for a stack of an fctl profile (see `TokenSource.from_fctl`)."""
-
-    def build(setup: _Setup) -> Result[TokenSource, AcquireError]:
-        config_dir = options.get("config_dir")
-        root = config_dir_from(None if config_dir is None else os.fspath(config_dir), setup.environ)
-        located: Result[FctlStack, AcquireError] = lift(
-            locate_stack(
-                root,
-                profile=options.get("profile"),
-                organization=options.get("organization"),
-                stack=options.get("stack"),
-                environ=setup.environ,
-            )
-        )
-        return located.map(
-            lambda found: setup.source(
-                bind_fctl(
-                    found,
-                    settings=setup.settings,
-                    http=setup.http,
-                    discovery_cache=setup.discovery_cache,
-                    clock=setup.clock,
-                    log=setup.log,
-                    lock_timeout=setup.lock_timeout,
-                )
-            )
-        )
-
-    return _setup(options, known=_keys(FctlOptions)).bind(build)
+    return fctl_parts(options).map(_made)
 
 
 def client_source(**options: Unpack[ClientOptions]) -> Result[TokenSource, AcquireError]:
     """A source for a stack OAuth client (see `TokenSource.from_client_credentials`)."""
-    if not options["client_id"]:
-        return Failure(UsageError(message="the client id is empty"))
-    if not options["client_secret"]:
-        return Failure(UsageError(message="the client secret is empty"))
-    credentials = ClientCredentials.of(
-        stack_uri=options["stack_uri"].rstrip("/"),
-        client_id=options["client_id"],
-        client_secret=options["client_secret"],
-        scopes=tuple(options.get("scopes", ())),
-    )
-
-    def build(setup: _Setup) -> TokenSource:
-        return setup.source(
-            bind_client(
-                credentials,
-                cache_dir=setup.cache_root(),
-                http=setup.http,
-                discovery_cache=setup.discovery_cache,
-                clock=setup.clock,
-                log=setup.log,
-                lock_timeout=setup.lock_timeout,
-                shared=_shared_record(options.get("store"), credentials),
-            )
-        )
-
-    checked: Result[str, AcquireError] = lift(check_endpoint_url(credentials.stack_uri))
-    return checked.bind(lambda _: _setup(options, known=_keys(ClientOptions))).map(build)
+    return client_parts(options).map(_made)
 
 
 def credentials_source(
     **options: Unpack[CredentialsOptions],
 ) -> Result[TokenSource, AcquireError]:
     """A source over a stack access token a service keeps (see `TokenSource.from_credentials`)."""
-
-    def build(setup: _Setup) -> TokenSource:
-        return setup.source(
-            bind_credentials(
-                stack_uri=options["stack_uri"],
-                access_token=options["access_token"],
-                refresh_token=options.get("refresh_token"),
-                membership_uri=options.get("membership_uri"),
-                on_refresh=options.get("on_refresh"),
-                settings=setup.settings,
-                http=setup.http,
-                discovery_cache=setup.discovery_cache,
-                clock=setup.clock,
-                log=setup.log,
-            )
-        )
-
-    return _setup(options, known=_keys(CredentialsOptions)).map(build)
+    return credentials_parts(options).map(_made)
 
 
-def _shared_record(store: SharedStore | None, credentials: ClientCredentials) -> Store | None:
-    if store is None:
-        return None
-    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
-    return store.record(
-        key,
-        stack_uri=credentials.stack_uri,
-        client_id=credentials.client_id,
-        scopes=credentials.scopes,
+def _made(parts: Parts) -> TokenSource:
+    return TokenSource(
+        stores=parts.stores,
+        grant=parts.grant,
+        settings=parts.settings,
+        log=parts.log,
+        stack_uri=parts.stack_uri,
+        close=parts.close,
+        name=parts.name,
+        clock=parts.clock,
+        renewal=parts.renewal,
+        renew_in_background=parts.renew_in_background,
     )
