@@ -1,4 +1,4 @@
-"""The fctl stack grant (DESIGN §1 step 3): refresh if needed, then RFC 7523.
+"""The fctl stack grant (docs/design.md §1 step 3): refresh if needed, then RFC 7523.
 
 Theory of operation
 -------------------
@@ -70,7 +70,7 @@ class FctlEffects(Record):
 
     `discover_stack(True)` and `discover_membership(True)` drop a cached
     document and ask the network again. `discover_membership` is memoised by
-    the shell (lazy, single-flight, failures not kept: DESIGN §6).
+    the shell (lazy, single-flight, failures not kept: docs/design.md §6).
     """
 
     log: Callable[[str], None]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 from stacktoken.core._backoff import capped_backoff
@@ -444,3 +444,79 @@ def test_token_sources_renew_no_earlier_than_due_and_never_fail_a_caller_while_f
     window = _refresh_window(lifetime, policy=policy, settings=settings)
     for earlier, later in pairwise(obtained):
         assert later - earlier >= window
+
+
+# --- 5-minute tokens, the default policy: renewals end while the token is fresh ---
+
+
+class _Stepped(TokenSource):
+    """A source whose background step the test plays on its clock, not a thread."""
+
+    def _start_renewer(self) -> None:
+        pass
+
+
+@settings(max_examples=40)
+@given(
+    jitters=st.lists(JITTERS, min_size=1, max_size=8),
+    latency=st.sampled_from([0.4, 10.0]) | st.floats(min_value=0.0, max_value=10.0),
+    background=st.booleans(),
+)
+def test_five_minute_tokens_are_renewed_before_they_stop_being_fresh(
+    jitters: list[float], latency: float, background: bool
+) -> None:
+    """Formance's 5-minute tokens, the default policy with the default request deadline
+    (10 s): every renewal starts while the held token is fresh and ends, its request
+    taking up to that deadline, before the token stops being fresh. So in the background
+    no call waits, and on call only the renewing caller does (the others use the held
+    token meanwhile). A call once a simulated second for 20 minutes, jitter drawn anew
+    for each token."""
+    now = [START]
+    draws = iter(jitters * 100)
+    renewals: list[tuple[datetime, datetime, datetime]] = []  # start, end, stale moment
+    obtained: list[datetime] = []
+
+    def obtain(at: datetime) -> Result[CachedToken, AcquireError]:
+        obtained.append(at)
+        now[0] += timedelta(seconds=latency)
+        return Success(
+            CachedToken(
+                access_token="SECRET", token_type="Bearer", expiry=at + timedelta(minutes=5)
+            )
+        )
+
+    source = _Stepped(
+        stores=(),
+        grant=Grant(name="sim", obtain=obtain),
+        settings=Settings(),
+        log=lambda _: None,
+        stack_uri=None,
+        close=lambda: None,
+        name="sim",
+        clock=lambda: now[0],
+        renewal=RenewalPolicy(room_seconds=10.0),  # what the constructors give it
+        renew_in_background=background,
+        jitter=lambda: next(draws),
+    )
+    source.token_result()
+    wake = now[0]
+    end = START + timedelta(minutes=20)
+    tick = now[0]
+    while tick < end:
+        tick += timedelta(seconds=1)
+        now[0] = max(now[0], tick)
+        holding = source._holding
+        assert holding is not None
+        asked = len(obtained)
+        if background and now[0] >= wake:
+            delay = source._renewal_step()
+            assert delay is not None
+            wake = now[0] + timedelta(seconds=delay)
+        else:
+            source.token_result()
+        if len(obtained) > asked:
+            renewals.append((obtained[-1], now[0], holding.stale_at))
+    event(f"{len(renewals)} renewals")
+    assert len(renewals) >= 4
+    for started, ended, stale_at in renewals:
+        assert started < stale_at and ended < stale_at
