@@ -183,7 +183,7 @@ def _setup(knobs: Knobs, *, known: frozenset[str]) -> Result[_Setup, AcquireErro
 
 
 def fctl_parts(options: FctlOptions) -> Result[Parts, AcquireError]:
-    """A source for a stack of an fctl profile (see `TokenSource.from_fctl`)."""
+    """The parts of a source for a stack of an fctl profile."""
 
     def build(setup: _Setup) -> Result[Parts, AcquireError]:
         config_dir = options.get("config_dir")
@@ -215,7 +215,7 @@ def fctl_parts(options: FctlOptions) -> Result[Parts, AcquireError]:
 
 
 def client_parts(options: ClientOptions) -> Result[Parts, AcquireError]:
-    """A source for a stack OAuth client (see `TokenSource.from_client_credentials`)."""
+    """The parts of a source for a stack OAuth client."""
     if not options["client_id"]:
         return Failure(UsageError(message="the client id is empty"))
     if not options["client_secret"]:
@@ -246,7 +246,7 @@ def client_parts(options: ClientOptions) -> Result[Parts, AcquireError]:
 
 
 def credentials_parts(options: CredentialsOptions) -> Result[Parts, AcquireError]:
-    """A source over a stack access token a service keeps (see `TokenSource.from_credentials`)."""
+    """The parts of a source over a stack access token a service keeps."""
 
     def build(setup: _Setup) -> Parts:
         return setup.parts(
