@@ -269,3 +269,52 @@ def test_no_renewal_policy_holds_a_token_until_it_goes_stale(
     just_before = holding.stale_at - timedelta(microseconds=1)
     assert on_call(holding, now=just_before, busy=False, background=False) is Act.USE
     assert on_call(holding, now=holding.stale_at, busy=False, background=False) is Act.ACQUIRE
+
+
+@given(
+    LIFETIMES,
+    renewal_policies(),
+    SETTINGS,
+    unit_jitters(),
+    st.integers(min_value=1, max_value=12),
+    st.booleans(),
+)
+def test_a_failed_renewal_is_retried_when_its_wait_ends_and_not_before(
+    lifetime: timedelta,
+    policy: RenewalPolicy,
+    settings: Settings,
+    jitter: float,
+    failures: int,
+    background: bool,
+) -> None:
+    """After the k-th failed renewal in a row (each tried as soon as allowed), the wait is
+    between half and all of min(first * 2^(k-1), cap); a lone caller uses the held token
+    until it ends and renews from then on, while the token is fresh; the renewal thread
+    sleeps exactly that wait."""
+    holding = hold(
+        _token(START, lifetime), policy=policy, settings=settings, now=START, jitter=jitter
+    )
+    if holding is None or holding.renew_at is None:
+        return
+    now = holding.renew_at
+    for k in range(1, failures + 1):
+        if now >= holding.stale_at:
+            return
+        assert on_call(holding, now=now, busy=False, background=False) is Act.RENEW
+        holding, wait = on_failed(holding, policy=policy, now=now, jitter=jitter)
+        full = min(policy.first_retry_seconds * 2.0 ** (k - 1), policy.max_retry_seconds)
+        assert holding.failures == k
+        assert full / 2 <= wait <= full
+        assert holding.retry_at is not None
+        tick = timedelta(microseconds=1)
+        if holding.retry_at - tick >= now and holding.retry_at - tick < holding.stale_at:
+            before = holding.retry_at - tick
+            assert on_call(holding, now=before, busy=False, background=background) is Act.USE
+            assert abs(wait - (holding.retry_at - now).total_seconds()) <= 1e-6
+            assert next_wake(holding, now=now) == (holding.retry_at - now).total_seconds()
+        now = holding.retry_at
+    if now < holding.stale_at:
+        event("retried while fresh")
+        expected = Act.USE if background else Act.RENEW
+        assert on_call(holding, now=now, busy=False, background=background) is expected
+        assert next_wake(holding, now=now) == 0
