@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from stacktoken.core._holding import Act, Holding, hold, next_wake, on_call, on_failed, usable
 from stacktoken.core._renewal import (
@@ -204,6 +204,9 @@ def test_the_renewal_thread_wakes_exactly_when_a_call_would_renew(
 
 
 @given(LIFETIMES, renewal_policies(), SETTINGS, unit_jitters())
+@example(timedelta(seconds=45), RenewalPolicy(room_seconds=20.0), Settings(), 0.5)
+@example(timedelta(seconds=45), RenewalPolicy(room_seconds=10.0), Settings(), 0.999)
+@example(timedelta(minutes=5), RenewalPolicy(room_seconds=10.0), Settings(), 0.999)
 def test_the_refresh_point_leaves_the_renewal_its_room_before_the_token_goes_stale(
     lifetime: timedelta, policy: RenewalPolicy, settings: Settings, jitter: float
 ) -> None:
@@ -229,6 +232,11 @@ def test_the_refresh_point_leaves_the_renewal_its_room_before_the_token_goes_sta
 
 
 @given(LIFETIMES, renewal_policies(), SETTINGS, unit_jitters(), st.sampled_from([0, 1, 59]))
+# Too short: 15 usable seconds, 20 s of room.
+@example(timedelta(seconds=45), RenewalPolicy(room_seconds=20.0), Settings(), 0.5, 0)
+# The default policy, with the default request deadline, at the top of the jitter band.
+@example(timedelta(seconds=45), RenewalPolicy(room_seconds=10.0), Settings(), 0.999, 0)
+@example(timedelta(minutes=5), RenewalPolicy(room_seconds=10.0), Settings(), 0.999, 0)
 def test_a_held_token_is_renewed_inside_its_usable_lifetime(
     lifetime: timedelta, policy: RenewalPolicy, settings: Settings, jitter: float, age: int
 ) -> None:
