@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from hypothesis import event, given, note, settings
+from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 from stacktoken.core._backoff import capped_backoff
@@ -258,6 +258,15 @@ def test_fleet_on_one_store_asks_once_per_refresh_window(
     SETTINGS,
     JITTERS,
     st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+)
+# A point the room moved before the band: 90 % of 5 minutes is past 270 s - 27 s.
+@example(
+    START,
+    timedelta(minutes=5),
+    RenewalPolicy(fraction=0.9, jitter=0.0),
+    Settings(),
+    0.5,
+    timedelta(seconds=250),
 )
 def test_a_stored_token_is_due_once_any_source_may_renew_it_and_not_before(
     issued: datetime,
