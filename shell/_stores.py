@@ -172,8 +172,8 @@ def client_store(
 ) -> FileStore:
     """A machine credential's file store below `cache_dir` (DESIGN §9), in
     `clients/<key>/`, `<key>` being core's hash of the stack URI, the client id
-    and the scopes, never the secret. Here, not in `_client.py`, because warm
-    runs read it: `_client.py` brings the grant, `returns` and the HTTP code."""
+    and the scopes, never the secret. Here, not in `_roots.py`, because warm
+    runs read it: `_roots.py` brings the grant, `returns` and the HTTP code."""
     key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
     return FileStore(
         cache_dir,
