@@ -1,4 +1,4 @@
-"""Renewal before expiry (issue 14) on a simulated clock: no wall-clock timing.
+"""Renewal before expiry on a simulated clock: no wall-clock timing.
 
 Real `TokenSource`s, each with its own memory, share one in-memory store (as
 processes share a cache dir) and a simulated token endpoint that issues
@@ -121,7 +121,8 @@ def simulate(
             close=lambda: None,
             name=f"sim {index}",
             clock=lambda: world.now,
-            renewal=None if mode == "at expiry" else RenewalPolicy(),
+            # What the constructors give a source: room for the HTTP timeout (10 s).
+            renewal=None if mode == "at expiry" else RenewalPolicy(room_seconds=10.0),
             renew_in_background=background,
             jitter=draw,
         )

@@ -1,4 +1,4 @@
-"""The client-credentials grant (DESIGN §9, RFC 6749 §4.4): machine credentials.
+"""The client-credentials grant (docs/design.md §9, RFC 6749 §4.4): machine credentials.
 
 A service or CI job holds a stack OAuth client (`client_id` + secret). Its
 token comes from the stack's discovered token endpoint, with the client

@@ -1,4 +1,4 @@
-"""The fctl stack grant (DESIGN §1 step 3): refresh if needed, then RFC 7523.
+"""The fctl stack grant (docs/design.md §1 step 3): refresh if needed, then RFC 7523.
 
 Theory of operation
 -------------------
@@ -7,7 +7,11 @@ Theory of operation
        refresh grant, and the rotated tokens written back *before anything
        else can fail*. A refresh token is spent at most once by a request the
        IdP received: only an endpoint that is gone (it never saw the request)
-       is tried again after rediscovery.
+       is tried again after rediscovery. It is spent only when its rotation
+       can be saved (`writable`: a read-only folder or a full disk would lose
+       it). A refresh rejected as spent may mean that a program taking no lock
+       (fctl) rotated it a moment ago: the grant gives that write time to land
+       (`await_rotation`) and takes the token it wrote if fresh.
     b. Stack discovery, then the JWT-bearer exchange at its token endpoint.
        An exchange refused with `invalid_grant` although our clock thinks the
        assertion fresh leads to one refresh and one retry (RFC 7523 §3.1).
@@ -66,7 +70,7 @@ class FctlEffects(Record):
 
     `discover_stack(True)` and `discover_membership(True)` drop a cached
     document and ask the network again. `discover_membership` is memoised by
-    the shell (lazy, single-flight, failures not kept: DESIGN §6).
+    the shell (lazy, single-flight, failures not kept: docs/design.md §6).
     """
 
     log: Callable[[str], None]
@@ -76,6 +80,10 @@ class FctlEffects(Record):
     exchange: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
     discover_membership: Callable[[bool], Result[DiscoveryDocument, AcquireError]]
     refresh: Callable[[TokenRequest], Result[TokenResponse, AcquireError]]
+    # Whether a rotated refresh token could be saved now (a probe write).
+    writable: Callable[[], Result[None, AcquireError]] = lambda: Success(None)
+    # Give a concurrent writer's rotation of the refresh token sent time to land.
+    await_rotation: Callable[[str], None] = lambda _sent: None
 
 
 def fctl_grant(effects: FctlEffects, *, settings: Settings) -> Grant:
@@ -161,6 +169,7 @@ def _refresh(
 
     def rescue(error: AcquireError) -> Result[TokenResponse | StackAccess, AcquireError]:
         if isinstance(error, OAuthError) and error.error in REFRESH_REJECTIONS:
+            effects.await_rotation(refresh_token)
             return _rotated_elsewhere(access, effects=effects, settings=settings, now=now)
         if isinstance(error, RemoteError) and error.rotated_refresh_token is not None:
             return _keep_stray_rotation(access, error, effects=effects)
@@ -175,11 +184,19 @@ def _refresh(
     refreshed: Result[TokenResponse | StackAccess, AcquireError] = at_token_endpoint(
         lambda document: refresh_request(document.token_endpoint, refresh_token),
         discover=effects.discover_membership,
-        send=effects.refresh,
+        send=lambda request: _spend(request, effects=effects),
         log=effects.log,
         who="membership",
     )
     return refreshed.lash(rescue).bind(persist)
+
+
+def _spend(request: TokenRequest, *, effects: FctlEffects) -> Result[TokenResponse, AcquireError]:
+    """Send a refresh request only if the rotation it brings could be saved."""
+    writable: Result[None, AcquireError] = effects.writable().alt(
+        lambda error: LocalError(message=f"not refreshing the stack access token: {error.message}")
+    )
+    return writable.bind(lambda _: effects.refresh(request))
 
 
 def _keep_stray_rotation(

@@ -1,8 +1,9 @@
-"""The cache workflow (DESIGN §1 steps 1-3, §4, §8), for any stores and any grant.
+"""The cache workflow (docs/design.md §1 steps 1-3, §4, §8), for any stores and any grant.
 
 Theory of operation
 -------------------
-    1. Memory: the token this process holds, while fresh -> return it.
+    1. Memory: the token this process holds is `_holding`'s to judge; the
+       workflow runs when a source has none to use (or renews it).
     2. TTL 0: no store at all, no lock -> the grant.
     3. A stored entry usable at `now`, level by level -> return it. No other
        effect is called, the network least of all.
@@ -44,18 +45,15 @@ def acquire(
     now: datetime,
     clock: Callable[[], datetime],
     log: Callable[[str], None],
-    held: CachedToken | None = None,
     renewing: RenewalPolicy | None = None,
 ) -> Result[CachedToken, AcquireError]:
-    """A token: the one `held` in memory if fresh, else a usable stored one,
-    else a new one from `grant`, stored for the next caller.
+    """A token: a usable stored one, else a new one from `grant`, stored for the
+    next caller.
 
     `renewing`: the caller renews a token before it expires (`_renewal`): a
     stored entry as old as that token is passed over, so the first renewer
     of a host or fleet asks the network and the others find its token.
     """
-    if held is not None and is_fresh(held.expiry, settings=settings, now=now):
-        return Success(held)
     if not settings.disk_cache_enabled:
         log("cache disabled (TTL 0)")
         return grant.obtain(now)

@@ -1062,14 +1062,17 @@ def device_scripts(draw: st.DrawFn) -> DeviceScript:
 
 
 def renewal_policies() -> SearchStrategy[RenewalPolicy]:
-    """Refresh fractions from 5 % to 100 % of a lifetime, jitter up to ±30 %, and
-    retry waits from a fraction of a second to minutes."""
+    """Refresh fractions from 5 % to 100 % of a lifetime, jitter up to ±30 %, retry
+    waits from a fraction of a second to minutes, and the room a renewal keeps (up
+    to half the usable lifetime, at least up to a minute or no minimum)."""
     return st.builds(
         RenewalPolicy,
         fraction=st.floats(min_value=0.05, max_value=1.0),
         jitter=st.floats(min_value=0.0, max_value=0.3),
         first_retry_seconds=st.sampled_from([0.5, 1.0, 10.0]),
         max_retry_seconds=st.sampled_from([30.0, 60.0, 300.0]),
+        room=st.sampled_from([0.0, 0.1]) | st.floats(min_value=0.0, max_value=0.5),
+        room_seconds=st.none() | st.sampled_from([10.0]) | st.floats(min_value=0.0, max_value=60.0),
     )
 
 
@@ -1100,3 +1103,28 @@ def renewal_timelines(*, sources: int, max_pause: timedelta) -> SearchStrategy[l
         grant_fails=st.booleans(),
     )
     return st.lists(step, min_size=1, max_size=80)
+
+
+@dataclass(frozen=True)
+class HoldingStep:
+    """One moment of a held token's life: how long after the last, whether another
+    caller holds the lock, whether a renewal thread runs, and how a request made
+    now ends (a new token, or a failure)."""
+
+    pause: timedelta
+    busy: bool
+    background: bool
+    request_succeeds: bool
+
+
+def holding_timelines() -> SearchStrategy[list[HoldingStep]]:
+    """Calls on a simulated clock, at the same moment, seconds or minutes apart."""
+    step = st.builds(
+        HoldingStep,
+        pause=st.sampled_from([timedelta(0), timedelta(seconds=1), timedelta(microseconds=1)])
+        | st.timedeltas(min_value=timedelta(0), max_value=timedelta(minutes=20)),
+        busy=st.booleans(),
+        background=st.booleans(),
+        request_succeeds=st.booleans(),
+    )
+    return st.lists(step, min_size=1, max_size=60)

@@ -1,5 +1,5 @@
-"""Renewal before expiry (issue 14): refresh points, held-token verdicts, and a fleet
-of sources on one store, on a simulated clock."""
+"""Renewal before expiry: refresh points, the held-token machine (core's `_holding`),
+and a fleet of sources on one store, on a simulated clock."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from hypothesis import event, given, note
+from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
+from stacktoken.core._backoff import capped_backoff
 from stacktoken.core._cache import CacheRead, Grant, Store
 from stacktoken.core._decisions import is_fresh
 from stacktoken.core._errors import AcquireError, LocalError, RemoteError
+from stacktoken.core._holding import Act, Holding, hold, on_call
 from stacktoken.core._renewal import (
-    HeldVerdict,
     RenewalPolicy,
     due_for_renewal,
-    judge_held,
+    latest_refresh_point,
     refresh_point,
     renewal_retry_delay,
 )
@@ -58,14 +59,16 @@ def test_refresh_point_stays_in_its_jitter_band_and_before_the_token_goes_stale(
     issued: datetime, lifetime: timedelta, policy: RenewalPolicy, settings: Settings, jitter: float
 ) -> None:
     """The refresh point lies within fraction ± jitter of the lifetime, and never after
-    expiry minus grace."""
+    expiry minus grace minus the renewal's room (nor before the token was obtained)."""
     token = _token(issued, lifetime)
     point = refresh_point(token, policy=policy, settings=settings, jitter=jitter)
-    assert point is not None and token.expiry is not None
+    latest = latest_refresh_point(token, policy=policy, settings=settings)
+    assert point is not None and token.expiry is not None and latest is not None
+    assert latest <= token.expiry - settings.expiry_grace
     low = issued + lifetime * max(0.0, policy.fraction - policy.jitter)
     high = issued + lifetime * min(1.0, policy.fraction + policy.jitter)
-    assert min(low, token.expiry - settings.expiry_grace) <= point
-    assert point <= min(high, token.expiry - settings.expiry_grace)
+    assert max(issued, min(low, latest)) <= point
+    assert point <= max(issued, min(high, latest))
 
 
 @given(
@@ -112,15 +115,16 @@ def test_held_token_is_renewed_never_before_its_point_and_never_served_stale(
 ) -> None:
     """RENEW only at or after the refresh point; USE or RENEW only while fresh."""
     token = _token(issued, lifetime)
-    renew_at = refresh_point(token, policy=policy, settings=settings, jitter=jitter)
+    holding = hold(token, policy=policy, settings=settings, now=issued, jitter=jitter)
+    renew_at = None if holding is None else holding.renew_at
     now = issued + later
-    verdict = judge_held(token, renew_at=renew_at, settings=settings, now=now)
+    verdict = on_call(holding, now=now, busy=False, background=False)
     event(verdict.name)
-    if verdict in (HeldVerdict.USE, HeldVerdict.RENEW):
+    if verdict in (Act.USE, Act.RENEW):
         assert is_fresh(token.expiry, settings=settings, now=now)
-    if verdict is HeldVerdict.RENEW:
+    if verdict is Act.RENEW:
         assert renew_at is not None and now >= renew_at
-    if verdict is HeldVerdict.USE:
+    if verdict is Act.USE:
         assert renew_at is None or now < renew_at
 
 
@@ -132,6 +136,9 @@ def test_renewal_retry_waits_grow_and_stay_capped(
     wait = renewal_retry_delay(failures=failures, policy=policy, jitter=jitter)
     full = min(policy.first_retry_seconds * 2.0 ** (failures - 1), policy.max_retry_seconds)
     assert full / 2 <= wait <= full
+    assert wait == capped_backoff(
+        failures, first=policy.first_retry_seconds, cap=policy.max_retry_seconds, jitter=jitter
+    )
 
 
 # --- a fleet on one store -----------------------------------------------------
@@ -150,7 +157,7 @@ class Fleet:
     now: datetime = START
     stored: CacheRead | None = None
     requests: list[datetime] = field(default_factory=list)
-    held: dict[int, tuple[CachedToken, datetime | None]] = field(default_factory=dict)
+    held: dict[int, Holding] = field(default_factory=dict)
 
     def store(self) -> Store:
         def read() -> CacheRead | str:
@@ -185,12 +192,8 @@ class Fleet:
     def call(self, source: int) -> None:
         """What `TokenSource.token()` does, renewal included (synchronously here)."""
         held = self.held.get(source)
-        verdict = (
-            judge_held(held[0], renew_at=held[1], settings=self.settings, now=self.now)
-            if held is not None
-            else HeldVerdict.ACQUIRE
-        )
-        if verdict is HeldVerdict.USE:
+        act = on_call(held, now=self.now, busy=False, background=False)
+        if act is Act.USE:
             return
         result = acquire(
             stores=(self.store(),),
@@ -199,13 +202,18 @@ class Fleet:
             now=self.now,
             clock=lambda: self.now,
             log=lambda _: None,
-            renewing=self.policy if verdict is HeldVerdict.RENEW else None,
+            renewing=self.policy if act is Act.RENEW else None,
         )
         token = result.unwrap()
-        point = refresh_point(
-            token, policy=self.policy, settings=self.settings, jitter=self.jitters[source]
+        holding = hold(
+            token,
+            policy=self.policy,
+            settings=self.settings,
+            now=self.now,
+            jitter=self.jitters[source],
         )
-        self.held[source] = (token, point)
+        assert holding is not None
+        self.held[source] = holding
 
 
 @given(
@@ -234,11 +242,11 @@ def test_fleet_on_one_store_asks_once_per_refresh_window(
     for source, pause in steps:
         fleet.now += pause
         fleet.call(source % len(jitters))
-        token, _ = fleet.held[source % len(jitters)]
+        token = fleet.held[source % len(jitters)].token
         assert is_fresh(token.expiry, settings=settings, now=fleet.now)
     note(f"requests at: {fleet.requests}")
     event(f"{len(fleet.requests)} requests")
-    window = min(lifetime * policy.earliest, lifetime - settings.expiry_grace)
+    window = _refresh_window(lifetime, policy=policy, settings=settings)
     for earlier, later in zip(fleet.requests, fleet.requests[1:], strict=False):
         assert later - earlier >= window
 
@@ -250,6 +258,15 @@ def test_fleet_on_one_store_asks_once_per_refresh_window(
     SETTINGS,
     JITTERS,
     st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+)
+# A point the room moved before the band: 90 % of 5 minutes is past 270 s - 27 s.
+@example(
+    START,
+    timedelta(minutes=5),
+    RenewalPolicy(fraction=0.9, jitter=0.0),
+    Settings(),
+    0.5,
+    timedelta(seconds=250),
 )
 def test_a_stored_token_is_due_once_any_source_may_renew_it_and_not_before(
     issued: datetime,
@@ -270,9 +287,26 @@ def test_a_stored_token_is_due_once_any_source_may_renew_it_and_not_before(
     event(f"due: {due}")
     if now >= point:
         assert due
-    earliest = min(issued + lifetime * policy.earliest, token.expiry - settings.expiry_grace)
-    if now < earliest:
+    if now < _earliest_refresh_point(token, policy=policy, settings=settings):
         assert not due
+
+
+def _earliest_refresh_point(
+    token: CachedToken, *, policy: RenewalPolicy, settings: Settings
+) -> datetime:
+    """The earliest refresh point any jitter may give `token`."""
+    assert token.saved_at is not None and token.expiry is not None
+    lifetime = token.expiry - token.saved_at
+    earliest = token.saved_at + lifetime * policy.earliest
+    cap = latest_refresh_point(token, policy=policy, settings=settings)
+    assert cap is not None
+    return max(token.saved_at, min(earliest, cap))
+
+
+def _refresh_window(lifetime: timedelta, *, policy: RenewalPolicy, settings: Settings) -> timedelta:
+    """How long a token of `lifetime` is held at least before any source renews it."""
+    token = _token(START, lifetime)
+    return _earliest_refresh_point(token, policy=policy, settings=settings) - START
 
 
 def _latest_refresh_point(
@@ -282,7 +316,9 @@ def _latest_refresh_point(
     assert token.saved_at is not None and token.expiry is not None
     lifetime = token.expiry - token.saved_at
     latest = token.saved_at + lifetime * min(1.0, policy.fraction + policy.jitter)
-    return min(latest, token.expiry - settings.expiry_grace)
+    cap = latest_refresh_point(token, policy=policy, settings=settings)
+    assert cap is not None
+    return max(token.saved_at, min(latest, cap))
 
 
 # --- the shell's TokenSource, N of them on one store, the endpoint failing at times ---
@@ -404,11 +440,7 @@ def test_token_sources_renew_no_earlier_than_due_and_never_fail_a_caller_while_f
         if held_fresh and made:
             assert before is not None and before.saved_at is not None
             assert before.expiry is not None
-            earliest = min(
-                before.saved_at + (before.expiry - before.saved_at) * policy.earliest,
-                before.expiry - settings.expiry_grace,
-            )
-            assert fleet.now >= earliest
+            assert fleet.now >= _earliest_refresh_point(before, policy=policy, settings=settings)
             previous = failed_renewal.get(index)
             if previous is not None and previous[1] == before.access_token:
                 gap = (fleet.now - previous[0]).total_seconds()
@@ -418,6 +450,82 @@ def test_token_sources_renew_no_earlier_than_due_and_never_fail_a_caller_while_f
     note(f"requests: {fleet.requests}")
     event(f"{len(fleet.requests)} requests")
     obtained = [when for when, _, ok in fleet.requests if ok]
-    window = min(lifetime * policy.earliest, lifetime - settings.expiry_grace)
+    window = _refresh_window(lifetime, policy=policy, settings=settings)
     for earlier, later in pairwise(obtained):
         assert later - earlier >= window
+
+
+# --- 5-minute tokens, the default policy: renewals end while the token is fresh ---
+
+
+class _Stepped(TokenSource):
+    """A source whose background step the test plays on its clock, not a thread."""
+
+    def _start_renewer(self) -> None:
+        pass
+
+
+@settings(max_examples=40)
+@given(
+    jitters=st.lists(JITTERS, min_size=1, max_size=8),
+    latency=st.sampled_from([0.4, 10.0]) | st.floats(min_value=0.0, max_value=10.0),
+    background=st.booleans(),
+)
+def test_five_minute_tokens_are_renewed_before_they_stop_being_fresh(
+    jitters: list[float], latency: float, background: bool
+) -> None:
+    """Formance's 5-minute tokens, the default policy with the default request deadline
+    (10 s): every renewal starts while the held token is fresh and ends, its request
+    taking up to that deadline, before the token stops being fresh. So in the background
+    no call waits, and on call only the renewing caller does (the others use the held
+    token meanwhile). A call once a simulated second for 20 minutes, jitter drawn anew
+    for each token."""
+    now = [START]
+    draws = iter(jitters * 100)
+    renewals: list[tuple[datetime, datetime, datetime]] = []  # start, end, stale moment
+    obtained: list[datetime] = []
+
+    def obtain(at: datetime) -> Result[CachedToken, AcquireError]:
+        obtained.append(at)
+        now[0] += timedelta(seconds=latency)
+        return Success(
+            CachedToken(
+                access_token="SECRET", token_type="Bearer", expiry=at + timedelta(minutes=5)
+            )
+        )
+
+    source = _Stepped(
+        stores=(),
+        grant=Grant(name="sim", obtain=obtain),
+        settings=Settings(),
+        log=lambda _: None,
+        stack_uri=None,
+        close=lambda: None,
+        name="sim",
+        clock=lambda: now[0],
+        renewal=RenewalPolicy(room_seconds=10.0),  # what the constructors give it
+        renew_in_background=background,
+        jitter=lambda: next(draws),
+    )
+    source.token_result()
+    wake = now[0]
+    end = START + timedelta(minutes=20)
+    tick = now[0]
+    while tick < end:
+        tick += timedelta(seconds=1)
+        now[0] = max(now[0], tick)
+        holding = source._holding
+        assert holding is not None
+        asked = len(obtained)
+        if background and now[0] >= wake:
+            delay = source._renewal_step()
+            assert delay is not None
+            wake = now[0] + timedelta(seconds=delay)
+        else:
+            source.token_result()
+        if len(obtained) > asked:
+            renewals.append((obtained[-1], now[0], holding.stale_at))
+    event(f"{len(renewals)} renewals")
+    assert len(renewals) >= 4
+    for started, ended, stale_at in renewals:
+        assert started < stale_at and ended < stale_at

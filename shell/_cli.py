@@ -36,8 +36,9 @@ from ._options import (
     settings_from,
     store_url_from,
 )
+from ._process import utc_now
 from ._signals import Terminated, guard
-from ._source import TokenSource, utc_now
+from ._source import TokenSource, client_source, fctl_source
 from ._stores import read_cache_entry
 from ._warm import token_options
 
@@ -302,7 +303,7 @@ def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
     built = (
         _client_source(options, log)
         if machine
-        else TokenSource.from_fctl_result(
+        else fctl_source(
             config_dir=config_dir,
             profile=options.profile,
             organization=options.organization,
@@ -364,7 +365,7 @@ def _with_stack_access(
             notice=stderr_notice,
         )
     ).bind(
-        lambda _: TokenSource.from_fctl_result(
+        lambda _: fctl_source(
             config_dir=config_dir,
             profile=options.profile,
             organization=options.organization,
@@ -427,7 +428,7 @@ def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSour
     secret: Result[str, AcquireError] = lift(_client_secret(options.client_secret_file))
     return store.bind(
         lambda shared: secret.bind(
-            lambda client_secret: TokenSource.from_client_credentials_result(
+            lambda client_secret: client_source(
                 stack_uri=options.stack_uri,
                 client_id=options.client_id,
                 client_secret=client_secret,

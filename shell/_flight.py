@@ -86,7 +86,7 @@ async def token_async(source: TokenSource, rejected: str | None = None) -> str:
         # A renewal in flight: a task holding a fresh token need not wait for it.
         with _FLIGHTS_LOCK:
             flying = None in _FLIGHTS.get(source, {})
-        held = source._fresh_token() if flying else None
+        held = source.held_token() if flying else None
         if held is not None:
             return held
     flight = await _join(source, rejected)

@@ -1,10 +1,10 @@
 """Background renewal: one daemon thread per source, only when the user asks for it.
 
 Theory of operation. The thread loops over one step of its source
-(`TokenSource._renewal_step`), which renews the held token when it is due
-(core's `_renewal`: past its refresh point, or past a failed renewal's
-retry time) and answers how many seconds to sleep until the next thing to
-do, or None when the source holds no token. The thread sleeps on an event:
+(`TokenSource._renewal_step`), which renews the held token when core's
+`_holding.next_wake` says it is due (past its refresh point, or past a failed
+renewal's retry time) and answers how many seconds to sleep until the next
+thing to do, or None when the source holds no token. The thread sleeps on an event:
 the source sets it when it takes a new token (the wait changes) and on
 `stop`, so a stopped source's thread ends at once instead of at its next
 refresh point. The thread holds its source weakly: a source dropped without

@@ -294,8 +294,8 @@ def client_store(
 ) -> FileStore:
     """A machine credential's file store below `cache_dir` (docs/design.md §9),
     in `clients/<key>/`, `<key>` being core's hash of the stack URI, the client
-    id and the scopes, never the secret. Here, not in `_client.py`, because warm
-    runs read it: `_client.py` brings the grant, `returns` and the HTTP code."""
+    id and the scopes, never the secret. Here, not in `_roots.py`, because warm
+    runs read it: `_roots.py` brings the grant, `returns` and the HTTP code."""
     key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
     files = FilePersistence(
         cache_dir, client_paths(key), log=log, lock_timeout=lock_timeout, creates_folder=True

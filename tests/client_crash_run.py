@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import Any
 
 from stacktoken import TokenSource
-from stacktoken.shell import _client, _discovery, _stores
+from stacktoken.shell import _discovery, _roots, _stores
 
 __all__ = ["STEPS", "main"]
 
@@ -96,7 +96,7 @@ class _Stop:
         _replace(_stores, "write_atomic", lambda real: self._naming("cache", real))
         _replace(_discovery, "write_atomic", lambda real: self._naming("discovery", real))
         _replace(_stores, "locked", self._locking)
-        _replace(_client, "post_token", self._answering)
+        _replace(_roots, "post_token", self._answering)
 
     def _locking(self, real_locked: Callable[..., Any]) -> Callable[..., Any]:
         def stepped_locked(place: Any, body: Callable[[bool], Any], **kwargs: Any) -> Any:

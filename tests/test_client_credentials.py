@@ -73,7 +73,7 @@ from stacktoken.core._codecs import decode_discovery_cache
 from stacktoken.core._paths import CACHE_FILE, client_key, client_paths, discovery_cache_name
 from stacktoken.core._requests import stack_discovery
 from stacktoken.core._types import CachedToken, ClientCredentials
-from stacktoken.shell._client import client_store
+from stacktoken.shell._stores import client_store
 from test_crash_writes import Zygote
 from test_warm_path_imports import _DUMP_MODULES, FULL_CLI, NETWORK_AND_COLD_PATH, _imported
 

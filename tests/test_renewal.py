@@ -443,3 +443,77 @@ def test_renewal_background_failure_is_retried_and_callers_keep_the_old_token(
         released.set()
         source.close()
     assert renewal_threads() == []
+
+
+# -- the refresh point leaves room for the renewal (real clock) ----------------------
+
+SHORT_CLIENT = "svc-renewal-45s"
+CALLERS = 4
+
+
+@pytest.mark.parametrize("background", [True, False], ids=["background", "on call"])
+def test_renewal_real_clock_default_policy_no_caller_waits_for_a_renewal_while_fresh(
+    stack: StackAuthServer, tmp_path: Path, background: bool
+) -> None:
+    """45-second tokens, the default policy, 4 threads calling `token()` every 50 ms.
+    The renewal's request is held at the stack (by construction, not by a delay):
+    while it is, every caller (background) or every caller but the renewing one (on
+    call) keeps getting the held token, which is still fresh: its refresh point left
+    the request's deadline (10 s) of its 15 usable seconds for the renewal."""
+    stack.add_client(SHORT_CLIENT, SECRET, expires_in=45)
+    renewed = threading.Event()
+
+    def log(line: str) -> None:
+        if line == "token renewed before its expiry":
+            renewed.set()
+
+    source = TokenSource.from_client_credentials(
+        stack_uri=stack.stack_uri,
+        client_id=SHORT_CLIENT,
+        client_secret=SECRET,
+        cache_dir=tmp_path,
+        renew_in_background=background,
+        log=log,
+        environ={},
+    )
+    handled, released, stop = threading.Event(), threading.Event(), threading.Event()
+    progress = threading.Condition()
+    after_hold = [0] * CALLERS  # calls each thread finished while the renewal was held
+    seen: list[set[str]] = [set() for _ in range(CALLERS)]
+
+    def caller(index: int) -> None:
+        while not stop.is_set():
+            seen[index].add(source.token())
+            with progress:
+                if handled.is_set() and not released.is_set():
+                    after_hold[index] += 1
+                progress.notify_all()
+            stop.wait(0.05)
+
+    waiting = 0 if background else 1
+    with source:
+        first = source.token()
+        stack.inject(stack.TOKEN, Fault.hold(handled, released))
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert handled.wait(timeout=30.0), "no renewal started"
+            with progress:
+                assert progress.wait_for(
+                    lambda: sum(done >= 3 for done in after_hold) >= CALLERS - waiting, 10.0
+                ), after_hold
+                stuck = [done for done in after_hold if done == 0]
+            assert len(stuck) == waiting, after_hold
+        finally:
+            released.set()
+            assert renewed.wait(timeout=15.0)
+            requests_made = requests(stack)
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=15.0)
+        assert not any(thread.is_alive() for thread in threads)
+        latest = source.token()
+    assert latest != first
+    assert set().union(*seen) <= {first, latest}
+    assert requests_made == 2  # the first token and its one renewal

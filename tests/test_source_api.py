@@ -20,6 +20,8 @@ from stacktoken import (
     TokenSource,
 )
 from stacktoken.core._errors import AuthRequired, UsageError
+from stacktoken.shell._setup import Knobs
+from stacktoken.shell._source import client_source, credentials_source, fctl_source
 
 from conftest import World
 
@@ -126,11 +128,54 @@ def test_source_token_result_failure_is_a_value(world: World) -> None:
     assert isinstance(result.failure(), AuthRequired)
 
 
-def test_source_from_fctl_result_failure_is_a_value(world: World) -> None:
-    result = TokenSource.from_fctl_result(config_dir=world.config_dir, stack="../x", environ={})
+def test_source_fctl_source_failure_is_a_value(world: World) -> None:
+    result = fctl_source(config_dir=world.config_dir, stack="../x", environ={})
     assert isinstance(result, Failure)
     assert isinstance(result.failure(), UsageError)
-    assert isinstance(TokenSource.from_fctl_result(config_dir=world.config_dir), Success)
+    assert isinstance(fctl_source(config_dir=world.config_dir), Success)
+
+
+def test_source_every_constructor_takes_the_same_knobs(world: World, tmp_path: Path) -> None:
+    """One set of knobs, the clock included, for every kind of source; none builds
+    anything on the network."""
+    seen: list[datetime] = []
+
+    def clock() -> datetime:
+        seen.append(datetime.now(UTC))
+        return seen[-1]
+
+    knobs: Knobs = {
+        "cache_dir": tmp_path,
+        "cache_ttl": "1m",
+        "log": lambda _: None,
+        "http_policy": None,
+        "environ": {},
+        "lock_timeout": 1.0,
+        "renewal": None,
+        "renew_in_background": False,
+        "clock": clock,
+    }
+    uri = "https://stack.example"
+    built = [
+        fctl_source(config_dir=world.config_dir, **knobs),
+        client_source(stack_uri=uri, client_id="svc", client_secret="s3cr3t-value", **knobs),
+        credentials_source(stack_uri=uri, access_token="opaque-token-value", **knobs),
+    ]
+    for result in built:
+        source = result.unwrap()
+        assert source._clock is clock and source._renewal is None
+        source.close()
+
+
+def test_source_constructors_refuse_an_unknown_keyword(world: World) -> None:
+    with pytest.raises(TypeError, match="cache_tll"):
+        TokenSource.from_fctl(config_dir=world.config_dir, cache_tll="1m")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="lock_timeot"):
+        TokenSource.from_credentials(
+            stack_uri="https://stack.example",
+            access_token="opaque-token-value",
+            lock_timeot=1.0,  # type: ignore[call-arg]
+        )
 
 
 def test_source_invalidate_drops_memory_and_disk(world: World) -> None:
