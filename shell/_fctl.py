@@ -33,11 +33,11 @@ from stacktoken.core._types import (
     TokenResponse,
 )
 
+from ._config import FctlStack
 from ._discovery import DiscoveryCache, discover
 from ._files import LOCK_TIMEOUT_SECONDS, Place, check_writable, read_private
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
-from ._options import FctlStack
 from ._signals import guard
 from ._stores import fctl_store
 

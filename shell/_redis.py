@@ -56,14 +56,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from returns.result import Failure, Result, Success
 from stacktoken.core._cache import CacheRead, Store
 from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
+from stacktoken.core._commands import STORE_SCHEMES
 from stacktoken.core._decisions import stamp_mismatch
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
 from stacktoken.core._record import replace
 from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import EXPIRY_GRACE, CachedToken
-
-from ._options import STORE_SCHEMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -57,12 +57,12 @@ from stacktoken.core._urls import check_endpoint_url, safe_url
 from stacktoken.core._workflow import acquire
 
 from ._client import bind_client
+from ._config import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._discovery import DiscoveryCache, discover
 from ._exceptions import as_exception
 from ._fctl import bind_fctl, membership_discoverer, post_token
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
-from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._renewer import Renewer
 
 __all__ = ["SharedStore", "TokenSource", "utc_now"]

@@ -16,6 +16,7 @@ from stacktoken.core._decisions import stamp_mismatch
 from stacktoken.core._paths import client_key, client_paths
 from stacktoken.core._record import replace
 
+from ._config import FctlStack
 from ._files import (
     LOCK_TIMEOUT_SECONDS,
     Place,
@@ -25,7 +26,6 @@ from ._files import (
     remove_file,
     write_atomic,
 )
-from ._options import FctlStack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
