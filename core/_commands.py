@@ -56,6 +56,7 @@ __all__ = [
     "plan_token",
     "render_token",
     "shell_quote",
+    "store_url_from",
     "token_options",
 ]
 

@@ -72,7 +72,9 @@ def test_cli_plain_token_options_are_spelled_as_the_parser_spells_them() -> None
 
 @pytest.mark.parametrize("environ", ENVIRONMENTS, ids=["no env", "secret and store in env"])
 @pytest.mark.parametrize("argv", COMMAND_LINES, ids=[" ".join(line) for line in COMMAND_LINES])
-def test_cli_plain_token_plans_what_argparse_plans(argv: list[str], environ: dict[str, str]) -> None:
+def test_cli_plain_token_plans_what_argparse_plans(
+    argv: list[str], environ: dict[str, str]
+) -> None:
     quick = token_options(argv)
     assert quick is not None
     parsed = vars(_cli._parser().parse_args(argv))
