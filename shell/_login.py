@@ -27,10 +27,7 @@ from stacktoken.core._device import (
     DEFAULT_MEMBERSHIP_URI,
     DeviceAuthorization,
     DeviceEffects,
-    LoginTokens,
     device_login,
-    encode_config,
-    encode_profile,
     interpret_device_authorization,
     interpret_poll_answer,
     login_device_request,
@@ -41,14 +38,20 @@ from stacktoken.core._device import (
 from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, RemoteError, UsageError
 from stacktoken.core._json import json_object
 from stacktoken.core._paths import CONFIG_FILE, name_error, profile_file
-from stacktoken.core._profile import LOGIN_HINT, Profile
+from stacktoken.core._profile import (
+    LOGIN_HINT,
+    LoginTokens,
+    Profile,
+    encode_config,
+    encode_profile,
+)
 from stacktoken.core._record import replace
 from stacktoken.core._requests import RetryPolicy, membership_discovery
 from stacktoken.core._results import lift
 from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime
 from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest, TokenResponse
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import check_endpoint_url
 
 from ._config import (
     FctlStack,
@@ -60,13 +63,13 @@ from ._config import (
 from ._discovery import DiscoveryCache, discover
 from ._files import Place, ensure_folder, locked, read_private, write_atomic
 from ._http import Http, HttpPolicy
+from ._id_token import verified_id_token
 
 __all__ = ["Prompt", "login", "login_flow", "stderr_notice", "terminal_prompt"]
 
 #: How the code is shown: `(url with ?user_code=, user code)`.
 Prompt = Callable[[str, str], None]
 _WAIT_SLICE = 0.5  # seconds: a wait is cut in slices so the clock is looked at again
-_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
 
 
 def _utc_now() -> datetime:
@@ -193,7 +196,9 @@ class _Membership:
         def verify(id_token: str) -> Result[Mapping[str, Any], AcquireError]:
             jwks_uri = document.jwks_uri or ""
             answered: Result[Any, AcquireError] = self.http.get(jwks_uri)
-            return answered.bind(lambda answer: _verified(id_token, answer.body, issuer, jwks_uri))
+            return answered.bind(
+                lambda answer: verified_id_token(id_token, answer.body, issuer, jwks_uri)
+            )
 
         return verify
 
@@ -211,56 +216,6 @@ def _device_capable(document: DiscoveryDocument) -> Result[DiscoveryDocument, Ac
         if isinstance(problem, RemoteError):
             return Failure(problem)
     return Success(document)
-
-
-def _verified(
-    id_token: str, jwks: bytes, issuer: str, jwks_uri: str
-) -> Result[Mapping[str, Any], AcquireError]:
-    import jwt
-
-    def refused(reason: str) -> Result[Mapping[str, Any], AcquireError]:
-        return Failure(AuthRequired(message=f"the ID token was refused ({reason}); {LOGIN_HINT}"))
-
-    document = json_object(jwks)
-    if isinstance(document, str):
-        return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {document}"))
-    try:
-        header = jwt.get_unverified_header(id_token)
-        key_set = jwt.PyJWKSet.from_dict(document)
-    except jwt.PyJWTError as error:
-        return refused(type(error).__name__)
-    kid = header.get("kid")
-    keys = [key for key in key_set.keys if kid is None or key.key_id == kid]
-    algorithm = header.get("alg")
-    if not keys or algorithm not in _ALGORITHMS:
-        return refused("no key of the IdP's JWKS signed it")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            id_token,
-            keys[0].key,
-            algorithms=[algorithm],
-            audience="fctl",
-            issuer=issuer,
-            options={"require": ["exp", "iss", "aud"]},
-        )
-    except jwt.PyJWTError as error:
-        return refused(_reason(error))
-    return Success(claims)
-
-
-def _reason(error: Exception) -> str:
-    import jwt
-
-    reasons = {
-        jwt.InvalidSignatureError: "bad signature",
-        jwt.ExpiredSignatureError: "expired",
-        jwt.InvalidIssuerError: "wrong issuer",
-        jwt.InvalidAudienceError: "wrong audience",
-    }
-    for kind, reason in reasons.items():
-        if isinstance(error, kind):
-            return reason
-    return type(error).__name__
 
 
 def _membership(
