@@ -1,4 +1,5 @@
-"""Logging in without fctl: the OAuth device authorization grant (RFC 8628, DESIGN §13).
+"""Logging in without fctl: the OAuth device authorization grant (RFC 8628,
+docs/design.md §13).
 
 Theory of operation
 -------------------
@@ -9,57 +10,34 @@ code, a user code, where the user goes, how long the code lives
 RFC 8628 §3.2). The user approves in a browser while we poll the token
 endpoint (`device_token_request`).
 
-The loop is a state machine, `device_step(state, answer, now) -> (state, action)`:
-
-    state   DevicePolling(interval, deadline, not_before)
-    answer  None (nothing sent since the last step) or the last poll's Result
-    action  Wait(until) | Send() | Finish(response) | Fail(error)
-
-    answer                           next state / action
-    ------------------------------   ------------------------------------------------
-    None, now >= deadline            Fail(AuthRequired: the code expired)
-    None, now <  not_before          Wait(until = min(not_before, deadline))
-    None, otherwise                  Send()
-    authorization_pending            not_before = now + interval, failures = 0, then as for None
-    slow_down                        interval += 5 s (RFC 8628 §3.5), not_before = now + interval,
-                                     failures = 0
-    a transient failure              failures += 1, not_before = now + backoff (below)
-    access_denied / expired_token    Fail(AuthRequired)
-    any other failure                Fail(it)
-    success                          Finish(response)
-
-`not_before` counts from the time the answer came back, so two sends are
-always at least one interval apart. The deadline is the answer's `expires_in`
-counted from before the device request was sent. Nothing is written here: the
-caller (`device_login`, `stack_access`) writes only after a verified success.
-
-A transient failure is a poll that got no usable answer: a refused or reset
-connection, a timeout, a 429 or 5xx, an unreadable 200 (`interpret_poll_answer`),
-or `server_error` / `temporarily_unavailable`. RFC 8628 §3.5 asks for an
-exponential backoff then: the wait after `k` failures in a row is
-`poll_backoff(interval, k)`, the interval doubled `k` times, at most
-`POLL_BACKOFF_CAP` and never less than the interval. It is pulled back to the
-code's last chance (`deadline - interval`) when it would pass it, so an outage
-that ends in time still lets an approval through; never below the interval.
-The code's end still ends the flow, its message naming the last failure. The
-shell sends each poll once (no retry of its own): this machine is the only pace.
+The polling is a state machine, `core/_device_polling.py` (its transition
+table is data there). Nothing is written here: the callers (`device_login`,
+`stack_access`) write only after a verified success, with the shell's effects.
 
 The shell only sleeps (`wait_until`) and sends (`poll`): `run_device_flow`
-drives `step` with those effects and a clock, all injected.
+drives `device_step` with those effects and a clock, all injected.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from returns.result import Failure, Result, Success
 
 from ._codecs import decode_json_object, jwt_claims
-from ._errors import AcquireError, AuthRequired, OAuthError, RemoteError
-from ._profile import LOGIN_HINT, Profile
+from ._device_polling import (
+    DeviceFail,
+    DeviceFinish,
+    DeviceSend,
+    DeviceWait,
+    PollAnswer,
+    device_step,
+    start_polling,
+)
+from ._errors import AcquireError, AuthRequired, RemoteError
+from ._profile import LOGIN_HINT, LoginTokens, Profile
 from ._record import Record, secret
 from ._requests import interpret_token_response
 from ._time import datetime, timedelta
@@ -72,32 +50,19 @@ __all__ = [
     "DEFAULT_MEMBERSHIP_URI",
     "DEVICE_CODE_GRANT",
     "LOGIN_SCOPE",
-    "SLOW_DOWN_STEP",
     "STACK_ACCESS_SCOPE",
     "STACK_SCOPES",
     "DeviceAuthorization",
     "DeviceEffects",
-    "DeviceFail",
-    "DeviceFinish",
-    "DeviceSend",
-    "DeviceWait",
-    "LoginTokens",
-    "POLL_BACKOFF_CAP",
-    "DevicePolling",
     "device_login",
     "device_token_request",
-    "encode_config",
-    "encode_profile",
     "interpret_device_authorization",
     "interpret_poll_answer",
     "login_device_request",
-    "poll_backoff",
     "run_device_flow",
     "stack_access",
     "stack_device_request",
     "stack_resource",
-    "start_polling",
-    "device_step",
 ]
 
 DEFAULT_MEMBERSHIP_URI = "https://app.formance.cloud/api"  # fctl's pkg/config.go
@@ -106,12 +71,6 @@ LOGIN_SCOPE = "openid offline_access accesses on_behalf"  # fctl's login
 STACK_ACCESS_SCOPE = "openid offline_access"  # fctl's EnsureStackAccess
 STACK_SCOPES = ("stack:Read", "stack:Write")  # fctl's StackScopes
 DEFAULT_DEVICE_INTERVAL = timedelta(seconds=5)  # RFC 8628 §3.2
-SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 §3.5
-# The longest wait after failed polls (RFC 8628 §3.5 backoff): an IdP back after an
-# outage is noticed within a minute, a device code lives minutes.
-POLL_BACKOFF_CAP = timedelta(seconds=60)
-# An IdP's near-zero interval doubles to nothing: failed polls back off from this at least.
-POLL_BACKOFF_FLOOR = timedelta(milliseconds=100)
 _FCTL_BASIC = "Basic " + base64.b64encode(b"fctl:").decode("ascii")  # public client, no secret
 # A device code said to live longer is held to this: a prompt is for a person.
 _MAX_EXPIRES_IN = 3600.0
@@ -290,153 +249,6 @@ def interpret_poll_answer(
     return read
 
 
-# -- the polling state machine (RFC 8628 §3.4-3.5) ----------------------------
-
-
-class DevicePolling(Record):
-    """Where the polling is: the interval in force, the code's end, the next allowed send,
-    and the transient failures in a row just before (with the last one's message)."""
-
-    interval: timedelta
-    deadline: datetime
-    not_before: datetime
-    polls: int = 0
-    failures: int = 0
-    last_failure: str | None = None
-
-
-class DeviceWait(Record):
-    """Wait until `until`; `reason` (to log) says why when a poll just failed."""
-
-    until: datetime
-    reason: str | None = None
-
-
-class DeviceSend(Record):
-    pass
-
-
-class DeviceFinish(Record):
-    response: TokenResponse
-
-
-class DeviceFail(Record):
-    error: AcquireError
-
-
-DeviceAction = DeviceWait | DeviceSend | DeviceFinish | DeviceFail
-PollAnswer = Result[TokenResponse, AcquireError] | None
-
-EXPIRED = AuthRequired(message=f"the login code expired before it was approved; {LOGIN_HINT}")
-DENIED = AuthRequired(message=f"the login was denied; {LOGIN_HINT}")
-_TERMINAL = {"access_denied": DENIED, "expired_token": EXPIRED}
-
-
-def start_polling(authorization: DeviceAuthorization, *, requested_at: datetime) -> DevicePolling:
-    """The first state: the first poll waits one interval after the answer (RFC 8628 §3.4)."""
-    return DevicePolling(
-        interval=authorization.interval,
-        deadline=requested_at + authorization.expires_in,
-        not_before=requested_at + authorization.interval,
-    )
-
-
-def poll_backoff(interval: timedelta, failures: int) -> timedelta:
-    """The wait after `failures` transient failures in a row (RFC 8628 §3.5): the
-    interval doubled per failure, at most `POLL_BACKOFF_CAP`, never under the interval."""
-    if failures <= 0:
-        return interval
-    base = max(interval, POLL_BACKOFF_FLOOR)
-    doubled = base * (1 << min(failures, 16))  # 2**16: past any cap, within timedelta
-    return max(base, min(doubled, POLL_BACKOFF_CAP))
-
-
-def _after_failure(state: DevicePolling, message: str, *, now: datetime) -> DevicePolling:
-    """One more transient failure: back off, but not past the code's last chance."""
-    from ._record import replace
-
-    failures = state.failures + 1
-    not_before = now + poll_backoff(state.interval, failures)
-    last_chance = state.deadline - state.interval
-    if not_before > last_chance:
-        not_before = max(now + state.interval, last_chance)
-    return replace(
-        state,
-        not_before=not_before,
-        polls=state.polls + 1,
-        failures=failures,
-        last_failure=message,
-    )
-
-
-# Not token-endpoint codes (RFC 6749 §5.2), but some IdPs answer a poll with them.
-_TRANSIENT_CODES = frozenset({"server_error", "temporarily_unavailable"})
-
-
-def _transient(error: AcquireError) -> bool:
-    """A poll that got no usable answer, worth asking again after a backoff."""
-    match error:
-        case RemoteError(transient=True):
-            return True
-        case OAuthError(error=code):
-            return code in _TRANSIENT_CODES
-    return False
-
-
-def device_step(
-    state: DevicePolling, answer: PollAnswer, *, now: datetime
-) -> tuple[DevicePolling, DeviceAction]:
-    """The next state and action, from the state, the last poll's answer (None: no
-    answer since the last step) and `now` (see the table at the top)."""
-    from ._record import replace
-
-    reason: str | None = None
-    match answer:
-        case Success(response):
-            return state, DeviceFinish(response=response)
-        case Failure(OAuthError(error="authorization_pending")):
-            state = replace(
-                state,
-                not_before=now + state.interval,
-                polls=state.polls + 1,
-                failures=0,
-                last_failure=None,
-            )
-        case Failure(OAuthError(error="slow_down")):
-            interval = state.interval + SLOW_DOWN_STEP
-            state = replace(
-                state,
-                interval=interval,
-                not_before=now + interval,
-                polls=state.polls + 1,
-                failures=0,
-                last_failure=None,
-            )
-        case Failure(OAuthError(error=code)) if code in _TERMINAL:
-            return state, DeviceFail(error=_TERMINAL[code])
-        case Failure(error) if _transient(error):
-            state = _after_failure(state, error.message, now=now)
-            wait = (state.not_before - now).total_seconds()
-            reason = f"poll failed ({error.message}; {state.failures} in a row), " + (
-                f"polling again in {wait:.2f} s"
-                if state.not_before < state.deadline
-                else "no time left to poll again before the code expires"
-            )
-        case Failure(error):
-            return state, DeviceFail(error=error)
-    if now >= state.deadline:
-        if state.last_failure is None:
-            return state, DeviceFail(error=EXPIRED)
-        message = (
-            "the login code expired before it was approved (the last poll failed: "
-            f"{state.last_failure}); {LOGIN_HINT}"
-        )
-        return state, DeviceFail(error=AuthRequired(message=message))
-    if now < state.not_before:
-        return state, DeviceWait(until=min(state.not_before, state.deadline), reason=reason)
-    return state, DeviceSend()
-
-
 def _ignore(_: str) -> None:
     pass
 
@@ -470,7 +282,11 @@ def run_device_flow(
     def poll_loop(authorization: DeviceAuthorization) -> Result[TokenResponse, AcquireError]:
         effects.show(authorization)
         poll = device_token_request(token_endpoint, authorization.device_code, resource=resource)
-        state = start_polling(authorization, requested_at=requested_at)
+        state = start_polling(
+            interval=authorization.interval,
+            expires_in=authorization.expires_in,
+            requested_at=requested_at,
+        )
         answer: PollAnswer = None
         while True:  # bounded: every turn waits or sends, and the deadline ends it
             state, action = device_step(state, answer, now=effects.clock())
@@ -491,16 +307,6 @@ def run_device_flow(
 
 
 # -- what a success becomes: profile.json, config.yml, accesses.json --------------
-
-
-class LoginTokens(Record):
-    """A login's tokens, the ID token verified (`id_claims` are its verified claims)."""
-
-    access_token: str = secret()
-    access_claims: Mapping[str, Any] = secret()
-    refresh_token: str | None = secret()
-    id_token: str = secret()
-    id_claims: Mapping[str, Any] = secret()
 
 
 def device_login(
@@ -575,33 +381,3 @@ def stack_access(
         .bind(checked)
         .bind(written)
     )
-
-
-def encode_profile(
-    existing: Mapping[str, Any] | None, *, membership_uri: str, tokens: LoginTokens
-) -> bytes:
-    """`profile.json` as fctl's `Profile` struct (pkg/profile.go) is written: unknown
-    keys and the defaults kept, `rootTokens` replaced (pkg/authentication.go `Tokens`)."""
-    document: dict[str, Any] = dict(existing or {})
-    document["membershipURI"] = membership_uri
-    access: dict[str, Any] = {"token": tokens.access_token, "claims": dict(tokens.access_claims)}
-    access["refreshToken"] = tokens.refresh_token or ""
-    document["rootTokens"] = {
-        "accessToken": access,
-        "idToken": {"token": tokens.id_token, "claims": dict(tokens.id_claims)},
-    }
-    # Go writes every field of the struct (no omitempty): "" when unset.
-    for key in ("defaultOrganization", "defaultStack"):
-        if not isinstance(document.get(key), str):
-            document[key] = ""
-    return json.dumps(document, indent=2).encode("utf-8")
-
-
-def encode_config(existing: Mapping[str, Any] | None, *, profile: str, unique_id: str) -> bytes:
-    """`config.yml` (JSON, fctl's `Config` struct, pkg/config.go): the logged-in profile
-    made current, `uniqueID` kept (`unique_id` is used only when there is none)."""
-    document: dict[str, Any] = dict(existing or {})
-    document["currentProfile"] = profile
-    if not (isinstance(document.get("uniqueID"), str) and document["uniqueID"]):
-        document["uniqueID"] = unique_id
-    return json.dumps(document, indent=2).encode("utf-8")

@@ -1,6 +1,6 @@
 """Where each stack's files live, relative to the config and cache roots.
 
-fctl's layout (DESIGN §3): names become path segments, so a name is accepted
+fctl's layout (docs/design.md §3): names become path segments, so a name is accepted
 only when it is one plain segment. Separators are refused, so distinct
 (profile, organization, stack) triples always map to distinct paths, and a
 path built here is always relative and never climbs out of its root.
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCESSES_FILE",
     "CACHE_FILE",
+    "CLIENTS_FOLDER",
     "CONFIG_FILE",
+    "PROFILES_FOLDER",
     "LOCK_SUFFIX",
     "MAX_NAME_BYTES",
     "PROFILE_FILE",
@@ -34,8 +36,11 @@ __all__ = [
     "client_paths",
     "discovery_cache_name",
     "name_error",
+    "organizations_folder",
     "profile_file",
+    "stack_files",
     "stack_paths",
+    "stacks_folder",
 ]
 
 CONFIG_FILE = "config.yml"
@@ -46,6 +51,11 @@ LOCK_SUFFIX = ".lock"
 MAX_NAME_BYTES = 255  # the usual file-name limit (NAME_MAX)
 
 Segments = tuple[str, ...]
+
+#: Where fctl keeps its profiles (below the config dir), and stacktoken the
+#: machine credentials' entries (below the cache dir).
+PROFILES_FOLDER: Segments = ("profiles",)
+CLIENTS_FOLDER: Segments = ("clients",)
 
 
 class StackPaths(Record):
@@ -67,7 +77,23 @@ def name_error(kind: str, name: str) -> UsageError | None:
 
 def profile_file(profile: str) -> Segments:
     """`profiles/<profile>/profile.json`; the name must have passed `name_error`."""
-    return ("profiles", profile, PROFILE_FILE)
+    return (*PROFILES_FOLDER, profile, PROFILE_FILE)
+
+
+def organizations_folder(profile: str) -> Segments:
+    """`profiles/<profile>/organizations`, where a profile's organizations are."""
+    return (*PROFILES_FOLDER, profile, "organizations")
+
+
+def stacks_folder(profile: str, organization: str) -> Segments:
+    """`profiles/<profile>/organizations/<organization>/stacks`."""
+    return (*organizations_folder(profile), organization, "stacks")
+
+
+def stack_files(profile: str, organization: str, stack: str) -> StackPaths:
+    """A stack's files for names found on disk (`cache list`, `cache clear`), used
+    as they are: they are one folder name each, whatever they hold."""
+    return _paths_in((*stacks_folder(profile, organization), stack))
 
 
 def stack_paths(key: StackKey) -> StackPaths | UsageError:
@@ -80,13 +106,11 @@ def stack_paths(key: StackKey) -> StackPaths | UsageError:
         error = name_error(kind, name)
         if error is not None:
             return error
-    return _paths_in(
-        ("profiles", key.profile, "organizations", key.organization, "stacks", key.stack)
-    )
+    return stack_files(key.profile, key.organization, key.stack)
 
 
 def client_key(stack_uri: str, client_id: str, scopes: Iterable[str]) -> str:
-    """The cache key of a machine credential (DESIGN §9): a SHA-256 of the stack
+    """The cache key of a machine credential (docs/design.md §9): a SHA-256 of the stack
     URI, the client id and the sorted, de-duplicated scopes. Never the secret."""
     from hashlib import sha256  # cold path, and client-credentials warm runs only
 
@@ -101,7 +125,7 @@ def client_key(stack_uri: str, client_id: str, scopes: Iterable[str]) -> str:
 
 def client_paths(key: str) -> StackPaths:
     """A machine credential's files below the cache dir: `clients/<key>/...`."""
-    return _paths_in(("clients", key))
+    return _paths_in((*CLIENTS_FOLDER, key))
 
 
 def _paths_in(folder: Segments) -> StackPaths:

@@ -1,9 +1,11 @@
-"""fctl's `config.yml` and `profile.json`, and which organization and stack to use.
+"""fctl's `config.yml` and `profile.json`, read and written, and which
+organization and stack to use.
 
 Both files are read on every run, warm ones included, so they are decoded
 without cattrs: only the few fields stacktoken needs are looked at. Decoders
 and resolvers return the value or the error value itself (no `Result`, which
-a warm run cannot afford to import).
+a warm run cannot afford to import). A login writes them as fctl does
+(`encode_profile`, `encode_config`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from ._record import Record, secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 __all__ = [
     "DEFAULT_PROFILE",
     "LOGIN_HINT",
+    "LoginTokens",
     "Organization",
     "Profile",
     "StackRef",
     "decode_current_profile",
     "decode_profile",
+    "encode_config",
+    "encode_profile",
     "resolve_organization",
     "resolve_stack",
     "stack_uri",
@@ -105,7 +111,7 @@ def resolve_organization(profile: Profile, chosen: str | None) -> str | UsageErr
     """The organization asked for (flag or `ORGANIZATION`), else the profile's
     default, else its only organization (as fctl).
 
-    A choice given empty is kept: the name check refuses it (DESIGN §3.6), so
+    A choice given empty is kept: the name check refuses it (docs/design.md §3.6), so
     that `--organization "$ORG"` with ORG unset never quietly means the default.
     """
     if chosen is not None:
@@ -187,3 +193,50 @@ def _list(value: Any) -> list[Any]:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# -- what a login writes ----------------------------------------------------------
+
+
+class LoginTokens(Record):
+    """A login's tokens, the ID token verified (`id_claims` are its verified claims)."""
+
+    access_token: str = secret()
+    access_claims: Mapping[str, Any] = secret()
+    refresh_token: str | None = secret()
+    id_token: str = secret()
+    id_claims: Mapping[str, Any] = secret()
+
+
+def encode_profile(
+    existing: Mapping[str, Any] | None, *, membership_uri: str, tokens: LoginTokens
+) -> bytes:
+    """`profile.json` as fctl's `Profile` struct (pkg/profile.go) is written: unknown
+    keys and the defaults kept, `rootTokens` replaced (pkg/authentication.go `Tokens`)."""
+    document: dict[str, Any] = dict(existing or {})
+    document["membershipURI"] = membership_uri
+    access: dict[str, Any] = {"token": tokens.access_token, "claims": dict(tokens.access_claims)}
+    access["refreshToken"] = tokens.refresh_token or ""
+    document["rootTokens"] = {
+        "accessToken": access,
+        "idToken": {"token": tokens.id_token, "claims": dict(tokens.id_claims)},
+    }
+    # Go writes every field of the struct (no omitempty): "" when unset.
+    for key in ("defaultOrganization", "defaultStack"):
+        if not isinstance(document.get(key), str):
+            document[key] = ""
+    import json  # a login pays for it, never a warm run
+
+    return json.dumps(document, indent=2).encode("utf-8")
+
+
+def encode_config(existing: Mapping[str, Any] | None, *, profile: str, unique_id: str) -> bytes:
+    """`config.yml` (JSON, fctl's `Config` struct, pkg/config.go): the logged-in profile
+    made current, `uniqueID` kept (`unique_id` is used only when there is none)."""
+    document: dict[str, Any] = dict(existing or {})
+    document["currentProfile"] = profile
+    if not (isinstance(document.get("uniqueID"), str) and document["uniqueID"]):
+        document["uniqueID"] = unique_id
+    import json  # a login pays for it, never a warm run
+
+    return json.dumps(document, indent=2).encode("utf-8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MIN_SECRET_PIECE", "one_line", "redact"]
+__all__ = ["MIN_SECRET_PIECE", "escaped", "one_line", "redact"]
 
 #: The shortest run of characters shared with a secret that is redacted: long
 #: enough that ordinary words are left alone (secrets are random), short enough
@@ -19,6 +19,16 @@ def one_line(text: str, limit: int = 200) -> str:
     """Server-provided text made safe for a one-line error: no control chars, bounded."""
     cleaned = "".join(char if char.isprintable() else " " for char in text)
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def escaped(text: str) -> str:
+    """Text found on disk (a folder name) escaped to one printable line, as Python
+    escapes it (`\\x1b`, `\\n`, `\\udcff`): an escape sequence must not reach the
+    terminal, a newline or an undecodable byte must not break a listing."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -1,5 +1,6 @@
-"""Properties of the device-flow polling (RFC 8628 §3.4-3.5, core/_device.py), played
-back on a fake clock: every wait moves the clock, every poll answers from a script."""
+"""Properties of the device-flow polling (RFC 8628 §3.4-3.5, core/_device_polling.py and
+its driver in core/_device.py), played back on a fake clock: every wait moves the clock,
+every poll answers from a script."""
 
 from __future__ import annotations
 
@@ -12,26 +13,28 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 from stacktoken.core._device import (
-    POLL_BACKOFF_CAP,
-    SLOW_DOWN_STEP,
     DeviceAuthorization,
     DeviceEffects,
-    DevicePolling,
-    DeviceSend,
-    DeviceWait,
-    LoginTokens,
     device_login,
-    device_step,
     login_device_request,
     run_device_flow,
 )
+from stacktoken.core._device_polling import (
+    POLL_BACKOFF_CAP,
+    SLOW_DOWN_STEP,
+    DevicePolling,
+    DeviceSend,
+    DeviceWait,
+    device_step,
+)
 from stacktoken.core._errors import AcquireError, AuthRequired, OAuthError, RemoteError
+from stacktoken.core._profile import LoginTokens
 from stacktoken.core._types import TokenRequest, TokenResponse
 from strategies import DEVICE_TERMINAL, DeviceScript, aware_datetimes, device_scripts
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 MAX_TURNS = 100_000  # the fake refuses to loop forever: the flow must end by itself
-BACKOFF_CAP = timedelta(seconds=60)  # the longest wait after failed polls (core/_device.py)
+BACKOFF_CAP = timedelta(seconds=60)  # the longest wait after failed polls (core/_device_polling.py)
 
 
 @dataclass

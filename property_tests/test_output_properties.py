@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 from stacktoken.core._cache_codec import parse_rfc3339
-from stacktoken.core._output import render_token, shell_quote
+from stacktoken.core._commands import render_token, shell_quote
 from stacktoken.core._types import CachedToken
 from strategies import aware_datetimes, token_texts
 

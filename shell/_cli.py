@@ -1,66 +1,54 @@
-"""The `stacktoken` command (DESIGN §7).
+"""The `stacktoken` command (docs/design.md §7).
 
 Global options go before the command, command options after it. Errors are
 one line on stderr, `stacktoken: error: ...`, with exit code 1 (network,
 server, protocol), 2 (usage) or 3 (log in again, or credentials rejected);
 never a traceback. Without `--debug` nothing imports `logging`.
+
+`token` means what core's `plan_token` says it means, as on the warm path
+(shell/_warm.py): a plain `token` command line is read by core's
+`token_options` (argparse costs a cold run about 10 ms), any other by argparse,
+and both give the plan the same options.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from returns.result import Failure, Result, Success
-from stacktoken.core._cache_codec import format_rfc3339
-from stacktoken.core._decisions import judge_disk_entry
-from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, UsageError, exit_code
-from stacktoken.core._output import OUTPUTS, render_token
-from stacktoken.core._paths import CACHE_FILE, name_error
-from stacktoken.core._results import lift
-from stacktoken.core._text import one_line
-from stacktoken.core._time import datetime, timedelta
-from stacktoken.core._types import CachedToken, Settings, StackKey
-
-from ._files import Place, remove_file
-from ._options import (
+from stacktoken.core._commands import (
     CLIENT_SECRET_ENV,
+    OUTPUTS,
     REDIS_URL_ENV,
-    config_dir_from,
-    current_profile,
-    default_cache_dir,
-    read_secret_file,
-    settings_from,
-    store_url_from,
+    MachineChoice,
+    TokenPlan,
+    may_log_in,
+    plan_token,
+    render_token,
+    token_options,
 )
+from stacktoken.core._errors import AcquireError, AuthRequired, UsageError, exit_code
+from stacktoken.core._results import lift
+from stacktoken.core._text import escaped, one_line
+from stacktoken.core._types import CachedToken
+
+from ._config import config_dir_from, locate_stack, read_secret_file
 from ._process import utc_now
 from ._signals import Terminated, guard
 from ._source import TokenSource, client_source, fctl_source
-from ._stores import read_cache_entry
-from ._warm import token_options
 
 if TYPE_CHECKING:
     import argparse
 
+    from ._config import FctlStack
     from ._redis import RedisStore
 
 __all__ = ["main"]
 
 PROGRAM = "stacktoken"
-SECRET_ON_COMMAND_LINE = (
-    "a secret given on the command line is visible to every user of this machine "
-    f"(`ps`, shell history): set ${CLIENT_SECRET_ENV} or use --client-secret-file PATH "
-    "(`-` for stdin)"
-)
-
-
-FCTL_TOKENS_STAY_LOCAL = (
-    "--store shares a machine credential's token (with --stack-uri and --client-id); "
-    "fctl-profile tokens belong to one user and stay on the local disk"
-)
 
 
 class _UsageProblem(Exception):
@@ -247,194 +235,160 @@ def _shown_unknown(words: Sequence[str]) -> list[str]:
 
 
 def _run(argv: Sequence[str]) -> int:
-    options = _plain_token_command(argv) or _parse(argv)
-    log = _debug_log() if options.debug else _no_log
-    config_dir = config_dir_from(options.config_dir, os.environ)
-    if options.command == "token":
+    plain = token_options(argv)
+    options: dict[str, object] = (
+        {**plain, "command": "token"} if plain is not None else vars(_parse(argv))
+    )
+    log = _debug_log() if options.get("debug") else _no_log
+    config_dir = config_dir_from(_text(options.get("config_dir")), os.environ)
+    if options["command"] == "token":
         return _token(options, config_dir, log)
-    if options.command == "login":
+    if options["command"] == "login":
         return _login(options, config_dir, log)
-    if options.cache_command == "list":
-        return _cache_list(options, config_dir)
-    return _cache_clear(options, config_dir)
+    from ._cache_commands import cache_clear, cache_list
 
-
-def _plain_token_command(argv: Sequence[str]) -> SimpleNamespace | None:
-    """A plain `token` command line, read as the warm path reads it, as the parser's
-    namespace would hold it; None for anything else (argparse then reads it)."""
-    options: dict[str, Any] | None = token_options(argv)
-    if options is None:
-        return None
-    scopes = options.pop("scope", None)
-    namespace = SimpleNamespace(**{**dict.fromkeys(_TOKEN_DESTINATIONS), **options})
-    namespace.command = "token"
-    namespace.debug = False
-    namespace.output = options.get("output", "text")
-    namespace.scope = scopes.split("\0") if scopes is not None else None
-    return namespace
-
-
-#: Every destination of the parser's `token` command and global options (their
-#: defaults are None); tests/test_warm_path_agrees.py checks the list against the parser.
-_TOKEN_DESTINATIONS = (
-    "config_dir",
-    "cache_dir",
-    "profile",
-    "organization",
-    "stack",
-    "stack_token_cache_ttl",
-    "output",
-    "stack_uri",
-    "client_id",
-    "scope",
-    "client_secret_file",
-    "client_secret",
-    "store",
-    "login",
-)
-
-
-def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
-    machine = options.stack_uri is not None or options.client_id is not None
-    if not machine and options.store:
-        return _fail(UsageError(message=FCTL_TOKENS_STAY_LOCAL))
-    if not machine and os.environ.get(REDIS_URL_ENV):
-        log(f"${REDIS_URL_ENV} ignored: fctl-profile tokens stay on the local disk")
-    built = (
-        _client_source(options, log)
-        if machine
-        else fctl_source(
+    if options["cache_command"] == "list":
+        return _print(
+            cache_list(
+                config_dir=config_dir,
+                profile=_text(options["profile"]),
+                cache_dir=_text(options["cache_dir"]),
+                environ=os.environ,
+                now=utc_now(),
+            )
+        )
+    return _print(
+        cache_clear(
             config_dir=config_dir,
-            profile=options.profile,
-            organization=options.organization,
-            stack=options.stack,
-            cache_dir=options.cache_dir,
-            cache_ttl=options.stack_token_cache_ttl,
-            log=log,
+            profile=_text(options["profile"]),
+            organization=_text(options["organization"]),
+            stack=_text(options["stack"]),
+            client_id=_text(options["client_id"]),
+            stack_uri=_text(options["stack_uri"]),
+            cache_dir=_text(options["cache_dir"]),
+            environ=os.environ,
         )
     )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _token(options: Mapping[str, object], config_dir: str, log: Callable[[str], None]) -> int:
+    plan = plan_token(options, os.environ)
+    if isinstance(plan, UsageError):
+        return _fail(plan)
+    for note in plan.notes:
+        log(note)
+    built = (
+        _fctl_source(plan, config_dir, log)
+        if plan.machine is None
+        else _client_source(plan, plan.machine, log)
+    )
     result: Result[tuple[CachedToken, str | None], AcquireError] = built.bind(_token_of)
-    if _may_log_in(options, built, result):
-        result = _with_stack_access(options, config_dir, log).bind(_token_of)
+    auth_required = isinstance(result, Failure) and isinstance(result.failure(), AuthRequired)
+    if may_log_in(
+        plan,
+        auth_required=auth_required,
+        source_built=isinstance(built, Success),
+        terminal=sys.stdin.isatty() and sys.stderr.isatty(),
+    ):
+        result = _with_stack_access(plan, config_dir, log).bind(_token_of)
     match result:
         case Success((token, stack_uri)):
-            sys.stdout.write(render_token(token, options.output, stack_uri=stack_uri))
+            sys.stdout.write(render_token(token, plan.output, stack_uri=stack_uri))
             return 0
         case Failure(error):
             return _fail(error)
     raise AssertionError("a Result is a Success or a Failure")  # for mypy's exhaustiveness
 
 
-def _may_log_in(
-    options: Any,
-    built: Result[TokenSource, AcquireError],
-    result: Result[tuple[CachedToken, str | None], AcquireError],
-) -> bool:
-    """Whether a stack's device flow may follow a refusal (DESIGN §13): for a stack of a
-    logged-in profile, with `--login` or on a terminal (stdin and stderr), never in a
-    script, where a hidden prompt would hang it."""
-    if not isinstance(result, Failure) or not isinstance(result.failure(), AuthRequired):
-        return False
-    if not isinstance(built, Success) or options.stack_uri is not None:
-        return False
-    return bool(options.login) or (sys.stdin.isatty() and sys.stderr.isatty())
+def _fctl_source(
+    plan: TokenPlan, config_dir: str, log: Callable[[str], None]
+) -> Result[TokenSource, AcquireError]:
+    """The source of the plan's fctl stack (the one place the CLI builds one)."""
+    chosen = plan.fctl
+    assert chosen is not None  # a plan reads an fctl stack or a machine credential
+    return fctl_source(
+        config_dir=config_dir,
+        profile=chosen.profile,
+        organization=chosen.organization,
+        stack=chosen.stack,
+        cache_dir=plan.cache_dir,
+        cache_ttl=plan.ttl,
+        log=log,
+    )
 
 
 def _with_stack_access(
-    options: Any, config_dir: str, log: Callable[[str], None]
+    plan: TokenPlan, config_dir: str, log: Callable[[str], None]
 ) -> Result[TokenSource, AcquireError]:
     """Get the stack's access by the device flow, then a new source for it."""
-    from ._login import stack_access_result, stderr_notice, terminal_prompt
-    from ._options import locate_stack
+    from ._login import login_flow, stderr_notice, terminal_prompt
 
-    located: Result[Any, AcquireError] = lift(
+    chosen = plan.fctl
+    assert chosen is not None  # `may_log_in` said so
+    located: Result[FctlStack, AcquireError] = lift(
         locate_stack(
             config_dir,
-            profile=options.profile,
-            organization=options.organization,
-            stack=options.stack,
+            profile=chosen.profile,
+            organization=chosen.organization,
+            stack=chosen.stack,
             environ=os.environ,
         )
     )
     return located.bind(
-        lambda stack: stack_access_result(
-            stack,
+        lambda stack: login_flow(
+            config_dir=config_dir,
+            profile=stack.key.profile,
+            organization=stack.key.organization,
+            stack=stack.key.stack,
             prompt=terminal_prompt(browser=True),
-            cache_dir=options.cache_dir,
+            cache_dir=plan.cache_dir,
             log=log,
             notice=stderr_notice,
         )
-    ).bind(
-        lambda _: fctl_source(
-            config_dir=config_dir,
-            profile=options.profile,
-            organization=options.organization,
-            stack=options.stack,
-            cache_dir=options.cache_dir,
-            cache_ttl=options.stack_token_cache_ttl,
-            log=log,
-        )
-    )
+    ).bind(lambda _: _fctl_source(plan, config_dir, log))
 
 
-def _login(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
-    from ._login import login_command, stderr_notice, terminal_prompt
+def _login(options: Mapping[str, object], config_dir: str, log: Callable[[str], None]) -> int:
+    from ._login import login_flow, stderr_notice, terminal_prompt
 
-    result = login_command(
+    result = login_flow(
         config_dir=config_dir,
-        profile=options.profile,
-        membership_uri=options.membership_uri,
-        prompt=terminal_prompt(browser=not options.no_browser),
-        cache_dir=options.cache_dir,
-        organization=options.organization,
-        stack=options.stack,
+        profile=_text(options["profile"]),
+        membership_uri=_text(options["membership_uri"]),
+        prompt=terminal_prompt(browser=not options["no_browser"]),
+        cache_dir=_text(options["cache_dir"]),
+        organization=_text(options["organization"]),
+        stack=_text(options["stack"]),
         log=log,
         notice=stderr_notice,
     )
     match result:
         case Success(profile):
-            sys.stderr.write(f"Logged in (profile {_printable(profile)!r})\n")
+            sys.stderr.write(f"Logged in (profile {escaped(profile)!r})\n")
             return 0
         case Failure(error):
             return _fail(error)
     raise AssertionError("a Result is a Success or a Failure")
 
 
-def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSource, AcquireError]:
-    if options.client_secret is not None:
-        return Failure(UsageError(message=f"--client-secret is refused: {SECRET_ON_COMMAND_LINE}"))
-    if not options.stack_uri or not options.client_id:
-        return Failure(
-            UsageError(message="machine credentials need both --stack-uri and --client-id")
-        )
-    mixed = [
-        flag
-        for flag, value in (
-            ("--profile", options.profile),
-            ("--config-dir", options.config_dir),
-            ("--organization", options.organization),
-            ("--stack", options.stack),
-        )
-        if value is not None
-    ]
-    if mixed:
-        return Failure(
-            UsageError(
-                message=f"--stack-uri selects a machine credential; {', '.join(mixed)} "
-                "choose(s) a stack of an fctl profile: give one or the other"
-            )
-        )
-    store: Result[RedisStore | None, AcquireError] = lift(_shared_store(options.store, log))
-    secret: Result[str, AcquireError] = lift(_client_secret(options.client_secret_file))
+def _client_source(
+    plan: TokenPlan, machine: MachineChoice, log: Callable[[str], None]
+) -> Result[TokenSource, AcquireError]:
+    """The source of the plan's machine credential (the one place the CLI builds one)."""
+    store: Result[RedisStore | None, AcquireError] = lift(_shared_store(machine.store_url, log))
     return store.bind(
-        lambda shared: secret.bind(
+        lambda shared: lift(_client_secret(machine.secret_file)).bind(
             lambda client_secret: client_source(
-                stack_uri=options.stack_uri,
-                client_id=options.client_id,
+                stack_uri=machine.stack_uri,
+                client_id=machine.client_id,
                 client_secret=client_secret,
-                scopes=tuple(options.scope or ()),
-                cache_dir=options.cache_dir,
-                cache_ttl=options.stack_token_cache_ttl,
+                scopes=machine.scopes,
+                cache_dir=plan.cache_dir,
+                cache_ttl=plan.ttl,
                 store=shared,
                 log=log,
             )
@@ -442,11 +396,10 @@ def _client_source(options: Any, log: Callable[[str], None]) -> Result[TokenSour
     )
 
 
-def _shared_store(flag: str | None, log: Callable[[str], None]) -> RedisStore | UsageError | None:
-    """The Redis store `--store` or `$STACKTOKEN_REDIS_URL` names, if any (DESIGN §11)."""
-    url = store_url_from(flag, os.environ)
-    if url is None or isinstance(url, UsageError):
-        return url
+def _shared_store(url: str | None, log: Callable[[str], None]) -> RedisStore | UsageError | None:
+    """The Redis store the plan names, if any (docs/design.md §11)."""
+    if url is None:
+        return None
     from ._redis import RedisStore, store_url_problem
 
     if problem := store_url_problem(url):
@@ -472,139 +425,14 @@ def _token_of(source: TokenSource) -> Result[tuple[CachedToken, str | None], Acq
         return source.token_result().map(lambda token: (token, source.stack_uri))
 
 
-# -- cache list / clear --------------------------------------------------------
-
-
-def _folders(folder: str) -> list[str]:
-    """The folders in `folder`, sorted; a symlink is not a folder here (issue 15 #7:
-    `cache clear` must not follow a symlinked org folder out of the config dir)."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-    except OSError:
-        return []
-
-
-def _stack_entries(config_dir: str, profile: str | None) -> Iterator[tuple[StackKey, Place]]:
-    """Every stack cache file under the config dir (of one profile, if given).
-
-    A name found on disk is used as it is, never as a pattern: `*` or `[od]*`
-    as a profile must not reach other profiles."""
-    profiles_dir = os.path.join(config_dir, "profiles")
-    for name in [profile] if profile else _folders(profiles_dir):
-        organizations = os.path.join(profiles_dir, name, "organizations")
-        for organization in _folders(organizations):
-            for stack in _folders(os.path.join(organizations, organization, "stacks")):
-                parts = ("profiles", name, "organizations", organization, "stacks", stack)
-                key = StackKey(profile=name, organization=organization, stack=stack)
-                yield key, Place(root=config_dir, parts=(*parts, CACHE_FILE))
-
-
-def _client_entries(cache_dir: str) -> Iterator[Place]:
-    """Every machine-credential cache file under the cache dir."""
-    for key in _folders(os.path.join(cache_dir, "clients")):
-        yield Place(root=cache_dir, parts=("clients", key, CACHE_FILE))
-
-
-def _cache_list(options: Any, config_dir: str) -> int:
-    if options.profile is not None and (invalid := name_error("profile", options.profile)):
-        return _fail(invalid)
-    settings = settings_from(None, os.environ)
-    if not isinstance(settings, Settings):
-        settings = Settings()
-    now = utc_now()
-    lines = [
-        line
-        for key, place in _stack_entries(config_dir, options.profile)
-        if (line := _describe(_printable(str(key)), place, settings=settings, now=now))
-    ]
-    lines += [
-        line
-        for place in _client_entries(options.cache_dir or default_cache_dir(os.environ))
-        if (line := _describe(None, place, settings=settings, now=now))
-    ]
-    sys.stdout.write("".join(line + "\n" for line in lines) if lines else "no cache entries\n")
-    return 0
-
-
-def _describe(shown: str | None, place: Place, *, settings: Settings, now: datetime) -> str | None:
-    """One line of `cache list`: whose entry, its expiry, age and verdict (never the
-    token); None where a folder holds no entry."""
-    read = read_cache_entry(place)
-    if read == "no such file":
-        return None
-    if isinstance(read, str):
-        return f"{shown or 'client ' + place.parts[-2][:12]}  unreadable ({read})"
-    entry, mtime = read
-    if shown is None:
-        scopes = f" scopes {' '.join(entry.scopes) or '(none)'}" if entry.scopes is not None else ""
-        shown = _printable(f"client {entry.client_id or '?'} at {entry.stack_uri or '?'}{scopes}")
-    saved_at = entry.saved_at or mtime
-    verdict = judge_disk_entry(entry, file_mtime=mtime, settings=settings, now=now)
-    expiry = format_rfc3339(entry.expiry) if entry.expiry else "none"
-    return f"{shown}  expiry {expiry}  age {_seconds(now - saved_at)}  {verdict.reason}"
-
-
-def _printable(text: str) -> str:
-    """Names as found on disk, escaped to one printable line: a newline or an
-    undecodable byte (a lone surrogate here) must not break the listing."""
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
-
-
-def _seconds(delta: timedelta) -> str:
-    total = int(delta.total_seconds())
-    return f"{total}s" if total >= 0 else f"{total}s (in the future)"
-
-
-def _cache_clear(options: Any, config_dir: str) -> int:
-    if options.client_id is not None or options.stack_uri is not None:
-        return _clear_clients(options)
-    profile = current_profile(config_dir, options.profile, os.environ)
-    if isinstance(profile, LocalError):
-        return _fail(profile)
-    for kind, name in (
-        ("profile", profile),
-        ("organization", options.organization),
-        ("stack", options.stack),
-    ):
-        if name is not None and (invalid := name_error(kind, name)):
-            return _fail(invalid)
-    places = [
-        place
-        for key, place in _stack_entries(config_dir, profile)
-        if options.organization in (None, key.organization) and options.stack in (None, key.stack)
-    ]
-    return _remove_entries(places)
-
-
-def _clear_clients(options: Any) -> int:
-    if options.client_id is None:
-        return _fail(UsageError(message="--stack-uri narrows --client-id: give --client-id too"))
-    places = []
-    for place in _client_entries(options.cache_dir or default_cache_dir(os.environ)):
-        read = read_cache_entry(place)
-        if isinstance(read, str):
-            continue
-        entry = read[0]
-        uri = options.stack_uri.rstrip("/") if options.stack_uri else None
-        if entry.client_id == options.client_id and uri in (None, entry.stack_uri):
-            places.append(place)
-    return _remove_entries(places)
-
-
-def _remove_entries(places: list[Place]) -> int:
-    removed = 0
-    for place in places:
-        match remove_file(place):
-            case Success(True):
-                removed += 1
-            case Failure(error):
-                return _fail(error)
-    sys.stdout.write(f"removed {removed} cache {'entry' if removed == 1 else 'entries'}\n")
-    return 0
+def _print(result: Result[str, AcquireError]) -> int:
+    match result:
+        case Success(text):
+            sys.stdout.write(text)
+            return 0
+        case Failure(error):
+            return _fail(error)
+    raise AssertionError("a Result is a Success or a Failure")
 
 
 def _fail(error: AcquireError) -> int:

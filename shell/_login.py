@@ -1,12 +1,13 @@
-"""Logging in without fctl: the effects of core's device flow (DESIGN §13).
+"""Logging in without fctl: the effects of core's device flow (docs/design.md §13).
 
-`login_result` gets a profile's root tokens (fctl's `login`) and writes
-`profile.json` and `config.yml`; `stack_access_result` gets one stack's access
-token (fctl's `EnsureStackAccess` when `accesses.json` is missing or its
-refresh token is rejected) and writes that stack's `accesses.json`. Core decides
-every step (`core/_device.py`); this module only sends, waits, shows the code,
-verifies the ID token's signature with the IdP's JWKS (pyjwt) and writes, after
-a verified success only.
+`login_flow` is the one way in, for the CLI's `login` and `token` and the
+public `login` (which raises): it gets a profile's root tokens (fctl's `login`)
+and writes `profile.json` and `config.yml`, and, for a stack, gets that stack's
+access token (fctl's `EnsureStackAccess` when `accesses.json` is missing or its
+refresh token is rejected) and writes its `accesses.json`. Core decides every
+step (`core/_device.py`, `core/_device_polling.py`); this module only sends,
+waits, shows the code, verifies the ID token's signature with the IdP's JWKS
+(pyjwt) and writes, after a verified success only.
 
 Waits are slices of `time.sleep`, which Ctrl-C interrupts at once: the CLI then
 exits 130 and nothing is written.
@@ -26,10 +27,7 @@ from stacktoken.core._device import (
     DEFAULT_MEMBERSHIP_URI,
     DeviceAuthorization,
     DeviceEffects,
-    LoginTokens,
     device_login,
-    encode_config,
-    encode_profile,
     interpret_device_authorization,
     interpret_poll_answer,
     login_device_request,
@@ -40,27 +38,39 @@ from stacktoken.core._device import (
 from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, RemoteError, UsageError
 from stacktoken.core._json import json_object
 from stacktoken.core._paths import CONFIG_FILE, name_error, profile_file
-from stacktoken.core._profile import LOGIN_HINT, Profile
+from stacktoken.core._profile import (
+    LOGIN_HINT,
+    LoginTokens,
+    Profile,
+    encode_config,
+    encode_profile,
+)
 from stacktoken.core._record import replace
 from stacktoken.core._requests import RetryPolicy, membership_discovery
 from stacktoken.core._results import lift
 from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime
 from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest, TokenResponse
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import check_endpoint_url
 
+from ._config import (
+    FctlStack,
+    config_dir_from,
+    current_profile,
+    default_cache_dir,
+    locate_stack,
+)
 from ._discovery import DiscoveryCache, discover
 from ._files import Place, ensure_folder, read_private, write_atomic
 from ._http import Http, HttpPolicy
+from ._id_token import verified_id_token
 from ._lock import locked
-from ._options import FctlStack, config_dir_from, current_profile, default_cache_dir
 
-__all__ = ["Prompt", "login", "login_result", "stack_access_result", "terminal_prompt"]
+__all__ = ["Prompt", "login", "login_flow", "stderr_notice", "terminal_prompt"]
 
 #: How the code is shown: `(url with ?user_code=, user code)`.
 Prompt = Callable[[str, str], None]
 _WAIT_SLICE = 0.5  # seconds: a wait is cut in slices so the clock is looked at again
-_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512")
 
 
 def _utc_now() -> datetime:
@@ -180,14 +190,16 @@ class _Membership:
     def verify_id_token(
         self, document: DiscoveryDocument
     ) -> Callable[[str], Result[Mapping[str, Any], AcquireError]]:
-        """The ID token checked as DESIGN §13 asks: the IdP's JWKS signature,
+        """The ID token checked as docs/design.md §13 asks: the IdP's JWKS signature,
         `iss` = the issuer, `aud` contains `fctl`, `exp` not passed."""
         issuer = membership_discovery(self.uri).issuer
 
         def verify(id_token: str) -> Result[Mapping[str, Any], AcquireError]:
             jwks_uri = document.jwks_uri or ""
             answered: Result[Any, AcquireError] = self.http.get(jwks_uri)
-            return answered.bind(lambda answer: _verified(id_token, answer.body, issuer, jwks_uri))
+            return answered.bind(
+                lambda answer: verified_id_token(id_token, answer.body, issuer, jwks_uri)
+            )
 
         return verify
 
@@ -205,56 +217,6 @@ def _device_capable(document: DiscoveryDocument) -> Result[DiscoveryDocument, Ac
         if isinstance(problem, RemoteError):
             return Failure(problem)
     return Success(document)
-
-
-def _verified(
-    id_token: str, jwks: bytes, issuer: str, jwks_uri: str
-) -> Result[Mapping[str, Any], AcquireError]:
-    import jwt
-
-    def refused(reason: str) -> Result[Mapping[str, Any], AcquireError]:
-        return Failure(AuthRequired(message=f"the ID token was refused ({reason}); {LOGIN_HINT}"))
-
-    document = json_object(jwks)
-    if isinstance(document, str):
-        return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {document}"))
-    try:
-        header = jwt.get_unverified_header(id_token)
-        key_set = jwt.PyJWKSet.from_dict(document)
-    except jwt.PyJWTError as error:
-        return refused(type(error).__name__)
-    kid = header.get("kid")
-    keys = [key for key in key_set.keys if kid is None or key.key_id == kid]
-    algorithm = header.get("alg")
-    if not keys or algorithm not in _ALGORITHMS:
-        return refused("no key of the IdP's JWKS signed it")
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            id_token,
-            keys[0].key,
-            algorithms=[algorithm],
-            audience="fctl",
-            issuer=issuer,
-            options={"require": ["exp", "iss", "aud"]},
-        )
-    except jwt.PyJWTError as error:
-        return refused(_reason(error))
-    return Success(claims)
-
-
-def _reason(error: Exception) -> str:
-    import jwt
-
-    reasons = {
-        jwt.InvalidSignatureError: "bad signature",
-        jwt.ExpiredSignatureError: "expired",
-        jwt.InvalidIssuerError: "wrong issuer",
-        jwt.InvalidAudienceError: "wrong audience",
-    }
-    for kind, reason in reasons.items():
-        if isinstance(error, kind):
-            return reason
-    return type(error).__name__
 
 
 def _membership(
@@ -295,22 +257,21 @@ def _read_document(place: Place) -> Result[dict[str, Any] | None, AcquireError]:
     return Success(document if isinstance(document, dict) else None)
 
 
-def login_result(
+def _log_in(
     *,
-    config_dir: str | None = None,
-    profile: str | None = None,
-    membership_uri: str | None = None,
-    prompt: Prompt | None = None,
-    cache_dir: str | None = None,
-    http_policy: HttpPolicy | None = None,
-    log: Callable[[str], None] = lambda _: None,
-    notice: Callable[[str], None] | None = None,
-    environ: Mapping[str, str] | None = None,
+    root: str,
+    profile: str | None,
+    membership_uri: str | None,
+    prompt: Prompt | None,
+    cache_dir: str | None,
+    http_policy: HttpPolicy | None,
+    log: Callable[[str], None],
+    notice: Callable[[str], None] | None,
+    environ: Mapping[str, str],
 ) -> Result[str, AcquireError]:
     """fctl's `login`: the device flow for the profile's root tokens, the ID token
     verified, then `profile.json` and `config.yml` written. The profile's name, or why not."""
-    env = os.environ if environ is None else environ
-    root = config_dir_from(config_dir, env)
+    env = environ
     name = current_profile(root, profile, env)
     if isinstance(name, LocalError):
         return Failure(name)
@@ -369,19 +330,19 @@ def login_result(
         membership.close()
 
 
-def stack_access_result(
+def _get_stack_access(
     stack: FctlStack,
     *,
-    prompt: Prompt | None = None,
-    cache_dir: str | None = None,
-    http_policy: HttpPolicy | None = None,
-    log: Callable[[str], None] = lambda _: None,
-    notice: Callable[[str], None] | None = None,
-    environ: Mapping[str, str] | None = None,
+    prompt: Prompt | None,
+    cache_dir: str | None,
+    http_policy: HttpPolicy | None,
+    log: Callable[[str], None],
+    notice: Callable[[str], None] | None,
+    environ: Mapping[str, str],
 ) -> Result[StackAccess, AcquireError]:
     """fctl's `EnsureStackAccess` for a stack without a usable `accesses.json`: the
     device flow for that stack, then its `accesses.json` written under the stack's lock."""
-    env = os.environ if environ is None else environ
+    env = environ
     known: Profile = stack.profile
     key = stack.key
     if not known.logged_in or not known.id_token or not known.membership_uri:
@@ -455,7 +416,7 @@ def login(
     """
     from ._exceptions import as_exception
 
-    result = login_command(
+    result = login_flow(
         config_dir=os.fspath(config_dir) if config_dir is not None else None,
         profile=profile,
         membership_uri=membership_uri,
@@ -470,26 +431,25 @@ def login(
         raise as_exception(result.failure())
 
 
-def login_command(
+def login_flow(
     *,
-    config_dir: str | None,
-    profile: str | None,
-    membership_uri: str | None,
-    prompt: Prompt | None,
-    cache_dir: str | None,
-    organization: str | None,
-    stack: str | None,
+    config_dir: str | None = None,
+    profile: str | None = None,
+    membership_uri: str | None = None,
+    prompt: Prompt | None = None,
+    cache_dir: str | None = None,
+    organization: str | None = None,
+    stack: str | None = None,
     http_policy: HttpPolicy | None = None,
     log: Callable[[str], None] = lambda _: None,
     notice: Callable[[str], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Result[str, AcquireError]:
-    """`stacktoken login [--organization O --stack S]`: log in unless a stack is named
-    and the profile is logged in already, then get that stack's access.
+    """Log in unless a stack is named and the profile is logged in already, then get
+    that stack's access (`stacktoken login [--organization O --stack S]`, and `token`
+    when a stack asks for a login). The profile's name, or why not.
 
     `notice` gets a line for each failed poll and the wait after it (else `log` does)."""
-    from ._options import locate_stack
-
     env = os.environ if environ is None else environ
     if (organization is None) != (stack is None):
         return Failure(UsageError(message="--organization and --stack go together"))
@@ -503,8 +463,8 @@ def login_command(
     found = located() if stack is not None else None
     logged: Result[str, AcquireError] = Success("")
     if stack is None or (membership_uri is not None) or isinstance(found, AuthRequired):
-        logged = login_result(
-            config_dir=root,
+        logged = _log_in(
+            root=root,
             profile=profile,
             membership_uri=membership_uri,
             prompt=prompt,
@@ -519,7 +479,7 @@ def login_command(
         return logged
     if not isinstance(found, FctlStack):
         return Failure(found)
-    return stack_access_result(
+    return _get_stack_access(
         found,
         prompt=prompt,
         cache_dir=cache_dir,

@@ -62,13 +62,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from returns.result import Failure, Result, Success
 from stacktoken.core._cache import Store
 from stacktoken.core._cache_codec import decode_cache_entry
+from stacktoken.core._commands import STORE_SCHEMES
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
 from stacktoken.core._text import one_line, redact
 from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import CachedToken, Settings
 
 from ._files import MAX_FILE_BYTES
-from ._options import STORE_SCHEMES
 from ._stores import Stamp, StampedStore
 
 TYPE_CHECKING = False

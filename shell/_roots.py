@@ -44,11 +44,11 @@ from stacktoken.core._types import (
 )
 from stacktoken.core._urls import safe_url
 
+from ._config import FctlStack
 from ._discovery import DiscoveryCache, discover
 from ._files import Place, check_writable, read_private
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
-from ._options import FctlStack
 from ._signals import guard
 from ._stores import client_store, fctl_store
 

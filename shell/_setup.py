@@ -24,10 +24,10 @@ from stacktoken.core._time import datetime, timedelta
 from stacktoken.core._types import ClientCredentials, Settings
 from stacktoken.core._urls import check_endpoint_url
 
+from ._config import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._discovery import DiscoveryCache
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
-from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._process import library_logger, utc_now
 from ._roots import Bound, bind_client, bind_credentials, bind_fctl
 

@@ -29,6 +29,7 @@ from stacktoken.core._paths import client_key, client_paths
 from stacktoken.core._record import Record, replace
 from stacktoken.core._types import Settings
 
+from ._config import FctlStack
 from ._files import (
     LOCK_TIMEOUT_SECONDS,
     Place,
@@ -38,7 +39,6 @@ from ._files import (
     write_atomic,
 )
 from ._lock import locked
-from ._options import FctlStack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

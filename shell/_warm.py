@@ -3,19 +3,19 @@
 Theory of operation
 -------------------
 `main` first asks `warm_output` whether the command line is a plain `token`
-command that a usable stored entry answers (DESIGN §1 step 2). That path
-decides with the very functions the cold path uses (`locate_stack`, the
-file store's `read`, core's `usable_entry`, `render_token`), and loads only
-the stdlib pieces they need: no argparse, `returns`, logging, `re`, `json`
-or HTTP code.
+command that a usable stored entry answers (docs/design.md §1 step 2, §12):
+core's `token_options` reads it, core's `plan_token` says what it means (as
+for the full CLI), one read of the file store and core's `usable_entry`
+decide, core's `render_token` prints. It loads only the stdlib pieces those
+need: no argparse, `returns`, logging, `re`, `json` or HTTP code.
 
 The warm path never fails and never reports. For anything it does not
-recognise or doubts (an option it does not know, `--debug`, TTL 0, a name to
-reject, a logged-out profile, a missing or unusable entry, an unexpected
-error), it declines, and `_cli.main` runs from the start as if the warm path
-did not exist, deciding and reporting everything itself. So whatever the
-warm path prints, the full CLI would have printed too:
-tests/test_warm_path_agrees.py holds it to that.
+recognise or doubts (an option it does not know, `--debug`, a usage error,
+TTL 0, a logged-out profile, a missing or unusable entry, a secret to read
+from stdin, an unexpected error), it declines, and `_cli.main` runs from the
+start as if the warm path did not exist, deciding and reporting everything
+itself. So whatever the warm path prints, the full CLI would have printed
+too: tests/test_warm_path_agrees.py holds it to that.
 """
 
 from __future__ import annotations
@@ -24,44 +24,18 @@ import os
 import sys
 
 from stacktoken.core._cache import usable_entry
-from stacktoken.core._output import OUTPUTS, render_token
+from stacktoken.core._commands import TokenPlan, plan_token, render_token, token_options
 from stacktoken.core._time import UTC, datetime
-from stacktoken.core._types import ClientCredentials, Settings
+from stacktoken.core._types import Settings
 
-from ._options import (
-    CLIENT_SECRET_ENV,
-    FctlStack,
-    config_dir_from,
-    default_cache_dir,
-    locate_stack,
-    settings_from,
-    store_url_from,
-)
+from ._config import FctlStack, config_dir_from, locate_stack, settings_from
 from ._stores import FileStore, fctl_store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["GLOBAL_OPTIONS", "TOKEN_OPTIONS", "main", "token_options", "warm_output"]
-
-# The options the warm path understands, before and after `token`, as the
-# full CLI's parser spells them (tests/test_warm_path_agrees.py checks that
-# the parser knows each, under the same destination); anything else goes to
-# the full CLI.
-GLOBAL_OPTIONS = {"--config-dir": "config_dir", "--cache-dir": "cache_dir", "--profile": "profile"}
-TOKEN_OPTIONS = {
-    "--organization": "organization",
-    "--stack": "stack",
-    "--stack-token-cache-ttl": "stack_token_cache_ttl",
-    "--output": "output",
-    "--stack-uri": "stack_uri",
-    "--client-id": "client_id",
-    "--client-secret-file": "client_secret_file",
-    "--store": "store",
-}
-REPEATED_TOKEN_OPTIONS = {"--scope": "scope"}
-_FCTL_ONLY = ("config_dir", "profile", "organization", "stack")
+__all__ = ["main", "warm_output"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,49 +74,30 @@ def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetim
     options = token_options(argv)
     if options is None:
         return None
-    settings = settings_from(options.get("stack_token_cache_ttl"), environ)
+    plan = plan_token(options, environ)
+    if not isinstance(plan, TokenPlan) or plan.debug:
+        return None
+    settings = settings_from(plan.ttl, environ)
     if not isinstance(settings, Settings) or not settings.disk_cache_enabled:
         return None
-    machine = "stack_uri" in options or "client_id" in options
-    if not _store_agrees(options, environ, machine=machine):
-        return None
-    store = _client_store(options, environ) if machine else _fctl_store(options, environ)
+    store = _fctl_store(plan, environ) if plan.machine is None else _client_store(plan, environ)
     if store is None:
         return None
     entry = usable_entry((store.record(),), settings=settings, now=now, log=_ignore)
     if entry is None:
         return None
-    return render_token(entry, options.get("output", "text"), stack_uri=store.stack_uri)
+    return render_token(entry, plan.output, stack_uri=store.stack_uri)
 
 
-def _store_agrees(options: dict[str, str], environ: Mapping[str, str], *, machine: bool) -> bool:
-    """Whether the full CLI would accept the shared store asked for (DESIGN §11).
-
-    The host's disk is the level above the shared store, so a usable entry on
-    it answers without Redis; but the full CLI refuses `--store` for an fctl
-    profile, a URL that is not Redis's, or a missing redis-py, and then so must
-    this path, by declining."""
-    if not machine:
-        return not options.get("store")
-    url = store_url_from(options.get("store"), environ)
-    if url is None:
-        return True
-    if not isinstance(url, str):
-        return False
-    # Whether redis-py is installed, without importing it (nor importlib.util).
-    return any(
-        finder.find_spec("redis", None) is not None
-        for finder in sys.meta_path
-        if hasattr(finder, "find_spec")
-    )
-
-
-def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
+def _fctl_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | None:
+    chosen = plan.fctl
+    if chosen is None:
+        return None
     stack = locate_stack(
-        config_dir_from(options.get("config_dir"), environ),
-        profile=options.get("profile"),
-        organization=options.get("organization"),
-        stack=options.get("stack"),
+        config_dir_from(chosen.config_dir, environ),
+        profile=chosen.profile,
+        organization=chosen.organization,
+        stack=chosen.stack,
         environ=environ,
     )
     if not isinstance(stack, FctlStack):
@@ -150,67 +105,44 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
     return fctl_store(stack, log=_ignore)
 
 
-def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
+def _client_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | None:
+    """The machine credential's file store, when the full CLI would get that far.
+
+    The host's disk is the level above the shared store (docs/design.md §11), so a
+    usable entry on it answers without Redis; but the full CLI refuses a store
+    when redis-py is missing, and reads (and may refuse) the secret, and then
+    this path declines."""
+    from stacktoken.core._types import ClientCredentials
     from stacktoken.core._urls import check_endpoint_url
 
+    from ._config import default_cache_dir, read_secret_file
     from ._stores import client_store
 
-    stack_uri, client_id = options.get("stack_uri"), options.get("client_id")
-    if any(name in options for name in _FCTL_ONLY) or not stack_uri or not client_id:
-        return None  # the full CLI explains what is wrong
-    if not isinstance(check_endpoint_url(stack_uri.rstrip("/")), str):
+    machine = plan.machine
+    if machine is None or not isinstance(check_endpoint_url(machine.stack_uri.rstrip("/")), str):
         return None
-    if not _secret_given(options.get("client_secret_file"), environ):
+    if machine.store_url is not None and not _redis_installed():
+        return None
+    if machine.secret_file == "-":  # noqa: S105 - stdin, not a secret
+        return None  # reading stdin here would leave nothing for the full CLI
+    if machine.secret_file is not None and not isinstance(
+        read_secret_file(machine.secret_file), str
+    ):
         return None
     credentials = ClientCredentials.of(
-        stack_uri=stack_uri.rstrip("/"),
-        client_id=client_id,
+        stack_uri=machine.stack_uri.rstrip("/"),
+        client_id=machine.client_id,
         client_secret="-",  # noqa: S106 - unused: neither the key nor the files hold it
-        scopes=tuple(options.get("scope", "").split("\0")) if "scope" in options else (),
+        scopes=machine.scopes,
     )
-    cache_dir = options.get("cache_dir") or default_cache_dir(environ)
+    cache_dir = plan.cache_dir or default_cache_dir(environ)
     return client_store(cache_dir, credentials, log=_ignore)
 
 
-def _secret_given(path: str | None, environ: Mapping[str, str]) -> bool:
-    """Whether the full CLI would find a secret (it reads it; this path needs none)."""
-    from ._options import read_secret_file
-
-    if path is None:
-        return bool(environ.get(CLIENT_SECRET_ENV))
-    if path == "-":
-        return False  # reading stdin here would leave nothing for the full CLI
-    return isinstance(read_secret_file(path), str)
-
-
-def token_options(argv: Sequence[str]) -> dict[str, str] | None:
-    """The options of `[GLOBAL OPTIONS] token [TOKEN OPTIONS]`, else None.
-
-    Only the exact spellings `--name value` and `--name=value` are accepted; a
-    separate value may not start with `-` (argparse would not take it either).
-    A repeated option keeps its last value, as argparse does; `--scope`
-    values accumulate (NUL-separated, a character no argument can hold).
-    """
-    options: dict[str, str] = {}
-    known = GLOBAL_OPTIONS
-    words = iter(argv)
-    for word in words:
-        if known is GLOBAL_OPTIONS and word == "token":
-            known = TOKEN_OPTIONS
-            continue
-        name, equals, value = word.partition("=")
-        repeated = REPEATED_TOKEN_OPTIONS.get(name) if known is TOKEN_OPTIONS else None
-        if name not in known and repeated is None:
-            return None
-        if not equals:
-            following = next(words, None)
-            if following is None or following.startswith("-"):
-                return None
-            value = following
-        if repeated is not None:
-            options[repeated] = f"{options[repeated]}\0{value}" if repeated in options else value
-        else:
-            options[known[name]] = value
-    if known is not TOKEN_OPTIONS or options.get("output", "text") not in OUTPUTS:
-        return None
-    return options
+def _redis_installed() -> bool:
+    """Whether redis-py is installed, without importing it (nor importlib.util)."""
+    return any(
+        finder.find_spec("redis", None) is not None
+        for finder in sys.meta_path
+        if hasattr(finder, "find_spec")
+    )

@@ -70,13 +70,18 @@ def run_cli_fleet(
     store: str | None,
     *extra: str,
     debug: bool = False,
+    store_in_env: bool = False,
 ) -> list[subprocess.CompletedProcess[str]]:
-    """H x P CLI processes started at once; their results once all have exited."""
-    env = cli_env(credential)
+    """H x P CLI processes started at once; their results once all have exited.
+
+    `store_in_env`: the store's URL goes in `$STACKTOKEN_REDIS_URL`, not `--store`
+    (the way to give one with a password: a command line may not carry it)."""
+    env = cli_env(credential, {"STACKTOKEN_REDIS_URL": store} if store_in_env and store else None)
+    flag = None if store_in_env else store
     running = []
     for host in hosts:
         for _ in range(processes):
-            args = cli_args(credential, host, store, *extra, debug=debug)
+            args = cli_args(credential, host, flag, *extra, debug=debug)
             running.append(
                 subprocess.Popen(
                     args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -123,6 +123,34 @@ def test_cache_list_reports_unreadable_entry(estate: Estate) -> None:
     assert "unreadable" in line
 
 
+def test_cache_list_escapes_a_client_folder_name_read_from_disk(world: World) -> None:
+    """An unreadable machine-credential entry is listed by its folder's name: one named
+    with an escape sequence (here one that sets the terminal's title) is shown escaped."""
+    folder = world.cache_dir / "clients" / "\x1b]0;owned\x07"
+    folder.mkdir(parents=True)
+    (folder / "api_token_cache.json").write_text("{not json")
+    result = world.run("cache", "list")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("client \\x1b]0;owned\\x07  unreadable (")
+
+
+def test_cache_list_escapes_stack_folder_names_read_from_disk(estate: Estate) -> None:
+    """A stack folder named with an escape sequence or a newline is one escaped line."""
+    path = estate.profiles[STACKS[0]].api_token_cache_path
+    odd = path.parent.parent / "stk\x1b[2J\n"
+    odd.mkdir()
+    (odd / path.name).write_bytes(path.read_bytes())
+    (odd / path.name).chmod(0o600)
+    result = estate.run("cache", "list")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(STACKS) + 1
+    assert any(line.startswith("default/orgA/stk\\x1b[2J\\n ") for line in lines)
+
+
 def test_cache_list_says_when_entry_is_stale(estate: Estate) -> None:
     path = estate.profiles[STACKS[0]].api_token_cache_path
     document = json.loads(path.read_text())

@@ -484,12 +484,12 @@ def test_login_failed_poll_is_told_on_stderr_without_debug(tmp_path: Path) -> No
 def test_login_poll_timeout_backs_off_then_logs_in(tmp_path: Path) -> None:
     """A poll the IdP holds past the client's timeout (in process, 0.3 s): asked again."""
     from stacktoken.shell._http import HttpPolicy
-    from stacktoken.shell._login import login_command
+    from stacktoken.shell._login import login_flow
 
     with MembershipServer(device_interval=0.1, device_enforce_interval=True) as idp:
         idp.fail_device_polls(Fault.delay(WAIT))
         lines: list[str] = []
-        result = login_command(
+        result = login_flow(
             config_dir=str(tmp_path / "fctl"),
             profile=None,
             membership_uri=idp.base_url,
@@ -513,7 +513,7 @@ def test_login_poll_timeout_backs_off_then_logs_in(tmp_path: Path) -> None:
 def test_login_poll_refused_while_the_idp_is_down_backs_off_then_logs_in(tmp_path: Path) -> None:
     """The IdP goes down right after the device answer (in process): the refused poll
     is backed off and logged; the test brings the IdP back and approves on that line."""
-    from stacktoken.shell._login import login_command
+    from stacktoken.shell._login import login_flow
 
     with MembershipServer(device_interval=0.1, device_enforce_interval=True) as idp:
         lines: list[str] = []
@@ -529,7 +529,7 @@ def test_login_poll_refused_while_the_idp_is_down_backs_off_then_logs_in(tmp_pat
                 idp.start()  # the same port: the next poll reaches it
                 idp.approve_device(codes[0], organizations=[org_claim("o")])
 
-        result = login_command(
+        result = login_flow(
             config_dir=str(tmp_path / "fctl"),
             profile=None,
             membership_uri=idp.base_url,
@@ -745,9 +745,9 @@ def test_login_library_shows_the_code_through_on_prompt(setup: Setup) -> None:
     assert not _profile_path(setup, "other").exists()
 
 
-def test_login_commands_are_declined_by_the_warm_path() -> None:
+def test_login_flows_are_declined_by_the_warm_path() -> None:
     """`login` and `token --login` always go to the full CLI (the warm path cannot log in)."""
-    from stacktoken.shell._warm import token_options
+    from stacktoken.core._commands import token_options
 
     assert token_options(["token"]) == {}
     assert token_options(["login"]) is None

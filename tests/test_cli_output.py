@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from stacktoken.core._output import shell_quote
+from stacktoken.core._commands import shell_quote
 
 from conftest import World
 

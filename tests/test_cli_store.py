@@ -16,6 +16,7 @@ import pytest
 from oauth_servers import CLIENT_CREDENTIALS_GRANT_TYPE, StackAuthServer
 from redis_fleet import Credential, cli_args, cli_env
 from redis_server import RedisServer, redis_server
+from stacktoken.core._commands import store_url_from
 from stacktoken.shell._warm import warm_output
 
 from conftest import CLI_TIMEOUT_SECONDS, World
@@ -70,7 +71,8 @@ def test_cli_store_flag_beats_env_and_empty_flag_turns_it_off(
 def test_cli_store_dead_redis_call_succeeds_without_password_in_logs(
     tmp_path: Path, world: World, credential: Credential
 ) -> None:
-    result = run(cli_args(credential, tmp_path / "a", DEAD_REDIS, debug=True), cli_env(credential))
+    env = cli_env(credential, {"STACKTOKEN_REDIS_URL": DEAD_REDIS})
+    result = run(cli_args(credential, tmp_path / "a", None, debug=True), env)
     assert result.returncode == 0, result.stderr
     assert "redis read failed: ConnectionError" in result.stderr
     assert "RedisStore(redis://:***@127.0.0.1:1/0)" in result.stderr
@@ -113,10 +115,11 @@ def test_cli_store_warm_path_serves_the_host_disk_without_redis(
 ) -> None:
     """A usable entry on the host's disk answers before Redis is asked, on the
     warm path and in the full CLI alike: a dead Redis costs a warm run nothing."""
-    env = cli_env(credential)
-    first = run(cli_args(credential, tmp_path / "a", None), env)
+    first = run(cli_args(credential, tmp_path / "a", None), cli_env(credential))
     assert first.returncode == 0, first.stderr
-    args = cli_args(credential, tmp_path / "a", DEAD_REDIS)
+    # The password-bearing URL in the environment (a command line may not carry one).
+    env = cli_env(credential, {"STACKTOKEN_REDIS_URL": DEAD_REDIS})
+    args = cli_args(credential, tmp_path / "a", None)
     warm = warm_output(args[3:], env, now=datetime.now(UTC))
     assert warm == first.stdout
     full = run(args, env)
@@ -138,6 +141,49 @@ def test_cli_store_warm_path_declines_what_the_full_cli_refuses(
     assert run(args, {**base, **env}).returncode == 2
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:dead-pass-0123456789@127.0.0.1:1/0",
+        "rediss://default:dead-pass-0123456789@127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0?password=dead-pass-0123456789",
+        "rediss://127.0.0.1:1/0?ssl_ca_certs=/ca.pem&ssl_password=dead-pass-0123456789",
+    ],
+)
+def test_cli_store_flag_with_a_password_is_a_usage_error_pointing_to_the_env(
+    tmp_path: Path, world: World, credential: Credential, url: str
+) -> None:
+    """Any local user sees a command line (`ps`): a password goes in $STACKTOKEN_REDIS_URL."""
+    env = cli_env(credential)
+    args = cli_args(credential, tmp_path / "a", url)
+    result = run(args, env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("stacktoken: error: --store must not carry a password")
+    assert "$STACKTOKEN_REDIS_URL" in result.stderr
+    assert "dead-pass" not in result.stderr
+    assert result.stdout == ""
+    assert requests(world.stack) == 0
+    assert warm_output(args[3:], env, now=datetime.now(UTC)) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0",
+        "redis://default@127.0.0.1:1/0",
+        "rediss://127.0.0.1:1/0?ssl_ca_certs=/ca.pem",
+        "redis://127.0.0.1:1/0?password=",
+    ],
+)
+def test_cli_store_flag_without_a_password_is_accepted(url: str) -> None:
+    assert store_url_from(url, {}) == url
+
+
+def test_cli_store_env_may_carry_the_password() -> None:
+    environ = {"STACKTOKEN_REDIS_URL": DEAD_REDIS}
+    assert store_url_from(None, environ) == DEAD_REDIS
+
+
 _DUMP_MODULES = """
 import atexit, runpy, sys
 
@@ -157,7 +203,7 @@ def test_cli_store_warm_run_imports_neither_redis_nor_the_network_stack(
     first = run(cli_args(credential, tmp_path / "a", None), env)
     assert first.returncode == 0, first.stderr
     dump = tmp_path / "modules.txt"
-    args = cli_args(credential, tmp_path / "a", DEAD_REDIS)
+    args = cli_args(credential, tmp_path / "a", None)  # the store is in the environment
     warm = run([args[0], "-c", _DUMP_MODULES, str(dump), *args[3:]], env)
     assert (warm.returncode, warm.stdout) == (0, first.stdout), warm.stderr
     modules = set(dump.read_text().split())

@@ -9,26 +9,32 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from returns.result import Failure, Success
 from stacktoken.core._device import (
+    device_token_request,
+    interpret_device_authorization,
+    interpret_poll_answer,
+    login_device_request,
+    stack_device_request,
+    stack_resource,
+)
+from stacktoken.core._device_polling import (
     POLL_BACKOFF_CAP,
     DeviceFail,
     DeviceFinish,
     DevicePolling,
     DeviceSend,
     DeviceWait,
-    LoginTokens,
     device_step,
-    device_token_request,
-    encode_config,
-    encode_profile,
-    interpret_device_authorization,
-    interpret_poll_answer,
-    login_device_request,
     poll_backoff,
-    stack_device_request,
-    stack_resource,
 )
 from stacktoken.core._errors import AuthRequired, OAuthError, RemoteError
-from stacktoken.core._profile import Organization, Profile, StackRef
+from stacktoken.core._profile import (
+    LoginTokens,
+    Organization,
+    Profile,
+    StackRef,
+    encode_config,
+    encode_profile,
+)
 from stacktoken.core._types import TokenResponse
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

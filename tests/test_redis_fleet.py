@@ -221,7 +221,9 @@ def test_fleet_tokens_and_password_never_in_key_names_or_debug_logs(
     password = "redis-pass-0123456789"
     server = redis_server_factory(password=password)
     with server.monitor() as monitor:
-        results = run_cli_fleet(credential, hosts(tmp_path, 2), 2, server.url, debug=True)
+        results = run_cli_fleet(
+            credential, hosts(tmp_path, 2), 2, server.url, debug=True, store_in_env=True
+        )
         monitor.sync()
     token = assert_all_succeeded(results).pop().strip()
     assert requests(stack_server) == 1

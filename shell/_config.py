@@ -1,5 +1,7 @@
-"""What the command line and the environment choose: fctl's config dir, the
-profile, organization and stack, and the cache TTL (DESIGN §3, §3.1, §3.2, §4).
+"""Where things are and what is configured: the environment's names, fctl's
+config dir and the cache dir, the profile, organization and stack (with the
+files that name them, trust-checked), the cache TTL and the client secret
+file (docs/design.md §3, §3.1, §3.2, §4).
 
 As fctl does (its flags fall back to `strcase.ToScreamingSnake(flag)` in the
 environment), each choice is the flag, else its environment variable, else
@@ -38,11 +40,9 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "CLIENT_SECRET_ENV",
     "CONFIG_DIR_ENV",
     "ORGANIZATION_ENV",
     "PROFILE_ENV",
-    "REDIS_URL_ENV",
     "STACK_ENV",
     "TTL_ENV",
     "FctlStack",
@@ -53,7 +53,6 @@ __all__ = [
     "locate_stack",
     "read_secret_file",
     "settings_from",
-    "store_url_from",
 ]
 
 CONFIG_DIR_ENV = "FCTL_CONFIG_DIR"
@@ -61,9 +60,6 @@ PROFILE_ENV = "PROFILE"
 ORGANIZATION_ENV = "ORGANIZATION"
 STACK_ENV = "STACK"
 TTL_ENV = "STACK_TOKEN_CACHE_TTL"
-CLIENT_SECRET_ENV = "STACKTOKEN_CLIENT_SECRET"  # noqa: S105 - a variable name
-REDIS_URL_ENV = "STACKTOKEN_REDIS_URL"
-STORE_SCHEMES = ("redis://", "rediss://")
 APP_NAME = "stacktoken"
 
 
@@ -103,20 +99,6 @@ def _chosen(flag: str | None, environ: Mapping[str, str], variable: str) -> str 
     return environ.get(variable) or None
 
 
-def store_url_from(flag: str | None, environ: Mapping[str, str]) -> str | UsageError | None:
-    """The shared store's URL (DESIGN §11): `--store`, else `STACKTOKEN_REDIS_URL`;
-    None for no shared store (an empty `--store ""` turns the variable off).
-
-    The URL is never quoted back: it may hold the Redis password."""
-    url = flag if flag is not None else environ.get(REDIS_URL_ENV)
-    if not url:
-        return None
-    if not url.startswith(STORE_SCHEMES):
-        origin = "--store" if flag is not None else f"${REDIS_URL_ENV}"
-        return UsageError(message=f"{origin} must be a redis:// or rediss:// URL")
-    return url
-
-
 def current_profile(
     config_dir: str, flag: str | None, environ: Mapping[str, str]
 ) -> str | LocalError:
@@ -129,9 +111,9 @@ def current_profile(
 
 
 def _read_trusted(place: Place, decides: str) -> bytes | LocalError | None:
-    """A file that decides where our secrets go, checked as the secrets are (issue 15
-    #1): ours, a regular file, not writable by others, not through a symlink. None
-    when it does not exist."""
+    """A file that decides where our secrets go, checked as the secrets are: ours,
+    a regular file, not writable by others, not through a symlink. None when it
+    does not exist."""
     read = read_private(place)
     if read == "no such file":
         return None
