@@ -4,7 +4,7 @@ One `Http` per token source holds one `httpx.Client`, created on the first
 request so that a warm run never imports httpx. Every request goes through
 the URL policy (https, or http on loopback) first; retry decisions are core's
 `retry_delay`. Redirects are never followed: a token endpoint that redirects
-a POST would replay credentials to wherever it points (DESIGN §5), and a
+a POST would replay credentials to wherever it points (docs/design.md §5), and a
 discovery document must be served at its own issuer's URL (RFC 8414 §3.3).
 """
 
@@ -141,16 +141,13 @@ class Http:
 
         where = f"{method} {safe_url(url)}"
         sent_at = self._clock()
-        from ._transport import TlsSetupError, deadline
+        from ._transport import TlsSetupError
 
         started = time.perf_counter()
         try:
-            with (
-                deadline(self._policy.timeout),
-                self._http_client().stream(
-                    method, url, data=dict(form) if form else None, headers=dict(headers)
-                ) as response,
-            ):
+            with self._http_client().stream(
+                method, url, data=dict(form) if form else None, headers=dict(headers)
+            ) as response:
                 body = self._read_capped(response)
                 elapsed = time.perf_counter() - started
                 self._log(f"{where} -> {response.status_code} in {elapsed * 1000:.0f} ms")
@@ -216,9 +213,11 @@ class Http:
             )
 
     def _read_capped(self, response: httpx.Response) -> bytes:
-        """The body, within the size cap before and after decompression (issue 15 #3:
-        a 1.8 KB `gzip, gzip` answer once grew past 2 GB in httpx's own decoder).
-        The transport's deadline bounds every read, so a dripping body ends too."""
+        """The body, within the size cap before and after decompression. Not httpx's
+        `iter_bytes`: its decoders inflate each chunk whole, so a capped stream sees a
+        590-byte `gzip, gzip` answer only once it is 256 MiB in memory (and it decodes
+        codings we never asked for). The transport's deadline bounds every read, so a
+        dripping body ends too."""
         limit = self._policy.max_body_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -247,7 +246,7 @@ class Http:
                         "Accept-Encoding": "identity",
                         "User-Agent": "stacktoken",
                     },
-                    transport=Transport(),
+                    transport=Transport(total=self._policy.timeout),
                     trust_env=False,  # the transport applies proxies, never to loopback
                 )
             return self._client

@@ -1,66 +1,57 @@
-"""The HTTP transport under `Http`: one deadline per request, TLS set up only
-for https, loopback never proxied (issue 15 #2, #5; DESIGN §5, §12).
+"""The HTTP transport under `Http`: httpcore's connection pool (httpx's own
+stack), one deadline per request, TLS set up only for https, loopback never
+proxied (docs/design.md §5, §12).
 
 - httpx bounds each connect, read and write, not a request: a server that
   drips its headers a byte at a time, within every read timeout, holds a run
-  (and the stack's lock) for ever. Here every network operation is bounded by
-  what is left of the request's deadline (`deadline`), headers included.
-- httpx loads the CA bundle into an SSL context when a client is made (about
-  40 ms), though a run on plain http (loopback: the URL policy allows no
-  other) never needs one; here the https context, with httpx's own CA rules
-  (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else certifi), is made on first use, and
-  a CA file that cannot be loaded is a clear error, not a traceback.
+  (and the stack's lock) for ever. Here a `NetworkBackend` of ours, httpcore's
+  extension point, bounds every network operation by what is left of the
+  request's deadline: connect, TLS, headers and body in one bound.
+- HTTP/1.1 framing is h11's: a body cut short of its `Content-Length`, or
+  conflicting lengths, are protocol errors and the connection is dropped. A
+  response with both `Transfer-Encoding` and `Content-Length` (RFC 9112 §6.3:
+  a sign of response splitting), which h11 reads by the former, is refused here.
+- httpx loads the CA bundle into an SSL context when a transport is made,
+  though a run on plain http (loopback: the URL policy allows no other) never
+  needs one; here the https context, with httpx's own CA rules
+  (`SSL_CERT_FILE`, else `SSL_CERT_DIR`, else certifi), is made on first use,
+  and CAs that cannot be loaded are a clear error, not a traceback.
 - A proxy set in the environment would receive loopback traffic, tokens and
   all, in clear text; fctl's Go transport never proxies loopback, nor does
   this one. Other hosts go through `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY`
   unless `NO_PROXY` says otherwise, as with httpx.
-- A direct request goes over the standard library's `http.client`, which
-  `import httpx` has loaded already (through `urllib.request`): httpcore, h11
-  and anyio would cost a quarter of `import httpx` more on every cold run
-  (DESIGN §12; benchmarks/RESULTS.md). Connections are kept alive and reused,
-  one request at a time each, as httpcore's pool does. A request through a
-  proxy goes through httpcore (`_proxy`), imported then only.
 """
 
 from __future__ import annotations
 
-import http.client
-import io
-import socket
+import os
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import httpcore
 import httpx
 from stacktoken.core._urls import is_loopback
 
-if TYPE_CHECKING:
-    from ._proxy import ProxyRoute
+__all__ = ["TlsSetupError", "Transport", "tls_context"]
 
-__all__ = ["TlsSetupError", "Transport", "deadline", "left"]
-
-_local = threading.local()
-_CHUNK = 64 * 1024
+_local = threading.local()  # `until`: the deadline of this thread's request in flight
+# httpx's own pool limits; no cap on connections, so a request never waits for one.
+_LIMITS: dict[str, Any] = {
+    "max_connections": None,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": 5.0,
+}
 
 
 class TlsSetupError(httpx.TransportError):
     """The CA certificates for https could not be loaded."""
 
 
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Bound every network operation of this thread's next request by `seconds` in all."""
-    _local.until = time.monotonic() + seconds
-    try:
-        yield
-    finally:
-        _local.until = None
-
-
-def left(timeout: float | None, expired: type[Exception]) -> float | None:
+def _left(timeout: float | None, expired: type[Exception]) -> float | None:
     """The smaller of an operation's own timeout and what is left of the deadline."""
     until: float | None = getattr(_local, "until", None)
     if until is None:
@@ -71,277 +62,220 @@ def left(timeout: float | None, expired: type[Exception]) -> float | None:
     return remaining if timeout is None else min(timeout, remaining)
 
 
-class _Timeouts:
-    """A request's own timeouts (httpx's `timeout` extension), per operation."""
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
 
-    def __init__(self, extensions: dict[str, Any]) -> None:
-        given = extensions.get("timeout") or {}
-        self.connect: float | None = given.get("connect")
-        self.read: float | None = given.get("read")
-        self.write: float | None = given.get("write")
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
 
-
-class _Reader(io.RawIOBase):
-    """The raw reader `http.client` reads a response from: each read bounded."""
-
-    def __init__(self, owner: _BoundedSocket) -> None:
-        super().__init__()
-        self._owner = owner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        sock = self._owner.raw
-        sock.settimeout(left(self._owner.timeouts.read, httpx.ReadTimeout))
-        try:
-            return sock.recv_into(buffer)
-        except TimeoutError as error:
-            raise httpx.ReadTimeout("timed out reading") from error
-        except OSError as error:
-            raise httpx.ReadError(str(error)) from error
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
-        if not self.closed:
-            super().close()
-            self._owner.release()
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        bound = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, bound))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
-class _BoundedSocket:
-    """What `http.client` sees as its socket: every write and read bounded. As with a
-    socket's `makefile`, the descriptor is closed once the socket and every reader are."""
+class _BoundedBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend, each operation bounded by the request's deadline."""
 
-    def __init__(self, sock: socket.socket, timeouts: _Timeouts) -> None:
-        self.raw = sock
-        self.timeouts = timeouts
-        self._readers = 0
-        self._closed = False
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
 
-    def sendall(self, data: Any) -> None:
-        self.raw.settimeout(left(self.timeouts.write, httpx.WriteTimeout))
-        try:
-            self.raw.sendall(data)
-        except TimeoutError as error:
-            raise httpx.WriteTimeout("timed out writing") from error
-        except OSError as error:
-            raise httpx.WriteError(str(error)) from error
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        bound = _left(timeout, httpcore.ConnectTimeout)
+        stream = self._backend.connect_tcp(host, port, bound, local_address, socket_options)
+        return _BoundedStream(stream)
 
-    def makefile(self, mode: str, *_: Any, **__: Any) -> io.BufferedReader:
-        self._readers += 1
-        return io.BufferedReader(_Reader(self), _CHUNK)
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used")
 
-    def release(self) -> None:
-        self._readers -= 1
-        if self._closed and self._readers == 0:
-            self.raw.close()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._readers == 0:
-            self.raw.close()
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
 
 
-class _Connection(http.client.HTTPConnection):
-    """One connection to one origin, over TLS when a context is given."""
+# httpcore's exceptions and httpx's, as httpx maps them (same names, public in both),
+# the more specific first.
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
-        super().__init__(host, port)
-        self._context = context
-        self.timeouts = _Timeouts({})
-        self.bounded: _BoundedSocket | None = None
 
-    def connect(self) -> None:
-        try:
-            # The host as bytes (httpx's `raw_host`, IDNA-encoded already): a str
-            # would have `getaddrinfo` load the idna codec, for nothing. Typeshed
-            # admits only str hosts; CPython's getaddrinfo takes bytes too.
-            address: tuple[Any, int] = (self.host.encode("ascii"), self.port)
-            sock = socket.create_connection(
-                address,
-                left(self.timeouts.connect, httpx.ConnectTimeout),
-            )
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._context is not None:
-                sock.settimeout(left(self.timeouts.connect, httpx.ConnectTimeout))
-                sock = self._context.wrap_socket(sock, server_hostname=self.host)
-        except TimeoutError as error:
-            raise httpx.ConnectTimeout("timed out connecting") from error
-        except OSError as error:  # refused, unreachable, name unknown, TLS refused
-            raise httpx.ConnectError(str(error) or type(error).__name__) from error
-        self.bounded = _BoundedSocket(sock, self.timeouts)
-        self.sock = self.bounded
-
-    def bound_by(self, timeouts: _Timeouts) -> None:
-        """The next request's timeouts, for its connect, writes and reads."""
-        self.timeouts = timeouts
-        if self.bounded is not None:
-            self.bounded.timeouts = timeouts
-
-    def idle_and_open(self) -> bool:
-        """Reusable: connected, and the server has neither closed nor sent anything."""
-        if self.bounded is None or self.sock is None:
-            return False
-        import select
-
-        if not hasattr(select, "poll"):  # Windows: select() has no descriptor limit there
-            readable, _, _ = select.select([self.bounded.raw], [], [], 0)
-            return not readable
-        # poll(), not select(): a service with 1024 files open has descriptors
-        # select() refuses. Any event (data, hang-up, error) means not reusable.
-        poller = select.poll()
-        poller.register(self.bounded.raw, select.POLLIN)
-        return not poller.poll(0)
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        for theirs, ours in _EXCEPTIONS:
+            if isinstance(error, theirs):
+                raise ours(str(error)) from error
+        raise
 
 
 class _Body(httpx.SyncByteStream):
-    """A response's body; the connection goes back to its pool once read whole."""
+    """A response's body; closing it returns (or drops) the connection and ends the deadline."""
 
-    def __init__(self, answer: http.client.HTTPResponse, done: Any) -> None:
-        self._answer = answer
-        self._done = done
-        self._whole = False
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            while chunk := self._answer.read(_CHUNK):
-                yield chunk
-        except http.client.HTTPException as error:
-            raise httpx.RemoteProtocolError(type(error).__name__) from error
-        self._whole = True
+        with _as_httpx_errors():
+            yield from self._stream
 
     def close(self) -> None:
-        done, self._done = self._done, None
-        if done is not None:
-            done(self._whole and not self._answer.will_close)
+        _local.until = None
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            with _as_httpx_errors():
+                close()
 
 
-class _Direct:
-    """Connections to one origin, without a proxy: idle ones are reused."""
-
-    def __init__(self, scheme: str, host: str, port: int) -> None:
-        self._scheme, self._host, self._port = scheme, host, port
-        self._idle: list[_Connection] = []
-        self._context: ssl.SSLContext | None = None  # made on the first https connection
-        self._lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        connection = self._take()
-        connection.bound_by(_Timeouts(request.extensions))
-        try:
-            answer = self._exchange(connection, request)
-        except BaseException:
-            connection.close()
-            raise
-
-        def done(reusable: bool) -> None:
-            if reusable:
-                with self._lock:
-                    self._idle.append(connection)
-            else:
-                connection.close()
-
-        return httpx.Response(
-            status_code=answer.status,
-            headers=[
-                (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in answer.getheaders()
-            ],
-            stream=_Body(answer, done),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-
-    @staticmethod
-    def _exchange(connection: _Connection, request: httpx.Request) -> http.client.HTTPResponse:
-        url = request.url
-        body = request.read()
-        try:
-            connection.putrequest(
-                request.method,
-                url.raw_path.decode("ascii"),
-                skip_host=True,
-                skip_accept_encoding=True,
-            )
-            for name, value in request.headers.raw:
-                connection.putheader(name.decode("latin-1"), value.decode("latin-1"))
-            connection.endheaders(body or None)
-            return connection.getresponse()
-        except http.client.HTTPException as error:
-            raise httpx.RemoteProtocolError(type(error).__name__) from error
-        except ValueError as error:  # a header http.client refuses to send
-            raise httpx.LocalProtocolError(str(error)) from error
-
-    def _take(self) -> _Connection:
-        with self._lock:
-            while self._idle:
-                found = self._idle.pop()
-                if found.idle_and_open():
-                    return found
-                found.close()
-            if self._scheme == "https" and self._context is None:
-                self._context = _tls_context()
-        return _Connection(self._host, self._port, self._context)
-
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._idle:
-                connection.close()
-            self._idle.clear()
+_Pool = httpcore.ConnectionPool | httpcore.HTTPProxy
 
 
 class Transport(httpx.BaseTransport):
-    """Routes each request: direct, or through the environment's proxy."""
+    """Routes each request to a pool: direct, or through the environment's proxy.
+    Each request, body included, must be done within `total` seconds."""
 
-    def __init__(self) -> None:
-        self._routes: dict[tuple[str, str, int, str | None], _Direct | ProxyRoute] = {}
+    def __init__(self, *, total: float) -> None:
+        self._total = total
+        self._pools: dict[tuple[str, str | None], _Pool] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}")
-        return self._route(url, _proxy_for(url)).handle_request(request)
+        if url.scheme == "http" and not is_loopback(url.host):
+            # The URL policy refused this already, by urllib's reading of the URL:
+            # httpx's reading must agree before anything goes out in clear text.
+            raise httpx.UnsupportedProtocol("plain http is for loopback hosts only")
+        pool = self._pool(url.scheme, _proxy_for(url))
+        _local.until = time.monotonic() + self._total
+        try:
+            with _as_httpx_errors():
+                answer = pool.handle_request(
+                    httpcore.Request(
+                        method=request.method,
+                        url=httpcore.URL(
+                            scheme=url.raw_scheme,
+                            host=url.raw_host,
+                            port=url.port,
+                            target=url.raw_path,
+                        ),
+                        headers=request.headers.raw,
+                        content=request.stream,
+                        extensions=request.extensions,
+                    )
+                )
+            names = {name.lower() for name, _ in answer.headers}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                answer.close()  # unread: the connection is dropped, not reused
+                raise httpx.RemoteProtocolError(
+                    "a response framed by both Transfer-Encoding and Content-Length"
+                )
+        except BaseException:
+            _local.until = None
+            raise
+        assert isinstance(answer.stream, Iterable)  # a sync pool answers a sync stream
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream),
+            extensions=answer.extensions,
+        )
 
-    def _route(self, url: httpx.URL, proxy: str | None) -> _Direct | ProxyRoute:
-        port = url.port or (443 if url.scheme == "https" else 80)
-        host = url.raw_host.decode("ascii")
-        key = (url.scheme, host, port, proxy)
+    def _pool(self, scheme: str, proxy: str | None) -> _Pool:
         with self._lock:
-            found = self._routes.get(key)
+            found = self._pools.get((scheme, proxy))
             if found is None:
-                found = self._routes[key] = _make_route(url.scheme, host, port, proxy)
+                found = self._pools[(scheme, proxy)] = _make_pool(scheme, proxy)
             return found
 
     def close(self) -> None:
         with self._lock:
-            for route in self._routes.values():
-                route.close()
-            self._routes.clear()
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
 
 
-def _make_route(scheme: str, host: str, port: int, proxy: str | None) -> _Direct | ProxyRoute:
+def _make_pool(scheme: str, proxy: str | None) -> _Pool:
+    # Plain http never handshakes: no context, so no CA bundle is loaded.
+    context = tls_context() if scheme == "https" else None
     if proxy is None:
-        return _Direct(scheme, host, port)
-    from ._proxy import ProxyRoute
+        return httpcore.ConnectionPool(
+            ssl_context=context, network_backend=_BoundedBackend(), **_LIMITS
+        )
+    parsed = httpx.URL(proxy)
+    if parsed.scheme not in ("http", "https"):
+        raise httpx.ProxyError(f"unsupported proxy scheme {parsed.scheme!r} (http and https are)")
+    return httpcore.HTTPProxy(
+        proxy_url=httpcore.URL(
+            scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+        ),
+        proxy_auth=(parsed.username, parsed.password) if parsed.username else None,
+        ssl_context=context,
+        # Our CA rules for an https proxy too (httpcore's default is certifi alone).
+        proxy_ssl_context=tls_context() if parsed.scheme == "https" else None,
+        network_backend=_BoundedBackend(),
+        **_LIMITS,
+    )
 
-    https = scheme == "https" or proxy.startswith("https:")
-    return ProxyRoute(proxy, _tls_context() if https else None)
 
+def tls_context() -> ssl.SSLContext:
+    """httpx's own CA rules, with a clear error when they cannot be followed.
 
-def _tls_context() -> ssl.SSLContext:
-    """httpx's own CA rules, with a clear error when they cannot be followed."""
-    import os
-
+    The context always verifies (`ssl.create_default_context`); a CA directory
+    that does not exist would load nothing and trust no server, silently: it is
+    named instead, as a CA file that cannot be read is.
+    """
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    source = (
+        f"SSL_CERT_FILE={cafile!r}"
+        if cafile
+        else f"SSL_CERT_DIR={capath!r}"
+        if capath
+        else "the CA bundle"
+    )
+    if not cafile and capath and not os.path.isdir(capath):
+        raise TlsSetupError(f"cannot load the CA certificates from {source}: not a directory")
     try:
         return httpx.create_ssl_context(verify=True, trust_env=True)
     except (OSError, ssl.SSLError) as error:
-        source = next(
-            (
-                f"{name}={os.environ[name]!r}"
-                for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-                if os.environ.get(name)
-            ),
-            "the CA bundle",
-        )
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise TlsSetupError(f"cannot load the CA certificates from {source}: {reason}") from error
 
