@@ -25,6 +25,7 @@ from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime, timedelta
 from stacktoken.core._types import CachedToken, Settings, StackKey
 
+from ._commands import chain_token_options, register_commands, run_command
 from ._files import Place, remove_file
 from ._options import (
     CLIENT_SECRET_ENV,
@@ -176,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("--stack")
     clear.add_argument("--client-id", help="remove this machine credential's entries instead")
     clear.add_argument("--stack-uri", help="with --client-id: only those for this stack")
+    register_commands(commands)  # status, logout
     return parser
 
 
@@ -249,6 +251,8 @@ def _run(argv: Sequence[str]) -> int:
     options = _plain_token_command(argv) or _parse(argv)
     log = _debug_log() if options.debug else _no_log
     config_dir = config_dir_from(options.config_dir, os.environ)
+    if (ran := run_command(options, config_dir, log, _fail)) is not None:
+        return ran
     if options.command == "token":
         return _token(options, config_dir, log)
     if options.command == "login":
@@ -294,6 +298,8 @@ _TOKEN_DESTINATIONS = (
 
 
 def _token(options: Any, config_dir: str, log: Callable[[str], None]) -> int:
+    if (refused := chain_token_options(options, config_dir)) is not None:
+        return _fail(refused)  # docs/design.md §14: the credential chain
     machine = options.stack_uri is not None or options.client_id is not None
     if not machine and options.store:
         return _fail(UsageError(message=FCTL_TOKENS_STAY_LOCAL))

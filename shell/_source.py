@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from time import time as _wall  # one global lookup on `token()`'s fast path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
@@ -64,6 +64,11 @@ from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
 from ._options import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._renewer import Renewer
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ._credential import ChainOptions
 
 __all__ = ["SharedStore", "TokenSource", "utc_now"]
 
@@ -268,6 +273,20 @@ class TokenSource:
             renewal=renewal,
             renew_in_background=renew_in_background,
         )
+
+    @classmethod
+    def default(cls, **options: Unpack[ChainOptions]) -> TokenSource:
+        """The source of the credential found where this machine keeps one, with no
+        request (docs/design.md §14): the arguments (a `stack_uri` and `client_id`,
+        or a `profile`/`organization`/`stack`), else a machine credential in
+        `$STACKTOKEN_STACK_URI` and `$STACKTOKEN_CLIENT_ID` (secret in
+        `$STACKTOKEN_CLIENT_SECRET` or `$STACKTOKEN_CLIENT_SECRET_FILE`, scopes in
+        `$STACKTOKEN_SCOPES`), else the fctl profile. `$STACKTOKEN_CREDENTIAL`
+        (`client` or `fctl`) pins one. Other keywords as for `from_fctl` and
+        `from_client_credentials`. Raises `StackTokenError` subclasses."""
+        from ._credential import default_source
+
+        return _raise_on_failure(default_source(**options))
 
     @classmethod
     def from_client_credentials(

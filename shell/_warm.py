@@ -24,6 +24,7 @@ import os
 import sys
 
 from stacktoken.core._cache import usable_entry
+from stacktoken.core._chain import chained_options
 from stacktoken.core._output import OUTPUTS, render_token
 from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import ClientCredentials, Settings
@@ -98,6 +99,8 @@ def _ignore(_: str) -> None:
 def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetime) -> str | None:
     """What `stacktoken token` prints when a usable stored entry answers it, else None."""
     options = token_options(argv)
+    if options is not None:  # docs/design.md §14: the environment's machine credential
+        options = chained_options(options, environ)
     if options is None:
         return None
     settings = settings_from(options.get("stack_token_cache_ttl"), environ)
