@@ -124,9 +124,9 @@ def _stdin() -> str:
 def _status(
     options: Any, config_dir: str, log: Callable[[str], None], fail: Callable[[AcquireError], int]
 ) -> int:
-    from ._status import status_result
+    from ._status import collect_status
 
-    result = status_result(
+    result = collect_status(
         check=options.check,
         cache_dir=options.cache_dir,
         log=log,
@@ -148,13 +148,13 @@ def _status(
 def _logout(
     options: Any, config_dir: str, log: Callable[[str], None], fail: Callable[[AcquireError], int]
 ) -> int:
-    from ._logout import logout_result
+    from ._logout import logout_command
 
     arguments = _chain_arguments(options, config_dir)
     for unused in ("organization", "stack"):  # a logout is the whole profile's
         if arguments.pop(unused) is not None:
             return fail(UsageError(message=f"logout logs the whole profile out: no --{unused}"))
-    result = logout_result(
+    result = logout_command(
         cache_dir=options.cache_dir,
         store=options.store,
         log=log,

@@ -199,10 +199,11 @@ def resolve_chain(
     )
 
 
-def default_source(**options: Any) -> Result[TokenSource, AcquireError]:
-    """`TokenSource.default()`: the source of the credential the chain picks."""
-    from ._source import TokenSource
-
+def default_source(
+    source_class: type[TokenSource], **options: Any
+) -> Result[TokenSource, AcquireError]:
+    """`TokenSource.default()`: the source of the credential the chain picks
+    (`source_class` is `TokenSource`, given so that this module needs no import of it)."""
     chain_keys = (
         "stack_uri",
         "client_id",
@@ -232,7 +233,7 @@ def default_source(**options: Any) -> Result[TokenSource, AcquireError]:
     def build(found: Resolved) -> Result[TokenSource, AcquireError]:
         if found.client is not None:
             client = found.client
-            return TokenSource.from_client_credentials_result(
+            return source_class.from_client_credentials_result(
                 stack_uri=client.stack_uri,
                 client_id=client.client_id,
                 client_secret=client.client_secret,
@@ -249,7 +250,7 @@ def default_source(**options: Any) -> Result[TokenSource, AcquireError]:
             )
         assert found.stack is not None  # a Resolved holds one or the other
         key = found.stack.key
-        return TokenSource.from_fctl_result(
+        return source_class.from_fctl_result(
             config_dir=found.config_dir,
             profile=key.profile,
             organization=key.organization,

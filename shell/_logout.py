@@ -51,7 +51,7 @@ from ._http import Http, HttpPolicy
 from ._options import config_dir_from, current_profile, default_cache_dir, store_url_from
 from ._stores import client_store
 
-__all__ = ["LogoutReport", "logout", "logout_result"]
+__all__ = ["LogoutReport", "logout", "logout_command"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +72,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def logout_result(
+def logout_command(
     *,
     stack_uri: str | None = None,
     client_id: str | None = None,
@@ -132,14 +132,14 @@ def logout_result(
 
 def logout(**options: Any) -> LogoutReport:
     """Log out, as `stacktoken logout` does: revoke what can be revoked, then
-    delete the local tokens. Keywords as `logout_result` (`profile`,
+    delete the local tokens. Keywords as `logout_command` (`profile`,
     `config_dir`; or `stack_uri`, `client_id`, `client_secret`, `scopes`,
     `cache_dir`, `store`). A token that could not be revoked is listed in the
     report's `not_revoked`, not raised. Raises `StackTokenError` subclasses on
     usage errors and when local files cannot be changed."""
     from ._exceptions import as_exception
 
-    result = logout_result(**options)
+    result = logout_command(**options)
     report = result.value_or(None)
     if report is None:
         raise as_exception(result.failure())

@@ -286,7 +286,7 @@ class TokenSource:
         `from_client_credentials`. Raises `StackTokenError` subclasses."""
         from ._credential import default_source
 
-        return _raise_on_failure(default_source(**options))
+        return _raise_on_failure(default_source(cls, **options))
 
     @classmethod
     def from_client_credentials(

@@ -30,14 +30,14 @@ from ._files import Place, read_private
 from ._options import FctlStack, default_cache_dir
 from ._stores import client_store, read_cache_entry
 
-__all__ = ["credential_status", "status", "status_result"]
+__all__ = ["credential_status", "status", "collect_status"]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def status_result(
+def collect_status(
     *,
     check: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -75,7 +75,7 @@ def status(**options: Any) -> CredentialStatus:
     """
     from ._exceptions import as_exception
 
-    result = status_result(**options)
+    result = collect_status(**options)
     found = result.value_or(None)
     if found is None:
         raise as_exception(result.failure())

@@ -2481,7 +2481,7 @@ class StackAuthServer(LoopbackOAuthServer):
         the ledger stub included); a JWT-bearer token has no client: ``invalid_client``."""
         client_id, presented = _presented_client_auth(request)
         client = self._find_client(client_id or "")
-        basic_user, basic_secret = _basic_credentials(request.headers.get("Authorization"))
+        _, basic_secret = _basic_credentials(request.headers.get("Authorization"))
         secret = basic_secret if presented == "client_secret_basic" else None
         if presented == "client_secret_post":
             secret = request.form.get("client_secret")

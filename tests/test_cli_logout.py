@@ -14,7 +14,13 @@ import httpx
 import pytest
 import stacktoken
 from ledger_stub import LedgerStub
-from oauth_servers import ConfidentialClient, MembershipServer, StackAuthServer, write_fctl_profile
+from oauth_servers import (
+    ClientAuthMethod,
+    ConfidentialClient,
+    MembershipServer,
+    StackAuthServer,
+    write_fctl_profile,
+)
 
 from conftest import World
 
@@ -147,13 +153,13 @@ def jwt_world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 def test_logout_machine_credential_revokes_its_token_everywhere(
-    jwt_world: World, method: str
+    jwt_world: World, method: ClientAuthMethod
 ) -> None:
     world = jwt_world
     world.stack.token_endpoint_auth_methods = [method]
     client: ConfidentialClient = world.stack.add_client(
         f"svc-{method[-4:]}", "l0g0ut-s3cret", auth_methods=(method,)
-    )  # type: ignore[arg-type]
+    )
     flags = ("--stack-uri", world.stack.stack_uri, "--client-id", client.client_id)
     env = {"STACKTOKEN_CLIENT_SECRET": client.client_secret}
     got = world.run("token", *flags, env=env)
@@ -168,9 +174,7 @@ def test_logout_machine_credential_revokes_its_token_everywhere(
     assert "1 token(s) revoked" in result.stdout
     assert not world.stack.is_valid_access_token(token)
     assert httpx.get(ledger.info_url, headers=bearer).status_code == 401
-    revocations = [
-        r for r in world.stack.requests if f"{r.method} {r.path}" == world.stack.REVOKE
-    ]
+    revocations = [r for r in world.stack.requests if f"{r.method} {r.path}" == world.stack.REVOKE]
     assert len(revocations) == 1
     form = revocations[0].form
     assert form.get("token_type_hint") == "access_token"
