@@ -14,6 +14,7 @@ import httpx
 import pytest
 import stacktoken
 from ledger_stub import LedgerStub
+from redis_server import RedisServer, redis_server
 from oauth_servers import (
     ClientAuthMethod,
     ConfidentialClient,
@@ -23,6 +24,8 @@ from oauth_servers import (
 )
 
 from conftest import World
+
+__all__ = ["redis_server"]  # the fixture
 
 WARNING = "stacktoken: warning: "
 
@@ -186,3 +189,25 @@ def test_logout_machine_credential_revokes_its_token_everywhere(
     assert_clean(result, world, token, client.client_secret)
     again = world.run("logout", *flags, env=env)
     assert again.returncode == 0 and "0 token(s) revoked" in again.stdout
+
+
+def test_logout_machine_credential_deletes_the_shared_store_entry(
+    world: World, redis_server: RedisServer
+) -> None:
+    import redis
+
+    client = world.stack.add_client("svc-fleet", "fl33t-s3cret")
+    flags = ("--stack-uri", world.stack.stack_uri, "--client-id", client.client_id)
+    env = {"STACKTOKEN_CLIENT_SECRET": client.client_secret}
+    stored = ("--store", redis_server.url)
+    assert world.run("token", *flags, *stored, env=env).returncode == 0
+    reader = redis.Redis.from_url(redis_server.url)
+    try:
+        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(b":lock")]
+        result = world.run("logout", *flags, *stored, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "1 token(s) revoked" in result.stdout
+        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(b":lock")] == []
+    finally:
+        reader.close()
+    assert world.stack.issued_tokens == []
