@@ -14,7 +14,6 @@ import httpx
 import pytest
 import stacktoken
 from ledger_stub import LedgerStub
-from redis_server import RedisServer, redis_server
 from oauth_servers import (
     ClientAuthMethod,
     ConfidentialClient,
@@ -22,6 +21,7 @@ from oauth_servers import (
     StackAuthServer,
     write_fctl_profile,
 )
+from redis_server import RedisServer, redis_server
 
 from conftest import World
 
