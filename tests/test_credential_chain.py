@@ -273,3 +273,20 @@ def test_default_source_with_an_empty_config_dir_makes_no_request(
         with pytest.raises(stacktoken.AuthenticationRequiredError, match="no credential found"):
             stacktoken.TokenSource.default(cache_dir=tmp_path / "cache")
         assert membership.total_requests + stack.total_requests == 0
+
+
+def test_formance_sdk_without_a_source_uses_the_chain(
+    monkey_env: World, client: ConfidentialClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger_stub import LedgerStub
+
+    world = monkey_env
+    ledger = LedgerStub(world.stack)
+    for name, value in machine_env(world, client).items():
+        monkeypatch.setenv(name, value)
+    with stacktoken.formance_sdk() as sdk:
+        assert sdk.sdk_configuration.server_url == world.stack.stack_uri
+        info = sdk.ledger.v2.get_info()
+    assert info.v2_config_info is not None
+    assert ledger.accepted == 1
+    assert world.stack.client_credentials_count == 1 and world.exchanges() == 1
