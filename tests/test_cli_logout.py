@@ -201,13 +201,13 @@ def test_logout_machine_credential_deletes_the_shared_store_entry(
     env = {"STACKTOKEN_CLIENT_SECRET": client.client_secret}
     stored = ("--store", redis_server.url)
     assert world.run("token", *flags, *stored, env=env).returncode == 0
-    reader = redis.Redis.from_url(redis_server.url)
+    reader = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(b":lock")]
+        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(":lock")]
         result = world.run("logout", *flags, *stored, env=env)
         assert result.returncode == 0, result.stderr
         assert "1 token(s) revoked" in result.stdout
-        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(b":lock")] == []
+        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(":lock")] == []
     finally:
         reader.close()
     assert world.stack.issued_tokens == []
