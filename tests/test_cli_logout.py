@@ -9,6 +9,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -191,6 +192,12 @@ def test_logout_machine_credential_revokes_its_token_everywhere(
     assert again.returncode == 0 and "0 token(s) revoked" in again.stdout
 
 
+def _entries(reader: Any) -> list[str]:
+    """The token entries (not the lock keys) in Redis."""
+    names = [k.decode() if isinstance(k, bytes) else str(k) for k in reader.keys("stacktoken:v1:*")]
+    return [name for name in names if not name.endswith(":lock")]
+
+
 def test_logout_machine_credential_deletes_the_shared_store_entry(
     world: World, redis_server: RedisServer
 ) -> None:
@@ -203,11 +210,11 @@ def test_logout_machine_credential_deletes_the_shared_store_entry(
     assert world.run("token", *flags, *stored, env=env).returncode == 0
     reader = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(":lock")]
+        assert _entries(reader)
         result = world.run("logout", *flags, *stored, env=env)
         assert result.returncode == 0, result.stderr
         assert "1 token(s) revoked" in result.stdout
-        assert [k for k in reader.keys("stacktoken:v1:*") if not k.endswith(":lock")] == []
+        assert _entries(reader) == []
     finally:
         reader.close()
     assert world.stack.issued_tokens == []
