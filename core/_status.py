@@ -241,10 +241,10 @@ def render_status(status: CredentialStatus, output: str, *, now: datetime) -> st
     if status.check is not None:
         check = status.check
         if check.error is not None:
-            lines.append(f"  check: failed after {check.seconds:.3f}s: {check.error}")
+            lines.append(f"  check: failed after {check.seconds * 1000:.1f} ms: {check.error}")
         else:
             lines.append(
-                f"  check: token from {check.origin} in {check.seconds:.3f}s, "
+                f"  check: token from {check.origin} in {check.seconds * 1000:.1f} ms, "
                 f"expires {_until(check.expiry, now)}"
             )
     return "".join(line + "\n" for line in lines)
