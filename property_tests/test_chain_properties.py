@@ -27,8 +27,9 @@ def test_choose_credential_answers_every_environment(
     if isinstance(chosen, Credential):
         assert chosen.kind in ("client", "fctl")
         said = " ".join((chosen.why, *chosen.tried))
+        # Only variable names are quoted, never a distinctive value (the pin's is on purpose).
         for name, value in environ.items():
-            if len(value) > 3 and name != "STACKTOKEN_CREDENTIAL":  # distinctive: a value, never quoted, only variable names
+            if len(value) > 3 and name != "STACKTOKEN_CREDENTIAL":
                 assert value not in said
 
 
