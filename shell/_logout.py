@@ -187,7 +187,7 @@ def _logout_profile(
         if access is not None and access.refresh_token:
             tokens.append((f"the refresh token of stack {shown}", access.refresh_token))
     membership_uri = _membership_uri(data)
-    revoked, not_revoked, notes = 0, list[str](), list[str]()
+    revoked, not_revoked, notes = 0, list[str](), list[str]()  # nothing revoked yet
     if tokens and membership_uri is None:
         notes.append("the profile names no membership URI: nothing revoked")
     elif tokens and membership_uri is not None:
@@ -342,7 +342,7 @@ def _logout_client(
         if not isinstance(read, str) and read[0].access_token not in held:
             held.append(read[0].access_token)
     name = f"client {credentials.client_id} at {credentials.stack_uri}"
-    revoked, not_revoked, notes = 0, list[str](), list[str]()
+    revoked, not_revoked, notes = 0, list[str](), list[str]()  # nothing revoked yet
     if held:
         revoked, not_revoked, notes = _revoke_all(
             stack_discovery(credentials.stack_uri),
