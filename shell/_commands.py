@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from returns.result import Failure, Success
 from stacktoken.core._chain import CLIENT, Credential
 from stacktoken.core._errors import AcquireError, UsageError
-from stacktoken.core._status import CheckResult, render_status
 from stacktoken.core._time import UTC, datetime
 
 from ._credential import choose
@@ -21,6 +20,8 @@ from ._options import CLIENT_SECRET_ENV
 
 if TYPE_CHECKING:
     import argparse
+
+    from stacktoken.core._status import CheckResult
 
 __all__ = ["chain_token_options", "register_commands", "run_command"]
 
@@ -124,6 +125,8 @@ def _stdin() -> str:
 def _status(
     options: Any, config_dir: str, log: Callable[[str], None], fail: Callable[[AcquireError], int]
 ) -> int:
+    from stacktoken.core._status import render_status
+
     from ._status import collect_status
 
     result = collect_status(
