@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from stacktoken.core._durations import parse_duration
     from stacktoken.core._errors import AcquireError
     from stacktoken.core._renewal import RenewalPolicy
+    from stacktoken.core._status import CheckResult, CredentialStatus
     from stacktoken.core._types import CachedToken, Settings, StackKey
     from stacktoken.shell._auth import StackTokenAuth, stack_client
     from stacktoken.shell._exceptions import (
@@ -29,17 +30,22 @@ if TYPE_CHECKING:
     )
     from stacktoken.shell._http import HttpPolicy
     from stacktoken.shell._login import login
+    from stacktoken.shell._logout import LogoutReport, logout
     from stacktoken.shell._redis import RedisStore
     from stacktoken.shell._sdk import formance_sdk
     from stacktoken.shell._source import TokenSource
+    from stacktoken.shell._status import status
 
 __all__ = [
     "AcquireError",
     "AuthenticationRequiredError",
     "CachedToken",
+    "CheckResult",
+    "CredentialStatus",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
+    "LogoutReport",
     "RedisStore",
     "RemoteServerError",
     "RenewalPolicy",
@@ -50,8 +56,10 @@ __all__ = [
     "TokenSource",
     "formance_sdk",
     "login",
+    "logout",
     "parse_duration",
     "stack_client",
+    "status",
 ]
 
 
@@ -61,6 +69,7 @@ _HOMES = {
     "stacktoken.core._durations": "parse_duration",
     "stacktoken.core._errors": "AcquireError",
     "stacktoken.core._renewal": "RenewalPolicy",
+    "stacktoken.core._status": "CheckResult CredentialStatus",
     "stacktoken.core._types": "CachedToken Settings StackKey",
     "stacktoken.shell._auth": "StackTokenAuth stack_client",
     "stacktoken.shell._exceptions": (
@@ -69,9 +78,11 @@ _HOMES = {
     ),
     "stacktoken.shell._http": "HttpPolicy",
     "stacktoken.shell._login": "login",
+    "stacktoken.shell._logout": "LogoutReport logout",
     "stacktoken.shell._redis": "RedisStore",
     "stacktoken.shell._sdk": "formance_sdk",
     "stacktoken.shell._source": "TokenSource",
+    "stacktoken.shell._status": "status",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
     from stacktoken._lazy import lazy_exports

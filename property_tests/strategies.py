@@ -1128,3 +1128,26 @@ def holding_timelines() -> SearchStrategy[list[HoldingStep]]:
         request_succeeds=st.booleans(),
     )
     return st.lists(step, min_size=1, max_size=60)
+
+
+#: The chain's variables (docs/design.md §14), each unset, empty or set.
+CHAIN_VARIABLES = (
+    "STACKTOKEN_STACK_URI",
+    "STACKTOKEN_CLIENT_ID",
+    "STACKTOKEN_CLIENT_SECRET",
+    "STACKTOKEN_CLIENT_SECRET_FILE",
+    "STACKTOKEN_SCOPES",
+)
+
+
+def chain_environments() -> st.SearchStrategy[dict[str, str]]:
+    """Environments for the credential chain: any subset of its variables, some
+    empty, a pin or not (sometimes an invalid one)."""
+    values = st.one_of(st.just(""), st.sampled_from(["x", "https://s.example", "a b"]))
+    variables = st.dictionaries(st.sampled_from(CHAIN_VARIABLES), values)
+    pins = st.one_of(st.none(), st.sampled_from(["client", "fctl", "", "aws"]))
+    return st.builds(
+        lambda found, pin: found if pin is None else {**found, "STACKTOKEN_CREDENTIAL": pin},
+        variables,
+        pins,
+    )

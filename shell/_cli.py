@@ -36,6 +36,7 @@ from stacktoken.core._text import escaped, one_line
 from stacktoken.core._types import CachedToken
 
 from ._config import config_dir_from, locate_stack, read_secret_file
+from ._credential_commands import chain_token_options, register_commands, run_command
 from ._process import utc_now
 from ._signals import Terminated, guard
 from ._source import TokenSource, client_source, fctl_source
@@ -165,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("--stack")
     clear.add_argument("--client-id", help="remove this machine credential's entries instead")
     clear.add_argument("--stack-uri", help="with --client-id: only those for this stack")
+    register_commands(commands)  # status, logout
     return parser
 
 
@@ -241,6 +243,8 @@ def _run(argv: Sequence[str]) -> int:
     )
     log = _debug_log() if options.get("debug") else _no_log
     config_dir = config_dir_from(_text(options.get("config_dir")), os.environ)
+    if (ran := run_command(options, config_dir, log, _fail)) is not None:
+        return ran
     if options["command"] == "token":
         return _token(options, config_dir, log)
     if options["command"] == "login":
@@ -275,7 +279,10 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _token(options: Mapping[str, object], config_dir: str, log: Callable[[str], None]) -> int:
+def _token(given: Mapping[str, object], config_dir: str, log: Callable[[str], None]) -> int:
+    options = chain_token_options(given, config_dir)  # docs/design.md §14: the chain
+    if not isinstance(options, dict):
+        return _fail(options)
     plan = plan_token(options, os.environ)
     if isinstance(plan, UsageError):
         return _fail(plan)

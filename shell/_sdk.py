@@ -28,8 +28,9 @@ _OWN_ARGUMENTS = ("security", "server_url", "client", "async_client")
 INSTALL_HINT = "pip install 'stacktoken[sdk]'"
 
 
-def formance_sdk(source: TokenSource, **sdk_kwargs: Any) -> SDK:
-    """The SDK's `SDK` for the source's stack, authenticated by the source.
+def formance_sdk(source: TokenSource | None = None, **sdk_kwargs: Any) -> SDK:
+    """The SDK's `SDK` for the source's stack, authenticated by the source
+    (without one, `TokenSource.default()`'s: the credential chain).
 
     `sdk_kwargs` go to `SDK(...)` (e.g. `retry_config`, `timeout_ms`,
     `debug_logger`). Using it as a context manager (`with` for sync calls,
@@ -51,6 +52,8 @@ def formance_sdk(source: TokenSource, **sdk_kwargs: Any) -> SDK:
         raise InvalidUsageError(
             UsageError(message=f"the official SDK is not installed ({error}): {INSTALL_HINT}")
         ) from None
+    if source is None:  # docs/design.md §14: the credential chain's
+        source = TokenSource.default()
     auth = StackTokenAuth(source)
     sdk = SDK(
         server_url=source.stack_uri,

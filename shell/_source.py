@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Callable
 from time import time as _wall  # one global lookup on `token()`'s fast path
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
@@ -53,6 +53,9 @@ from ._setup import (
     credentials_parts,
     fctl_parts,
 )
+
+if TYPE_CHECKING:
+    from ._credential import ChainOptions
 
 __all__ = ["TokenSource", "client_source", "credentials_source", "fctl_source"]
 
@@ -107,6 +110,20 @@ class TokenSource:
         profile's defaults); plus the `Knobs` every constructor takes.
         """
         return _or_raise(fctl_source(**options))
+
+    @classmethod
+    def default(cls, **options: Unpack[ChainOptions]) -> TokenSource:
+        """The source of the credential found where this machine keeps one, with no
+        request (docs/design.md §14): the arguments (a `stack_uri` and `client_id`,
+        or a `profile`/`organization`/`stack`), else a machine credential in
+        `$STACKTOKEN_STACK_URI` and `$STACKTOKEN_CLIENT_ID` (secret in
+        `$STACKTOKEN_CLIENT_SECRET` or `$STACKTOKEN_CLIENT_SECRET_FILE`, scopes in
+        `$STACKTOKEN_SCOPES`), else the fctl profile. `$STACKTOKEN_CREDENTIAL`
+        (`client` or `fctl`) pins one. Other keywords as for `from_fctl` and
+        `from_client_credentials`."""
+        from ._credential import default_source
+
+        return _or_raise(default_source(fctl=fctl_source, client=client_source, **options))
 
     @classmethod
     def from_client_credentials(cls, **options: Unpack[ClientOptions]) -> TokenSource:

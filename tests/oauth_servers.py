@@ -1353,6 +1353,9 @@ class MembershipServer(LoopbackOAuthServer):
     DEVICE_AUTHORIZATION: ClassVar[str] = "POST /api/oauth/device/authorize"
     DEVICE_VERIFICATION: ClassVar[str] = "GET /api/device"
     DEVICE_APPROVE: ClassVar[str] = "POST /api/device/approve"
+    REVOKE: ClassVar[str] = "POST /api/oauth/revoke"
+    #: Name ``revocation_endpoint`` in discovery (False: a provider without one).
+    advertise_revocation: bool = True
 
     def __init__(
         self,
@@ -1433,6 +1436,7 @@ class MembershipServer(LoopbackOAuthServer):
         self._route(self.DEVICE_AUTHORIZATION, self._device_authorization)
         self._route(self.DEVICE_VERIFICATION, self._device_verification)
         self._route(self.DEVICE_APPROVE, self._device_approve)
+        _add_revocation(self, self.REVOKE, self._revoke_refresh)
 
     # -- URLs ------------------------------------------------------------------
     @property
@@ -1633,6 +1637,7 @@ class MembershipServer(LoopbackOAuthServer):
                 "token_endpoint": self.token_endpoint,
                 "jwks_uri": self.jwks_uri,
                 "device_authorization_endpoint": self.device_authorization_endpoint,
+                **_revocation_discovery(self, f"{self.base_url}/oauth/revoke"),
                 "grant_types_supported": ["refresh_token", DEVICE_CODE_GRANT_TYPE],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "response_types_supported": ["code"],
@@ -1659,6 +1664,19 @@ class MembershipServer(LoopbackOAuthServer):
             return self._device_token(request, arrived)
         with self._grant_lock:
             return self._authz.token_response(request)
+
+    # -- revocation (RFC 7009) ---------------------------------------------------
+    def _revoke_refresh(self, request: HTTPRequest) -> HTTPResponse:
+        """Revoke a refresh token of the public client ``fctl``: it is then refused."""
+        basic_user, _ = _basic_credentials(request.headers.get("Authorization"))
+        if (basic_user or request.form.get("client_id")) != FCTL_CLIENT_ID:
+            return HTTPResponse.oauth_error(401, "invalid_client")
+        token = request.form.get("token")
+        if not token:
+            return HTTPResponse.oauth_error(400, "invalid_request", "token is missing")
+        with self._grant_lock:
+            self._drop_refresh(token)
+        return HTTPResponse(200, b"", [("Cache-Control", "no-store")])
 
     # -- device flow: what a test does and sees ------------------------------------
     def approve_device(
@@ -2172,6 +2190,9 @@ class StackAuthServer(LoopbackOAuthServer):
     DISCOVERY: ClassVar[str] = "GET /api/auth/.well-known/openid-configuration"
     TOKEN: ClassVar[str] = "POST /api/auth/oauth/token"
     RESOURCE: ClassVar[str] = "GET /api/ledger/_info"
+    REVOKE: ClassVar[str] = "POST /api/auth/oauth/revoke"
+    #: Name ``revocation_endpoint`` in discovery (False: a provider without one).
+    advertise_revocation: bool = True
 
     def __init__(
         self,
@@ -2212,6 +2233,7 @@ class StackAuthServer(LoopbackOAuthServer):
         self._route(self.DISCOVERY, self._discovery)
         self._route(self.TOKEN, self._token)
         self._route(self.RESOURCE, self._resource)
+        _add_revocation(self, self.REVOKE, self._revoke_client_token)
 
     # -- URLs ------------------------------------------------------------------
     @property
@@ -2414,6 +2436,7 @@ class StackAuthServer(LoopbackOAuthServer):
         doc: JSONDict = {
             "issuer": self.issuer,
             "token_endpoint": self.token_endpoint,
+            **_revocation_discovery(self, f"{self.issuer}/oauth/revoke"),
             "grant_types_supported": [JWT_BEARER_GRANT_TYPE, CLIENT_CREDENTIALS_GRANT_TYPE],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -2452,6 +2475,34 @@ class StackAuthServer(LoopbackOAuthServer):
         with self._policy_lock:
             self._cc_requests.append(record)
 
+    def _revoke_client_token(self, request: HTTPRequest) -> HTTPResponse:
+        """RFC 7009 as Formance's auth server does it: the client authenticates as for
+        its token request; a token of its own is revoked (then refused everywhere,
+        the ledger stub included); a JWT-bearer token has no client: ``invalid_client``."""
+        client_id, presented = _presented_client_auth(request)
+        client = self._find_client(client_id or "")
+        _, basic_secret = _basic_credentials(request.headers.get("Authorization"))
+        secret = basic_secret if presented == "client_secret_basic" else None
+        if presented == "client_secret_post":
+            secret = request.form.get("client_secret")
+        if (
+            client is None
+            or secret is None
+            or presented not in client.auth_methods
+            or not client.check_client_secret(secret)
+        ):
+            return HTTPResponse.oauth_error(401, "invalid_client")
+        token = request.form.get("token")
+        if not token:
+            return HTTPResponse.oauth_error(400, "invalid_request", "token is missing")
+        issued = self.issued_token(token)
+        if issued is not None and issued.client_id != client.client_id:
+            return HTTPResponse.oauth_error(400, "invalid_client", "not this client's token")
+        if issued is not None:
+            with self._policy_lock:
+                self._issued = [t for t in self._issued if t is not issued]
+        return HTTPResponse(200, b"", [("Cache-Control", "no-store")])
+
     def _resource(self, request: HTTPRequest) -> HTTPResponse:
         auth = request.headers.get("Authorization") or ""
         scheme, _, value = auth.partition(" ")
@@ -2462,6 +2513,24 @@ class StackAuthServer(LoopbackOAuthServer):
             401,
             [("WWW-Authenticate", 'Bearer error="invalid_token"')],
         )
+
+
+# --------------------------------------------------------------------------
+# revocation (RFC 7009): what both servers share
+# --------------------------------------------------------------------------
+
+
+def _add_revocation(
+    server: LoopbackOAuthServer, endpoint: str, route: Callable[[HTTPRequest], HTTPResponse]
+) -> None:
+    """Serve the revocation ``endpoint`` (discovery names it while the server's
+    ``advertise_revocation`` is on)."""
+    server._route(endpoint, route)
+
+
+def _revocation_discovery(server: LoopbackOAuthServer, url: str) -> JSONDict:
+    """The discovery field naming the revocation endpoint, when advertised."""
+    return {"revocation_endpoint": url} if getattr(server, "advertise_revocation", False) else {}
 
 
 # --------------------------------------------------------------------------

@@ -15,9 +15,12 @@ PUBLIC_API = {
     "AcquireError",
     "AuthenticationRequiredError",
     "CachedToken",
+    "CheckResult",
+    "CredentialStatus",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
+    "LogoutReport",
     "RedisStore",
     "RemoteServerError",
     "RenewalPolicy",
@@ -28,8 +31,10 @@ PUBLIC_API = {
     "TokenSource",
     "formance_sdk",
     "login",
+    "logout",
     "parse_duration",
     "stack_client",
+    "status",
 }
 
 ROOT = Path(__file__).resolve().parent.parent
