@@ -1,6 +1,6 @@
-"""A loopback stub of a stack's ledger v2 API, for the official SDK (DESIGN §10).
+"""A loopback stub of a stack's ledger v2 API, for the official SDK (docs/design.md §10).
 
-:class:`LedgerStub` adds two routes to a :class:`~oauth_servers.StackAuthServer`,
+:class:`LedgerStub` adds two routes to a :class:`~stacktoken.testing.StackAuthServer`,
 so they share its origin (the stack URI) and its registry of issued tokens:
 
 * ``GET /api/ledger/_/info`` -- ``sdk.ledger.v2.get_info()`` (formance-sdk-python
@@ -26,19 +26,17 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import pytest
-from oauth_servers import HTTPRequest, HTTPResponse, StackAuthServer
+from ._servers import HTTPRequest, HTTPResponse, StackAuthServer
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "LedgerCall",
     "LedgerStub",
-    "ledger_stub",
 ]
 
 #: The ledger's defaults for cursor pagination (go-libs bunpaginate).
@@ -263,9 +261,3 @@ class _Bearer:
     token: str | None = field(repr=False)
     valid: bool
     refusal: HTTPResponse | None = None
-
-
-@pytest.fixture
-def ledger_stub(stack_server: StackAuthServer) -> Iterator[LedgerStub]:
-    """:class:`LedgerStub` (20 ledgers) on the ``stack_server`` fixture."""
-    yield LedgerStub(stack_server)

@@ -1,4 +1,4 @@
-"""Real OAuth servers on 127.0.0.1 for stacktoken's integration tests.
+"""Real OAuth servers on 127.0.0.1: the sandbox's Formance services (and stacktoken's own tests).
 
 Two servers, both built on authlib's framework-agnostic
 :class:`authlib.oauth2.rfc6749.AuthorizationServer` (adapted to the stdlib
@@ -22,7 +22,7 @@ a :class:`http.server.ThreadingHTTPServer` in a daemon thread:
   (authlib's ``ClientCredentialsGrant``) of clients added with
   :meth:`StackAuthServer.add_client`. It also serves a tiny protected resource
   (``GET /api/ledger/_info``) that accepts the tokens it issued; the ledger v2
-  stub for the SDK is tests/ledger_stub.py.
+  stub for the SDK is :mod:`stacktoken.testing._ledger`.
 
 Both record requests, count them per endpoint (``"POST /api/oauth/token"``),
 accept a FIFO queue of :class:`Fault` per endpoint, and can be stopped and
@@ -32,15 +32,15 @@ is bounded.
 Client secrets are redacted from recorded requests and headers, and query
 strings from the servers' log lines, so a test may print them.
 
-Use them as context managers, or through the pytest fixtures
-:func:`membership_server`, :func:`stack_server`, :func:`stack_oauth_client` and
-:func:`fctl_profile`.
+Use them as context managers, or all together as a
+:class:`stacktoken.testing.Sandbox`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import errno
 import functools
 import json
@@ -56,7 +56,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from html import escape as html_escape
@@ -67,7 +67,6 @@ from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
-import pytest
 from authlib.consts import default_json_headers  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.base import OAuth2Error  # type: ignore[import-untyped,unused-ignore]
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped,unused-ignore]
@@ -104,6 +103,7 @@ __all__ = [
     "ClientCredentialsRequest",
     "ConfidentialClient",
     "DeviceAnswer",
+    "DeviceDecision",
     "DeviceAuthorization",
     "DevicePoll",
     "Fault",
@@ -116,12 +116,8 @@ __all__ = [
     "STACK_ACCESS_SCOPE",
     "StackAuthServer",
     "decode_jwt_unverified",
-    "fctl_profile",
-    "membership_server",
     "new_rsa_key",
     "org_claim",
-    "stack_oauth_client",
-    "stack_server",
     "write_fctl_profile",
 ]
 
@@ -135,7 +131,7 @@ DEFAULT_STACK_AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secr
 DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 FCTL_CLIENT_ID: Final = "fctl"
 STACK_ACCESS_SCOPE: Final = "openid offline_access"
-#: fctl's login scope (pkg/authentication.go), DESIGN §13.
+#: fctl's login scope (pkg/authentication.go), docs/design.md §13.
 LOGIN_SCOPE: Final = "openid offline_access accesses on_behalf"
 #: RFC 8628 §3.2: without ``interval`` in the answer a client waits 5 s.
 DEFAULT_DEVICE_INTERVAL: Final = 5.0
@@ -474,10 +470,10 @@ def _redacted_headers(headers: Message) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
+        out[key] = value
         if key == "authorization" and value[:6].lower() == "basic ":
             user, _ = _basic_credentials(value)
-            value = f"Basic {user or ''}:{REDACTED}"
-        out[key] = value
+            out[key] = f"Basic {user or ''}:{REDACTED}"
     return out
 
 
@@ -583,6 +579,9 @@ class LoopbackOAuthServer:
     ) -> None:
         #: Value of the discovery document's ``Cache-Control`` header (None: absent).
         self.discovery_cache_control = discovery_cache_control
+        #: The time (epoch s) tokens are issued and checked on: ``time.time``, or a
+        #: simulated clock (:class:`stacktoken.testing.SimulatedClock`).
+        self.clock: Callable[[], float] = time.time
         self._port = port
         self._lock = threading.Lock()
         self._counted = threading.Condition(self._lock)
@@ -1070,6 +1069,8 @@ class _RotatingRefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
 
 
 DeviceAnswer = Literal["authorization_pending", "slow_down", "access_denied", "expired_token"]
+#: What a :attr:`MembershipServer.device_decider` says of a new device authorization.
+DeviceDecision = Literal["approve", "deny"]
 IdTokenDefect = Literal["bad_signature", "wrong_issuer", "wrong_audience", "expired"]
 
 _DEVICE_ERRORS: Final[Mapping[str, type[OAuth2Error]]] = {
@@ -1102,7 +1103,7 @@ def org_claim(
     display_name: str | None = None,
     scopes: Sequence[str] = ("stack:Read", "stack:Write"),
 ) -> JSONDict:
-    """One entry of the ID token's ``org`` claim (DESIGN §3.2); ``stacks``: id -> URI."""
+    """One entry of the ID token's ``org`` claim (docs/design.md §3.2); ``stacks``: id -> URI."""
     return {
         "id": org_id,
         "displayName": display_name or org_id,
@@ -1353,6 +1354,7 @@ class MembershipServer(LoopbackOAuthServer):
     DEVICE_AUTHORIZATION: ClassVar[str] = "POST /api/oauth/device/authorize"
     DEVICE_VERIFICATION: ClassVar[str] = "GET /api/device"
     DEVICE_APPROVE: ClassVar[str] = "POST /api/device/approve"
+    REVOCATION: ClassVar[str] = "POST /api/oauth/revoke"
 
     def __init__(
         self,
@@ -1396,7 +1398,7 @@ class MembershipServer(LoopbackOAuthServer):
         self.device_enforce_interval = device_enforce_interval
         self.device_interval_tolerance = device_interval_tolerance
         #: A stack-access poll must repeat the device request's ``resource``
-        #: (DESIGN §13), else 400 ``invalid_target``.
+        #: (docs/design.md §13), else 400 ``invalid_target``.
         self.device_require_resource_on_poll = device_require_resource_on_poll
         #: ``org`` claim of login ID tokens when the approval names none.
         self.device_organizations: list[JSONDict] = [dict(o) for o in device_organizations]
@@ -1423,6 +1425,10 @@ class MembershipServer(LoopbackOAuthServer):
         }
         self._refresh: dict[str, _RefreshRecord] = {}
         self._refresh_lock = threading.Lock()
+        #: Give every token signed from now on a ``jti`` (remembered: see
+        #: :meth:`signed_token_ids`), so that a stack can refuse them one by one.
+        self.token_ids = False
+        self._signed_ids: list[str] = []
         # Serialises token requests so that "look up, issue, revoke old" of a
         # rotation is atomic: a refresh token is usable exactly once.
         self._grant_lock = threading.Lock()
@@ -1433,12 +1439,20 @@ class MembershipServer(LoopbackOAuthServer):
         self._route(self.DEVICE_AUTHORIZATION, self._device_authorization)
         self._route(self.DEVICE_VERIFICATION, self._device_verification)
         self._route(self.DEVICE_APPROVE, self._device_approve)
+        self._route(self.REVOCATION, self._revocation)
+        #: Decides each new device authorization at once, as a user in a browser
+        #: would: ``"approve"``, ``"deny"`` or None (left to :meth:`approve_device`).
+        self.device_decider: Callable[[DeviceAuthorization], DeviceDecision | None] | None = None
 
     # -- URLs ------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         """The membershipURI, ``http://127.0.0.1:P/api``."""
         return f"{self.origin}/api"
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/revoke"
 
     @property
     def device_authorization_endpoint(self) -> str:
@@ -1479,13 +1493,17 @@ class MembershipServer(LoopbackOAuthServer):
     # -- token helpers ---------------------------------------------------------
     def sign(self, claims: Mapping[str, object]) -> str:
         """Sign arbitrary claims as an RS256 JWT with the IdP's key."""
+        if self.token_ids and "jti" not in claims:
+            claims = {**claims, "jti": uuid.uuid4().hex}
+            with self._refresh_lock:
+                self._signed_ids.append(str(claims["jti"]))
         header = {"alg": "RS256", "kid": self.signing_key.kid}
         return jwt.encode(header, dict(claims), self.signing_key)
 
     def stack_access_claims(
         self, exp_in_seconds: int, *, organization_id: str = "orgA", now: int | None = None
     ) -> JSONDict:
-        iat = int(time.time()) if now is None else now
+        iat = int(self.clock()) if now is None else now
         return {
             "iss": self.issuer,
             "sub": self.subject,
@@ -1517,7 +1535,7 @@ class MembershipServer(LoopbackOAuthServer):
 
     def mint_root_tokens(self, exp_in_seconds: int = 3600) -> tuple[str, str]:
         """(root access JWT without organization, its refresh token), for profile.json."""
-        iat = int(time.time())
+        iat = int(self.clock())
         token = self.sign(
             {
                 "iss": self.issuer,
@@ -1550,7 +1568,7 @@ class MembershipServer(LoopbackOAuthServer):
         ``wrong_issuer``, ``wrong_audience`` (``aud`` without ``fctl``) or
         ``expired`` (``exp`` an hour ago).
         """
-        iat = int(time.time())
+        iat = int(self.clock())
         claims: JSONDict = {
             "iss": self.issuer,
             "sub": self.subject if subject is None else subject,
@@ -1571,6 +1589,11 @@ class MembershipServer(LoopbackOAuthServer):
             forger = _shared_rsa_key("forger")
             return jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, forger)
         return self.sign(claims)
+
+    def signed_token_ids(self) -> list[str]:
+        """The ``jti`` of every token signed while :attr:`token_ids` was on."""
+        with self._refresh_lock:
+            return list(self._signed_ids)
 
     def rotate_signing_key(self, key: RSAKey | None = None) -> RSAKey:
         """Switch to another signing key; tokens signed before no longer verify
@@ -1613,7 +1636,7 @@ class MembershipServer(LoopbackOAuthServer):
     def _generate_access_token(
         self, client: object, grant_type: str, user: _Subject, scope: str, **_: Any
     ) -> str:
-        iat = int(time.time())
+        iat = int(self.clock())
         claims: JSONDict = {
             "iss": self.issuer,
             "sub": user.sub,
@@ -1633,6 +1656,7 @@ class MembershipServer(LoopbackOAuthServer):
                 "token_endpoint": self.token_endpoint,
                 "jwks_uri": self.jwks_uri,
                 "device_authorization_endpoint": self.device_authorization_endpoint,
+                "revocation_endpoint": self.revocation_endpoint,
                 "grant_types_supported": ["refresh_token", DEVICE_CODE_GRANT_TYPE],
                 "token_endpoint_auth_methods_supported": ["none"],
                 "response_types_supported": ["code"],
@@ -1648,6 +1672,21 @@ class MembershipServer(LoopbackOAuthServer):
                 ],
             }
         )
+
+    def _revocation(self, request: HTTPRequest) -> HTTPResponse:
+        """RFC 7009 for the public client ``fctl``: a refresh token stops working.
+
+        Unknown tokens answer 200 too (RFC 7009 §2.2); access tokens are JWTs
+        that live out their short lifetime.
+        """
+        basic_user, _ = _basic_credentials(request.headers.get("Authorization"))
+        if (basic_user or request.form.get("client_id")) != FCTL_CLIENT_ID:
+            return HTTPResponse.oauth_error(401, "invalid_client")
+        token = request.form.get("token")
+        if not token:
+            return HTTPResponse.oauth_error(400, "invalid_request", "token is required")
+        self._drop_refresh(token)
+        return HTTPResponse(200, b"", [("Cache-Control", "no-store")])
 
     def _jwks(self, request: HTTPRequest) -> HTTPResponse:
         key = self.signing_key.as_dict(private=False)
@@ -1824,6 +1863,12 @@ class MembershipServer(LoopbackOAuthServer):
         )
         interval = DEFAULT_DEVICE_INTERVAL if self.device_interval is None else self.device_interval
         state = _DeviceState(auth, time.monotonic() + self.device_expires_in, float(interval))
+        decider = self.device_decider
+        decision = decider(auth) if decider is not None else None
+        if decision is not None:
+            state.decision = "approved" if decision == "approve" else "denied"
+            state.subject, state.email = self.subject, self.email
+            state.organizations = [dict(o) for o in self.device_organizations]
         with self._device_changed:
             self._device_by_code[auth.device_code] = state
             self._device_by_user_code[_normalise_user_code(auth.user_code)] = state
@@ -2172,6 +2217,7 @@ class StackAuthServer(LoopbackOAuthServer):
     DISCOVERY: ClassVar[str] = "GET /api/auth/.well-known/openid-configuration"
     TOKEN: ClassVar[str] = "POST /api/auth/oauth/token"
     RESOURCE: ClassVar[str] = "GET /api/ledger/_info"
+    REVOCATION: ClassVar[str] = "POST /api/auth/oauth/revoke"
 
     def __init__(
         self,
@@ -2185,9 +2231,17 @@ class StackAuthServer(LoopbackOAuthServer):
         assertion_leeway: int = 0,
         signing_key: RSAKey | None = None,
         token_endpoint_auth_methods: Sequence[str] | None = DEFAULT_STACK_AUTH_METHODS,
+        client_credentials_expires_in: int | None = None,
+        scope_in_response: bool = True,
     ) -> None:
         super().__init__(port=port, discovery_cache_control=discovery_cache_control)
         self.membership = membership
+        #: ``expires_in`` of client-credentials tokens (None: :attr:`expires_in`);
+        #: Formance's stacks give them an hour and user tokens 5 minutes.
+        self.client_credentials_expires_in = client_credentials_expires_in
+        #: Whether token responses carry ``scope``; Formance's do not (only the
+        #: JWT's ``scope`` claim says what was granted).
+        self.scope_in_response = scope_in_response
         #: Discovery's ``token_endpoint_auth_methods_supported``; None omits the
         #: field (RFC 8414 §2: the client then assumes ``client_secret_basic``).
         #: What the discovery says does not change what the endpoint accepts:
@@ -2207,11 +2261,13 @@ class StackAuthServer(LoopbackOAuthServer):
         self._policy_lock = threading.Lock()
         self._reject_all = False
         self._reject_issued_before: float | None = None
+        self._rejected_ids: set[str] = set()
         self._issued: list[IssuedToken] = []
         self._authz = _StackAuthorizationServer(self)
         self._route(self.DISCOVERY, self._discovery)
         self._route(self.TOKEN, self._token)
         self._route(self.RESOURCE, self._resource)
+        self._route(self.REVOCATION, self._revocation)
 
     # -- URLs ------------------------------------------------------------------
     @property
@@ -2230,6 +2286,10 @@ class StackAuthServer(LoopbackOAuthServer):
     @property
     def token_endpoint(self) -> str:
         return f"{self.issuer}/oauth/token"
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return f"{self.issuer}/oauth/revoke"
 
     @property
     def resource_url(self) -> str:
@@ -2253,6 +2313,12 @@ class StackAuthServer(LoopbackOAuthServer):
         """
         with self._policy_lock:
             self._reject_issued_before = when
+
+    def reject_assertion_ids(self, ids: Sequence[str]) -> None:
+        """Reject assertions whose ``jti`` is one of ``ids`` with invalid_grant
+        (as the stack does with an expired one)."""
+        with self._policy_lock:
+            self._rejected_ids.update(ids)
 
     # -- confidential clients (client credentials, RFC 6749 §4.4) -------------------
     def add_client(
@@ -2322,12 +2388,25 @@ class StackAuthServer(LoopbackOAuthServer):
     def is_valid_access_token(self, access_token: str) -> bool:
         """Issued here (any grant), not revoked, not expired."""
         issued = self.issued_token(access_token)
-        return issued is not None and (issued.expires_at is None or time.time() < issued.expires_at)
+        return issued is not None and (
+            issued.expires_at is None or self.clock() < issued.expires_at
+        )
 
     def revoke_issued_tokens(self) -> None:
         """The resource endpoint rejects every token issued so far (401)."""
         with self._policy_lock:
             self._issued.clear()
+
+    def expire_issued_tokens(self) -> None:
+        """Every token issued so far is expired from now on (the resource: 401)."""
+        now = self.clock()
+        with self._policy_lock:
+            self._issued = [
+                t
+                if t.expires_at is not None and t.expires_at <= now
+                else dataclasses.replace(t, expires_at=now)
+                for t in self._issued
+            ]
 
     # -- authlib callbacks -------------------------------------------------------------
     def _issuer_client(self, issuer: str) -> _PublicClient | None:
@@ -2347,6 +2426,7 @@ class StackAuthServer(LoopbackOAuthServer):
 
     def _verify_assertion_claims(self, claims: Mapping[str, Any]) -> None:
         registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(self.clock()),
             leeway=self.assertion_leeway,
             iss={"essential": True, "value": self.membership.issuer},
             exp={"essential": True},
@@ -2357,6 +2437,9 @@ class StackAuthServer(LoopbackOAuthServer):
             raise InvalidGrantError(description=_safe_description(exc.description)) from exc
         with self._policy_lock:
             reject_all, before = self._reject_all, self._reject_issued_before
+            rejected_id = claims.get("jti") in self._rejected_ids
+        if rejected_id:
+            raise InvalidGrantError(description="assertion expired")
         if reject_all:
             raise InvalidGrantError(description="assertion rejected by server policy")
         if before is not None:
@@ -2367,6 +2450,8 @@ class StackAuthServer(LoopbackOAuthServer):
     def _expires_in(self, client: object, grant_type: str) -> int:
         if isinstance(client, ConfidentialClient) and client.expires_in is not None:
             return client.expires_in
+        if grant_type == CLIENT_CREDENTIALS_GRANT_TYPE and self.client_credentials_expires_in:
+            return self.client_credentials_expires_in
         return self.expires_in or 0
 
     def _generate_access_token(
@@ -2374,7 +2459,7 @@ class StackAuthServer(LoopbackOAuthServer):
     ) -> str:
         if self.access_token_format == "opaque":
             return "st_" + secrets.token_urlsafe(32)
-        iat = int(time.time())
+        iat = int(self.clock())
         lifetime = self._expires_in(client, grant_type) or self.jwt_lifetime
         if isinstance(client, ConfidentialClient):
             user = client.client_id  # RFC 6749 §4.4: the client acts for itself
@@ -2396,7 +2481,7 @@ class StackAuthServer(LoopbackOAuthServer):
         grant_type: str = JWT_BEARER_GRANT_TYPE,
         client_id: str | None = None,
     ) -> None:
-        now = time.time()
+        now = self.clock()
         expires_in = token.get("expires_in")
         access = str(token.get("access_token", ""))
         expires_at: float | None = now + expires_in if isinstance(expires_in, int) else None
@@ -2414,6 +2499,7 @@ class StackAuthServer(LoopbackOAuthServer):
         doc: JSONDict = {
             "issuer": self.issuer,
             "token_endpoint": self.token_endpoint,
+            "revocation_endpoint": self.revocation_endpoint,
             "grant_types_supported": [JWT_BEARER_GRANT_TYPE, CLIENT_CREDENTIALS_GRANT_TYPE],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -2428,7 +2514,45 @@ class StackAuthServer(LoopbackOAuthServer):
         response = self._authz.token_response(authlib_request)
         if request.form.get("grant_type") == CLIENT_CREDENTIALS_GRANT_TYPE:
             self._record_client_credentials(request, authlib_request, response)
+        if response.status == 200 and not self.scope_in_response:
+            body = json.loads(response.body)
+            body.pop("scope", None)
+            response = dataclasses.replace(response, body=_json_bytes(body))
         return response
+
+    def _revocation(self, request: HTTPRequest) -> HTTPResponse:
+        """RFC 7009 with the client's own authentication (basic or post).
+
+        A JWT-bearer token has no client to authenticate as, so revoking it
+        answers ``invalid_client``, as Formance's stacks do; a token of another
+        client, or unknown, answers 200 unrevoked (RFC 7009 §2.2).
+        """
+        client_id, presented = _presented_client_auth(request)
+        _, basic_secret = _basic_credentials(request.headers.get("Authorization"))
+        secret = basic_secret if presented == "client_secret_basic" else None
+        if presented == "client_secret_post":
+            secret = request.form.get("client_secret")
+        client = self._find_client(client_id) if client_id else None
+        if (
+            client is None
+            or secret is None
+            or presented not in client.auth_methods
+            or not client.check_client_secret(secret)
+        ):
+            return HTTPResponse.oauth_error(401, "invalid_client")
+        token = request.form.get("token")
+        if not token:
+            return HTTPResponse.oauth_error(400, "invalid_request", "token is required")
+        with self._policy_lock:
+            self._issued = [
+                t
+                for t in self._issued
+                if not (
+                    t.client_id == client.client_id
+                    and secrets.compare_digest(t.access_token, token)
+                )
+            ]
+        return HTTPResponse(200, b"", [("Cache-Control", "no-store")])
 
     def _record_client_credentials(
         self, request: HTTPRequest, authlib_request: _AuthlibRequest, response: HTTPResponse
@@ -2529,7 +2653,7 @@ def write_fctl_profile(
     set_current_profile: bool = True,
     set_defaults: bool = True,
 ) -> FctlProfile:
-    """Write fctl's layout (DESIGN.md §3.1-3.3) for one (profile, org, stack).
+    """Write fctl's layout (docs/design.md §3.1-3.3) for one (profile, org, stack).
 
     Calling it again for another org/stack of the same profile adds that
     org/stack to the ID token's ``org`` claim (existing ones are kept).
@@ -2629,37 +2753,3 @@ def write_fctl_profile(
         root_refresh_token=root_refresh,
         id_token=id_token,
     )
-
-
-# --------------------------------------------------------------------------
-# pytest fixtures
-# --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def membership_server() -> Iterator[MembershipServer]:
-    """A started :class:`MembershipServer`, stopped after the test."""
-    with MembershipServer() as server:
-        yield server
-
-
-@pytest.fixture
-def stack_server(membership_server: MembershipServer) -> Iterator[StackAuthServer]:
-    """A started :class:`StackAuthServer` trusting ``membership_server``."""
-    with StackAuthServer(membership_server) as server:
-        yield server
-
-
-@pytest.fixture
-def stack_oauth_client(stack_server: StackAuthServer) -> ConfidentialClient:
-    """A confidential client ``svc-<hex>`` with a random secret on ``stack_server``
-    (both secret methods, scopes ``ledger:read ledger:write``)."""
-    return stack_server.add_client(f"svc-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
-
-
-@pytest.fixture
-def fctl_profile(
-    tmp_path: Path, membership_server: MembershipServer, stack_server: StackAuthServer
-) -> FctlProfile:
-    """fctl layout under ``tmp_path / "fctl"`` for default/orgA/stk1."""
-    return write_fctl_profile(tmp_path / "fctl", membership_server, stack_server)
