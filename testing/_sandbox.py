@@ -155,6 +155,7 @@ class Sandbox:
         self._workdir_arg = workdir
         self._workdir: Path | None = None
         self._timer: threading.Timer | None = None
+        self._stopped = threading.Event()
         self.membership = MembershipServer(
             access_token_lifetime=USER_TOKEN_LIFETIME, device_interval=device_interval
         )
@@ -175,6 +176,7 @@ class Sandbox:
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> Self:
         """Start both servers (idempotent)."""
+        self._stopped.clear()
         self.membership.start()
         self.stack.start()
         self.membership.device_organizations = [
@@ -200,6 +202,11 @@ class Sandbox:
         self.membership.stop()
         if self._own_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        self._stopped.set()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Block until :meth:`stop` has finished (or ``timeout`` s); True if it has."""
+        return self._stopped.wait(timeout)
 
     @property
     def is_running(self) -> bool:
