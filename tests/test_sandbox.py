@@ -377,3 +377,25 @@ def test_sandbox_serve_prints_urls_keeps_the_secret_in_a_file_and_stops_on_sigte
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_sandbox_readme_example_passes_as_written(tmp_path: Path) -> None:
+    pytest.importorskip("formance_sdk_python")
+    section = README.read_text().split("## Testing against a Formance sandbox", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "test_readme_example.py").write_text(example)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FCTL_", "STACKTOKEN_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme_example.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
