@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,9 @@ def _basic(client: SandboxClient) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-def _client_token(http: httpx.Client, sandbox: Sandbox, client: SandboxClient, scope: str) -> dict:
+def _client_token(
+    http: httpx.Client, sandbox: Sandbox, client: SandboxClient, scope: str
+) -> dict[str, Any]:
     endpoint = f"{sandbox.stack_uri}/api/auth/oauth/token"
     data = {"grant_type": "client_credentials", "scope": scope}
     response = http.post(endpoint, data=data, headers=_basic(client))
