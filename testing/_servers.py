@@ -2426,7 +2426,7 @@ class StackAuthServer(LoopbackOAuthServer):
 
     def _verify_assertion_claims(self, claims: Mapping[str, Any]) -> None:
         registry = jwt.JWTClaimsRegistry(
-            now=lambda: int(self.clock()),
+            now=lambda: int(self.clock()),  # a callable since joserfc 1.3
             leeway=self.assertion_leeway,
             iss={"essential": True, "value": self.membership.issuer},
             exp={"essential": True},
