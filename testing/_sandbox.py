@@ -281,6 +281,31 @@ class Sandbox:
             stack_access_exp_in=USER_TOKEN_LIFETIME,
         )
 
+    def login(
+        self, config_dir: str | os.PathLike[str] | None = None, *, profile: str | None = None
+    ) -> Path:
+        """Log in by the real device flow (``stacktoken.login``), approved by the sandbox,
+        with the stack's access got ahead of time; returns the config dir
+        (default ``<workdir>/fctl``)."""
+        from stacktoken import login
+
+        target = Path(config_dir) if config_dir is not None else self.workdir / "fctl"
+        decider = self.membership.device_decider
+        self.decide_devices(lambda _: "approve")
+        try:
+            login(
+                profile=profile,
+                membership_uri=self.membership_uri,
+                config_dir=target,
+                cache_dir=self.workdir / "cache",
+                organization=self.organization,
+                stack=self.stack_id,
+                on_prompt=lambda _url, _code: None,
+            )
+        finally:
+            self.decide_devices(decider)
+        return target
+
     def env(self, config_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
         """Variables that point fctl, stacktoken's CLI and ``TokenSource.from_fctl`` at
         the sandbox's profile and keep every cache inside the work dir."""

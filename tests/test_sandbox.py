@@ -205,6 +205,17 @@ def test_sandbox_device_login_is_approved_by_its_hook(
         )
 
 
+def test_sandbox_login_helper_logs_in_by_the_device_flow(formance_sandbox: Sandbox) -> None:
+    formance_sandbox.decide_devices(None)  # the helper approves its own login
+    config_dir = formance_sandbox.login()
+    assert formance_sandbox.count("membership.device") == 2, "login, then the stack's access"
+    assert formance_sandbox.membership.device_decider is None
+    with TokenSource.from_fctl(
+        config_dir=config_dir, cache_dir=formance_sandbox.workdir / "cache"
+    ) as source:
+        assert source.token()
+
+
 def test_sandbox_device_login_waits_for_a_manual_approval(
     formance_sandbox: Sandbox, tmp_path: Path
 ) -> None:
