@@ -13,7 +13,7 @@ as Formance's services behave; see the README's "Testing against a sandbox".
 
 from stacktoken.testing._clock import SimulatedClock
 from stacktoken.testing._ledger import LedgerCall, LedgerStub
-from stacktoken.testing._sandbox import Hold, Sandbox, SandboxClient
+from stacktoken.testing._sandbox import ENDPOINTS, Hold, Sandbox, SandboxClient
 from stacktoken.testing._servers import (
     ConfidentialClient,
     DeviceAuthorization,
@@ -27,6 +27,7 @@ from stacktoken.testing._servers import (
 )
 
 __all__ = [
+    "ENDPOINTS",
     "ConfidentialClient",
     "DeviceAuthorization",
     "Fault",

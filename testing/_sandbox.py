@@ -133,6 +133,8 @@ class Sandbox:
     the sandbox stops itself (None: until :meth:`stop`). ``approve_devices``:
     approve each device-flow login at once, as a user would in the browser
     (else approve with :meth:`approve_device`, or set :meth:`decide_devices`).
+    ``device_interval``: the poll interval device answers give (Formance's is
+    5 s; shorter here, so that a login in a test takes a fraction of a second).
     """
 
     def __init__(
