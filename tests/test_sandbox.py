@@ -1,4 +1,4 @@
-"""stacktoken.testing: the Formance sandbox behaves as Formance's services do (docs/design.md §5, §13, §16).
+"""stacktoken.testing: the sandbox behaves as Formance's services do (docs/design.md §5, §13).
 
 The fixtures come from the pytest plugin the package registers (entry point
 ``pytest11``), not from a conftest.
