@@ -1,4 +1,4 @@
-"""Shared fixtures: loopback OAuth servers, an fctl profile, and the CLI as a subprocess."""
+"""Shared fixtures: the loopback servers of stacktoken.testing, an fctl profile, the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from oauth_servers import FctlProfile, MembershipServer, StackAuthServer, write_fctl_profile
+from stacktoken.testing import FctlProfile, MembershipServer, StackAuthServer, write_fctl_profile
 
 CLI_TIMEOUT_SECONDS = 60
 

@@ -67,11 +67,11 @@ def test_logout_revokes_clears_the_profile_and_token_then_exits_3(world: World) 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "2 token(s) revoked" in result.stdout
-    assert world.membership.count(world.membership.REVOKE) == 2
+    assert world.membership.count(world.membership.REVOCATION) == 2
     assert not world.membership.is_refresh_token_valid(profile.root_refresh_token)
     assert not world.membership.is_refresh_token_valid(stack_refresh)
     for request in world.membership.requests:
-        if f"{request.method} {request.path}" == world.membership.REVOKE:
+        if f"{request.method} {request.path}" == world.membership.REVOCATION:
             assert request.form["token_type_hint"] == "refresh_token"
             assert request.form["client_id"] == "fctl"
     after = assert_fctl_readable(profile.profile_path)
@@ -117,7 +117,7 @@ def test_logout_without_a_revocation_endpoint_still_logs_out(world: World) -> No
     result = world.run("logout")
     assert result.returncode == 0, result.stderr
     assert "offers no revocation endpoint" in result.stderr
-    assert world.membership.count(world.membership.REVOKE) == 0
+    assert world.membership.count(world.membership.REVOCATION) == 0
     assert world.membership.is_refresh_token_valid(world.profile.root_refresh_token)
     assert_fctl_readable(world.profile.profile_path)
 
@@ -178,7 +178,9 @@ def test_logout_machine_credential_revokes_its_token_everywhere(
     assert "1 token(s) revoked" in result.stdout
     assert not world.stack.is_valid_access_token(token)
     assert httpx.get(ledger.info_url, headers=bearer).status_code == 401
-    revocations = [r for r in world.stack.requests if f"{r.method} {r.path}" == world.stack.REVOKE]
+    revocations = [
+        r for r in world.stack.requests if f"{r.method} {r.path}" == world.stack.REVOCATION
+    ]
     assert len(revocations) == 1
     form = revocations[0].form
     assert form.get("token_type_hint") == "access_token"

@@ -193,11 +193,11 @@ def test_user_install_logs_in_by_device_flow_then_gets_cold_and_warm_tokens(
     installed_python: Path, tmp_path: Path
 ) -> None:
     from oauth_servers import (
-        JSONDict,
         MembershipServer,
         StackAuthServer,
         org_claim,
     )
+    from stacktoken.testing._servers import JSONDict
 
     config_dir, cache_dir = tmp_path / "fctl", tmp_path / "cache"
     cli = ["-m", "stacktoken", "--config-dir", str(config_dir), "--cache-dir", str(cache_dir)]

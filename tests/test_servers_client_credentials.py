@@ -318,7 +318,9 @@ def test_client_credentials_secret_never_in_records_or_logs(
 
     # The servers' own loggers (httpx, the client here, logs its URL itself).
     server_logs = [
-        r.getMessage() for r in caplog.records if r.name.startswith(("oauth_servers", "authlib"))
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith(("stacktoken.testing", "authlib"))
     ]
     assert any("/api/auth/oauth/token" in line for line in server_logs)
     printed = "\n".join(
