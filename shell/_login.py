@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from returns.result import Failure, Result, Success
-from stacktoken.core._codecs import encode_accesses
+from stacktoken.core._codecs import decode_jwks, encode_accesses
 from stacktoken.core._device import (
     DEFAULT_MEMBERSHIP_URI,
     DeviceAuthorization,
@@ -43,11 +43,10 @@ from stacktoken.core._paths import CONFIG_FILE, name_error, profile_file
 from stacktoken.core._profile import LOGIN_HINT, Profile
 from stacktoken.core._record import replace
 from stacktoken.core._requests import RetryPolicy, membership_discovery
-from stacktoken.core._results import lift
 from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime
 from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest, TokenResponse
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import check_endpoint_url, endpoint_url_refusal, safe_url
 
 from ._discovery import DiscoveryCache, discover
 from ._files import Place, ensure_folder, locked, read_private, write_atomic
@@ -141,7 +140,7 @@ class _Membership:
         self.poll_http.close()
 
     def discover(self) -> Result[DiscoveryDocument, AcquireError]:
-        checked: Result[str, AcquireError] = lift(check_endpoint_url(self.uri))
+        checked: Result[str, AcquireError] = check_endpoint_url(self.uri)
         found: Result[DiscoveryDocument, AcquireError] = checked.bind(
             lambda _: discover(
                 membership_discovery(self.uri), http=self.http, cache=self.cache, clock=self.clock
@@ -200,9 +199,8 @@ def _device_capable(document: DiscoveryDocument) -> Result[DiscoveryDocument, Ac
             return Failure(
                 RemoteError(message=f"the membership discovery document names no {name}")
             )
-        problem = check_endpoint_url(url)
-        if isinstance(problem, RemoteError):
-            return Failure(problem)
+        if (refusal := endpoint_url_refusal(url)) is not None:
+            return Failure(refusal)
     return Success(document)
 
 
@@ -214,9 +212,11 @@ def _verified(
     def refused(reason: str) -> Result[Mapping[str, Any], AcquireError]:
         return Failure(AuthRequired(message=f"the ID token was refused ({reason}); {LOGIN_HINT}"))
 
-    document = json_object(jwks)
-    if isinstance(document, str):
-        return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {document}"))
+    match decode_jwks(jwks):
+        case Failure(problem):
+            return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {problem}"))
+        case Success(document):
+            pass
     try:
         header = jwt.get_unverified_header(id_token)
         key_set = jwt.PyJWKSet.from_dict(document)

@@ -375,7 +375,7 @@ class TokenSource:
                 renew_in_background=renew_in_background,
             )
 
-        checked: Result[str, AcquireError] = lift(check_endpoint_url(credentials.stack_uri))
+        checked: Result[str, AcquireError] = check_endpoint_url(credentials.stack_uri)
         return checked.bind(lambda _: lift(settings_from(cache_ttl, env))).map(build)
 
     @classmethod

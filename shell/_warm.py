@@ -151,14 +151,14 @@ def _fctl_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStor
 
 
 def _client_store(options: dict[str, str], environ: Mapping[str, str]) -> FileStore | None:
-    from stacktoken.core._urls import check_endpoint_url
+    from stacktoken.core._urls import endpoint_url_refusal
 
     from ._stores import client_store
 
     stack_uri, client_id = options.get("stack_uri"), options.get("client_id")
     if any(name in options for name in _FCTL_ONLY) or not stack_uri or not client_id:
         return None  # the full CLI explains what is wrong
-    if not isinstance(check_endpoint_url(stack_uri.rstrip("/")), str):
+    if endpoint_url_refusal(stack_uri.rstrip("/")) is not None:
         return None
     if not _secret_given(options.get("client_secret_file"), environ):
         return None
