@@ -105,7 +105,7 @@ def resolve_organization(profile: Profile, chosen: str | None) -> str | UsageErr
     """The organization asked for (flag or `ORGANIZATION`), else the profile's
     default, else its only organization (as fctl).
 
-    A choice given empty is kept: the name check refuses it (DESIGN §3.6), so
+    A choice given empty is kept: the name check refuses it (docs/design.md §3.6), so
     that `--organization "$ORG"` with ORG unset never quietly means the default.
     """
     if chosen is not None:

@@ -208,7 +208,7 @@ def _stray_refresh_token(body: bytes) -> str | None:
 
 
 class RetryPolicy(Record):
-    """Bounded, jittered retries of transient failures (DESIGN §5)."""
+    """Bounded, jittered retries of transient failures (docs/design.md §5)."""
 
     attempts: int = 3
     base_delay: float = 0.2
@@ -257,8 +257,8 @@ _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.ASCII
 
 
 def discovery_max_age(cache_control: str | None) -> timedelta:
-    """How long a discovery document may be kept: `max-age`, 1 h without the header,
-    nothing for `no-store`, `no-cache`, `max-age=0` or an invalid `max-age` (DESIGN §3.4)."""
+    """How long a discovery document may be kept (docs/design.md §3.4): `max-age`, 1 h
+    without the header, nothing for `no-store`, `no-cache`, `max-age=0` or an invalid `max-age`."""
     if cache_control is None:
         return DEFAULT_DISCOVERY_MAX_AGE
     if _NO_STORE.search(cache_control):
