@@ -9,8 +9,8 @@ a `ParseError` naming the field (`cattrs.transform_error` walks the errors).
 
 The JSON text itself is parsed by `_json.json_object`, the scanner the warm
 path uses too, so both sides agree on what is JSON. The converter and its
-per-type structure functions are built on first use: importing this module
-builds nothing (docs/design.md §12).
+per-type structure functions are built on first use, and cattrs is imported
+then: importing this module loads no cattrs (docs/design.md §12).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, NewType, TypeVar
+from typing import TYPE_CHECKING, Any, NewType, TypeVar
 
-from cattrs import Converter
-from cattrs.errors import BaseValidationError
-from cattrs.v import format_exception, transform_error
 from returns.result import Failure, Result, Success
 
 from ._json import json_object
+
+if TYPE_CHECKING:
+    from cattrs import Converter
 
 __all__ = [
     "AccessesWire",
@@ -157,13 +157,18 @@ def read_object(data: bytes) -> Result[dict[str, Any], ParseError]:
 
 def structure(document: object, wire_type: type[T]) -> Result[T, ParseError]:
     """`document` (decoded JSON) as `wire_type`, or the first field that does not fit."""
+    converter = _converter()
+    from cattrs.errors import BaseValidationError
+
     try:
-        return Success(_converter().structure(document, wire_type))
+        return Success(converter.structure(document, wire_type))
     except (BaseValidationError, ValueError, TypeError, KeyError, RecursionError) as error:
         return Failure(_first_problem(error))
 
 
 def _first_problem(error: BaseException) -> ParseError:
+    from cattrs.v import transform_error
+
     problems = transform_error(error, path="$", format_exception=_describe)
     problem, _, path = (problems[0] if problems else "invalid").rpartition(" @ ")
     field = path.removeprefix("$").removeprefix(".")
@@ -175,6 +180,8 @@ class _Unfit(ValueError):
 
 
 def _describe(error: BaseException, wire_type: type | None) -> str:
+    from cattrs.v import format_exception
+
     if isinstance(error, _Unfit):
         return str(error)
     return format_exception(error, wire_type)
@@ -182,6 +189,9 @@ def _describe(error: BaseException, wire_type: type | None) -> str:
 
 @cache
 def _converter() -> Converter:
+    # cattrs is imported here, on first use: `import stacktoken` and a warm run never load it.
+    from cattrs import Converter
+
     converter = Converter(detailed_validation=True)
     converter.register_structure_hook(str, _text)
     converter.register_structure_hook(datetime, _moment)
