@@ -1,26 +1,37 @@
 """Wire formats of the cold path: `accesses.json`, OIDC discovery, token and error responses.
 
-Fields are read strictly by `_wire.Fields` (`5` is never the string `"5"`).
-A JWT's claims are read without verification by base64url and JSON alone:
-pyjwt (which pulls in cryptography) is for verifying signatures, at login.
-Every decoder is total: bytes in, a `Result` out, whatever the bytes are.
+Each decoder reads its document through `_wire`'s converter into a wire type,
+then maps it to the domain model (`_types.py`), checking what the wire type
+cannot say (a token of VSCHAR characters). A JWT's claims are read without
+verification by base64url and JSON alone: pyjwt (which pulls in cryptography)
+is for verifying signatures, at login. Every decoder is total: bytes in, a
+`Result` out, whatever the bytes are; a failure is a `ParseError` naming the field.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from returns.result import Failure, Result, Success
 
 from ._cache_codec import is_token_text
 from ._errors import OAuthError
-from ._json import json_object
 from ._text import one_line
 from ._text import redact as redact_pieces
 from ._time import UTC, datetime, timedelta
 from ._types import DiscoveryDocument, StackAccess, TokenResponse
-from ._wire import Fields, read_fields
+from ._wire import (
+    AccessesWire,
+    DiscoveryCacheWire,
+    DiscoveryWire,
+    ErrorWire,
+    JwksWire,
+    ParseError,
+    TokenWire,
+    read_object,
+    structure,
+)
 
 if TYPE_CHECKING:
     from ._types import JsonObject
@@ -31,11 +42,11 @@ __all__ = [
     "decode_accesses",
     "decode_discovery",
     "decode_discovery_cache",
-    "encode_discovery_cache",
     "decode_error_response",
-    "decode_json_object",
+    "decode_jwks",
     "decode_token_response",
     "encode_accesses",
+    "encode_discovery_cache",
     "jwt_claims",
     "jwt_expiry",
 ]
@@ -44,47 +55,34 @@ __all__ = [
 # keeps `sent_at + expires_in` far from datetime's range.
 MAX_EXPIRES_IN = 366 * 24 * 3600
 
-
-T = TypeVar("T")
-
 _ACCESSES_KEYS = frozenset({"token", "claims", "refreshToken"})
 
 
-def decode_json_object(data: bytes) -> Result[dict[str, Any], str]:
-    """Parse bytes as a JSON object, or say why not."""
-    document = json_object(data)
-    return Failure(document) if isinstance(document, str) else Success(document)
-
-
-def decode_accesses(data: bytes) -> Result[StackAccess, str]:
+def decode_accesses(data: bytes) -> Result[StackAccess, ParseError]:
     """Decode `accesses.json`; unknown keys are kept in `extra` for the rewrite."""
-    return decode_json_object(data).bind(_accesses_from)
+    return read_object(data).bind(
+        lambda document: structure(document, AccessesWire).bind(
+            lambda wire: _stack_access(wire, document)
+        )
+    )
 
 
-def _accesses_from(document: dict[str, Any]) -> Result[StackAccess, str]:
-    def build(fields: Fields) -> StackAccess | str:
-        token = fields.text("token")
-        refresh_token = fields.optional_text("refreshToken")
-        if not token:
-            return "token is empty"
-        if not is_token_text(token) or not is_token_text(refresh_token or "-"):
-            return "token or refreshToken has characters no token has"
-        claims = fields.optional_object("claims")
-        if claims is None:
-            claims = dict(jwt_claims(token) or {})
-        return StackAccess(
-            token=token,
-            refresh_token=refresh_token or None,
+def _stack_access(wire: AccessesWire, document: dict[str, Any]) -> Result[StackAccess, ParseError]:
+    if not wire.token:
+        return Failure(ParseError(field="token", problem="is empty"))
+    for field, text in (("token", wire.token), ("refreshToken", wire.refreshToken or "-")):
+        if not is_token_text(text):
+            return Failure(ParseError(field=field, problem="has characters no token has"))
+    claims = wire.claims if wire.claims is not None else dict(jwt_claims(wire.token) or {})
+    return Success(
+        StackAccess(
+            token=wire.token,
+            refresh_token=wire.refreshToken or None,
             expiry=claims_expiry(claims),
             claims=claims,
             extra={key: value for key, value in document.items() if key not in _ACCESSES_KEYS},
         )
-
-    return _result(read_fields(document, build))
-
-
-def _result(decoded: T | str) -> Result[T, str]:
-    return Failure(decoded) if isinstance(decoded, str) else Success(decoded)
+    )
 
 
 def encode_accesses(access: StackAccess) -> bytes:
@@ -97,22 +95,26 @@ def encode_accesses(access: StackAccess) -> bytes:
     return json.dumps(document).encode("utf-8")
 
 
-def decode_discovery(data: bytes) -> Result[DiscoveryDocument, str]:
+def decode_discovery(data: bytes) -> Result[DiscoveryDocument, ParseError]:
     """Decode an OpenID Provider configuration (RFC 8414 §3.2)."""
-
-    def build(fields: Fields) -> DiscoveryDocument:
-        return DiscoveryDocument(
-            token_endpoint=fields.text("token_endpoint"),
-            issuer=fields.optional_text("issuer"),
-            auth_methods=fields.optional_texts("token_endpoint_auth_methods_supported"),
-            device_authorization_endpoint=fields.optional_text("device_authorization_endpoint"),
-            jwks_uri=fields.optional_text("jwks_uri"),
-        )
-
-    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
+    return (
+        read_object(data)
+        .bind(lambda document: structure(document, DiscoveryWire))
+        .map(_discovery_document)
+    )
 
 
-def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResponse, str]:
+def _discovery_document(wire: DiscoveryWire) -> DiscoveryDocument:
+    return DiscoveryDocument(
+        token_endpoint=wire.token_endpoint,
+        issuer=wire.issuer,
+        auth_methods=wire.token_endpoint_auth_methods_supported,
+        device_authorization_endpoint=wire.device_authorization_endpoint,
+        jwks_uri=wire.jwks_uri,
+    )
+
+
+def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResponse, ParseError]:
     """Decode a successful token response (RFC 6749 §5.1).
 
     The expiry counts `expires_in` from `sent_at`, the time taken before the
@@ -120,65 +122,60 @@ def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResp
     sooner than it does. Without `expires_in`, a JWT's `exp` is used; an opaque
     token with neither has no known expiry.
     """
-
-    def build(fields: Fields) -> TokenResponse | str:
-        access_token = fields.text("access_token")
-        token_type = fields.text("token_type")
-        refresh_token = fields.optional_text("refresh_token")
-        id_token = fields.optional_text("id_token")
-        if not access_token:
-            return "access_token is empty"
-        if not is_token_text(access_token):  # it could not be printed nor sent as is
-            return "access_token has characters outside RFC 6749 VSCHAR"
-        # RFC 6749 says a number; some servers send "3600" or 3599.5.
-        lifetime = _lifetime_seconds(fields.raw("expires_in"))
-        if isinstance(lifetime, str):
-            return lifetime
-        if lifetime is not None:
-            expiry: datetime | None = sent_at + timedelta(seconds=min(lifetime, MAX_EXPIRES_IN))
-        else:
-            expiry = jwt_expiry(access_token)
-        return TokenResponse(
-            access_token=access_token,
-            token_type=token_type,
-            expiry=expiry,
-            refresh_token=refresh_token or None,
-            id_token=id_token or None,
+    return read_object(data).bind(
+        lambda document: structure(document, TokenWire).bind(
+            lambda wire: _token_response(wire, sent_at=sent_at)
         )
+    )
 
-    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
 
-
-def _lifetime_seconds(expires_in: Any) -> int | str | None:
-    """`expires_in` as whole seconds (rounded down), None when absent, else why not."""
-    if expires_in is None:
-        return None
-    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
-        expires_in = int(expires_in[:12])  # more digits would be clamped anyway
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
-        return "expires_in is not a number"
-    if not 0 <= expires_in < float("inf"):
-        return "expires_in is negative or not finite"
-    return int(expires_in)
+def _token_response(wire: TokenWire, *, sent_at: datetime) -> Result[TokenResponse, ParseError]:
+    if not wire.access_token:
+        return Failure(ParseError(field="access_token", problem="is empty"))
+    if not is_token_text(wire.access_token):  # it could not be printed nor sent as is
+        return Failure(
+            ParseError(field="access_token", problem="has characters outside RFC 6749 VSCHAR")
+        )
+    if wire.expires_in is not None:
+        lifetime = timedelta(seconds=min(wire.expires_in, MAX_EXPIRES_IN))
+        expiry: datetime | None = sent_at + lifetime
+    else:
+        expiry = jwt_expiry(wire.access_token)
+    return Success(
+        TokenResponse(
+            access_token=wire.access_token,
+            token_type=wire.token_type,
+            expiry=expiry,
+            refresh_token=wire.refresh_token or None,
+            id_token=wire.id_token or None,
+        )
+    )
 
 
 def decode_error_response(
     status_code: int, data: bytes, *, redact: tuple[str, ...] = ()
-) -> Result[OAuthError, str]:
+) -> Result[OAuthError, ParseError]:
     """Decode an RFC 6749 §5.2 error body. The `redact` texts (the secrets the
     request carried, which a server may quote back) are cut out of every field,
     and so is any long run of characters a field shares with one of them."""
 
-    def build(fields: Fields) -> OAuthError:
-        error = redact_pieces(fields.text("error"), redact)
-        description = redact_pieces(fields.optional_text("error_description") or "", redact)
+    def oauth_error(wire: ErrorWire) -> OAuthError:
+        error = redact_pieces(wire.error, redact)
+        description = redact_pieces(wire.error_description or "", redact)
         return OAuthError(
             error=one_line(error),
             description=one_line(description) if description else None,
             status_code=status_code,
         )
 
-    return decode_json_object(data).bind(lambda document: _result(read_fields(document, build)))
+    return read_object(data).bind(lambda document: structure(document, ErrorWire)).map(oauth_error)
+
+
+def decode_jwks(data: bytes) -> Result[dict[str, Any], ParseError]:
+    """A JSON Web Key Set (RFC 7517 §5) as the object pyjwt's `PyJWKSet.from_dict` reads."""
+    return read_object(data).bind(
+        lambda document: structure(document, JwksWire).map(lambda _: document)
+    )
 
 
 def encode_discovery_cache(document: DiscoveryDocument, *, expires_at: datetime) -> bytes:
@@ -199,20 +196,15 @@ def encode_discovery_cache(document: DiscoveryDocument, *, expires_at: datetime)
     ).encode("utf-8")
 
 
-def decode_discovery_cache(data: bytes) -> Result[tuple[DiscoveryDocument, datetime], str]:
+def decode_discovery_cache(
+    data: bytes,
+) -> Result[tuple[DiscoveryDocument, datetime], ParseError]:
     """Read back `encode_discovery_cache`'s output: the document and its end of life."""
-    from ._cache_codec import parse_rfc3339
-
-    def from_document(document: dict[str, Any]) -> Result[tuple[DiscoveryDocument, datetime], str]:
-        expires_at = document.get("expiresAt")
-        if not isinstance(expires_at, str):
-            return Failure("expiresAt missing or not a string")
-        moment = parse_rfc3339(expires_at)
-        if isinstance(moment, str):
-            return Failure(moment)
-        return decode_discovery(data).map(lambda found: (found, moment))
-
-    return decode_json_object(data).bind(from_document)
+    return (
+        read_object(data)
+        .bind(lambda document: structure(document, DiscoveryCacheWire))
+        .map(lambda wire: (_discovery_document(wire), wire.expiresAt))
+    )
 
 
 def jwt_claims(token: str) -> JsonObject | None:
@@ -234,10 +226,11 @@ def jwt_claims(token: str) -> JsonObject | None:
             raw = urlsafe_b64decode(part + "=" * (-len(part) % 4))
         except (binascii.Error, ValueError):
             return None
-        document = json_object(raw)
-        if isinstance(document, str):
-            return None
-        decoded.append(document)
+        match read_object(raw):
+            case Success(document):
+                decoded.append(document)
+            case _:
+                return None
     return decoded[1]
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from ._codecs import decode_json_object, jwt_claims
+from ._codecs import jwt_claims
 from ._device_polling import (
     DeviceFail,
     DeviceFinish,
@@ -42,8 +42,8 @@ from ._record import Record, secret
 from ._requests import interpret_token_response
 from ._time import datetime, timedelta
 from ._types import StackAccess, TokenRequest, TokenResponse
-from ._urls import check_endpoint_url, safe_url
-from ._wire import Fields, read_fields
+from ._urls import endpoint_url_refusal, safe_url
+from ._wire import DeviceAuthorizationWire, ParseError, read_object, structure
 
 __all__ = [
     "DEFAULT_DEVICE_INTERVAL",
@@ -159,58 +159,46 @@ def interpret_device_authorization(
             )
         )
 
-    def build(fields: Fields) -> DeviceAuthorization | str:
-        device_code = fields.text("device_code")
-        user_code = fields.text("user_code")
-        verification_uri = fields.text("verification_uri")
-        complete = fields.optional_text("verification_uri_complete")
-        if not device_code or not user_code or not user_code.isprintable():
-            return "device_code or user_code is empty or unprintable"
-        for uri in (verification_uri, complete):
-            # Shown on the terminal and opened in a browser: no escape sequence, no space.
-            if uri is not None and not (uri.isascii() and uri.isprintable() and " " not in uri):
-                return "verification URI has characters no URL has"
-            if uri is not None and isinstance(check_endpoint_url(uri), RemoteError):
-                return f"verification URI {safe_url(uri)!r} is not https"
-        expires_in = _seconds(fields.raw("expires_in"), required=True)
-        interval = _seconds(fields.raw("interval"), required=False)
-        if isinstance(expires_in, str) or isinstance(interval, str):
-            return expires_in if isinstance(expires_in, str) else str(interval)
-        assert expires_in is not None
-        return DeviceAuthorization(
-            device_code=device_code,
-            user_code=user_code,
-            verification_uri=verification_uri,
-            verification_uri_complete=complete,
-            expires_in=timedelta(seconds=min(expires_in, _MAX_EXPIRES_IN)),
+    def unusable(problem: ParseError) -> AcquireError:
+        return RemoteError(message=f"device authorization at {where}: {problem.message}")
+
+    read = read_object(body).bind(
+        lambda document: structure(document, DeviceAuthorizationWire).bind(_device_authorization)
+    )
+    return read.alt(unusable)
+
+
+def _device_authorization(
+    wire: DeviceAuthorizationWire,
+) -> Result[DeviceAuthorization, ParseError]:
+    for field, code in (("device_code", wire.device_code), ("user_code", wire.user_code)):
+        if not code:
+            return Failure(ParseError(field=field, problem="is empty"))
+    if not wire.user_code.isprintable():  # it is shown on the terminal
+        return Failure(ParseError(field="user_code", problem="is unprintable"))
+    for field, uri in (
+        ("verification_uri", wire.verification_uri),
+        ("verification_uri_complete", wire.verification_uri_complete),
+    ):
+        # Shown on the terminal and opened in a browser: no escape sequence, no space.
+        if uri is not None and not (uri.isascii() and uri.isprintable() and " " not in uri):
+            return Failure(ParseError(field=field, problem="has characters no URL has"))
+        if uri is not None and endpoint_url_refusal(uri) is not None:
+            return Failure(ParseError(field=field, problem=f"{safe_url(uri)!r} is not https"))
+    return Success(
+        DeviceAuthorization(
+            device_code=wire.device_code,
+            user_code=wire.user_code,
+            verification_uri=wire.verification_uri,
+            verification_uri_complete=wire.verification_uri_complete,
+            expires_in=timedelta(seconds=min(wire.expires_in, _MAX_EXPIRES_IN)),
             interval=(
-                timedelta(seconds=min(interval, _MAX_EXPIRES_IN))
-                if interval
+                timedelta(seconds=min(wire.interval, _MAX_EXPIRES_IN))
+                if wire.interval
                 else DEFAULT_DEVICE_INTERVAL
             ),
         )
-
-    def from_document(document: dict[str, Any]) -> Result[DeviceAuthorization, AcquireError]:
-        built = read_fields(document, build)
-        if isinstance(built, str):
-            return Failure(RemoteError(message=f"device authorization at {where}: {built}"))
-        return Success(built)
-
-    decoded: Result[dict[str, Any], AcquireError] = decode_json_object(body).alt(
-        lambda reason: RemoteError(message=f"device authorization at {where}: {reason}")
     )
-    return decoded.bind(from_document)
-
-
-def _seconds(value: object, *, required: bool) -> float | str | None:
-    """A positive, finite number of seconds; None when absent and not required."""
-    if value is None:
-        return "expires_in missing" if required else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "expires_in or interval is not a number"
-    if not 0 < value < float("inf"):
-        return "expires_in or interval is not positive"
-    return float(value)
 
 
 def device_token_request(

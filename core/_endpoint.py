@@ -1,7 +1,7 @@
 """One step every grant takes: a request at a discovered token endpoint.
 
 A token endpoint that is gone (404, refusing connections) means the
-discovery document that named it is stale (DESIGN §3.4): the document is
+discovery document that named it is stale (docs/design.md §3.4): the document is
 dropped, discovery is done once more, and the request is sent once more.
 Neither case reached a server that could act on the request, so even a
 request that spends a refresh token may be sent again.

@@ -45,7 +45,7 @@ class RemoteError(Record):
     """A server could not be reached, failed, or answered outside the protocol.
 
     `endpoint_gone` marks a token endpoint that answered 404 or kept refusing
-    connections: the discovery document that named it is stale (DESIGN §3.4).
+    connections: the discovery document that named it is stale (docs/design.md §3.4).
     `transient` marks failures worth retrying later (timeouts, 5xx).
     `rotated_refresh_token` is a new refresh token found in a token answer that
     is otherwise unusable: the IdP has spent the old one, so it must be kept.
@@ -88,5 +88,5 @@ EXIT_CODES: dict[type[AcquireError], int] = {
 
 
 def exit_code(error: AcquireError) -> int:
-    """The CLI exit code for an error (DESIGN §7)."""
+    """The CLI exit code for an error (docs/design.md §7)."""
     return EXIT_CODES[type(error)]

@@ -11,12 +11,14 @@ property_tests/test_json_properties.py holds the result equal to `json.loads`.
 
 from __future__ import annotations
 
+from ._record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["json_object", "json_value"]
+__all__ = ["NotJson", "json_object", "json_value"]
 
 _WHITESPACE = " \t\n\r"  # RFC 8259 §2, as json.decoder's WHITESPACE
 _BOM = "\ufeff"  # json.loads(bytes) drops it (json.detect_encoding: utf-8-sig)
@@ -51,33 +53,41 @@ def _c_scanner() -> Callable[[str, int], tuple[Any, int]] | None:
 _scan = _c_scanner()
 
 
-def json_value(data: bytes) -> tuple[Any, None] | tuple[None, str]:
-    """`(value, None)` for a UTF-8 JSON text, else `(None, reason)`."""
+class NotJson(Record):
+    """What `json_value` returns for bytes that are no JSON text: the reason.
+
+    Any JSON value can be read, strings included, so the failure is a type of its own."""
+
+    reason: str
+
+
+def json_value(data: bytes) -> Any | NotJson:
+    """The value of a UTF-8 JSON text, else `NotJson` saying why."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None, "not JSON (not UTF-8)"
+        return NotJson(reason="not JSON (not UTF-8)")
     if _scan is None:  # pragma: no cover - CPython always has _json
         import json
 
         try:
-            return json.loads(text.removeprefix(_BOM)), None
+            return json.loads(text.removeprefix(_BOM))
         except (ValueError, RecursionError):
-            return None, "not JSON"
+            return NotJson(reason="not JSON")
     body = text.removeprefix(_BOM).lstrip(_WHITESPACE)
     start = len(text) - len(body)
     try:
         value, end = _scan(text, start)
     except (StopIteration, ValueError, RecursionError):
-        return None, "not JSON"
+        return NotJson(reason="not JSON")
     if text[end:].lstrip(_WHITESPACE):
-        return None, "not JSON (extra data after the document)"
-    return value, None
+        return NotJson(reason="not JSON (extra data after the document)")
+    return value
 
 
 def json_object(data: bytes) -> dict[str, Any] | str:
-    """The JSON object `data` holds, or the reason it holds none."""
-    value, reason = json_value(data)
-    if reason is not None:
-        return reason
+    """The JSON object `data` holds, or the reason it holds none (an object is no string)."""
+    value = json_value(data)
+    if isinstance(value, NotJson):
+        return value.reason
     return value if isinstance(value, dict) else "not a JSON object"

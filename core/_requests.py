@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import re
 
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Result
 
-from ._codecs import (
-    decode_discovery,
-    decode_error_response,
-    decode_json_object,
-    decode_token_response,
-)
+from ._codecs import decode_discovery, decode_error_response, decode_token_response
 from ._errors import OAuthError, RemoteError
 from ._record import Record
 from ._time import datetime, timedelta
 from ._types import DiscoveryDocument, TokenRequest, TokenResponse
 from ._urls import check_endpoint_url, safe_url
+from ._wire import RefreshTokenWire, read_object, structure
 
 __all__ = [
     "DEFAULT_DISCOVERY_MAX_AGE",
@@ -158,7 +154,7 @@ def interpret_discovery(
             )
         )
     decoded = decode_discovery(body).alt(
-        lambda reason: RemoteError(message=f"discovery at {where} is invalid: {reason}")
+        lambda problem: RemoteError(message=f"discovery at {where} is invalid: {problem.message}")
     )
     return decoded.bind(lambda document: _check_discovered(document, target))
 
@@ -173,8 +169,7 @@ def _check_discovered(
                 f"{safe_url(document.issuer)!r}, expected {safe_url(target.issuer)!r}"
             )
         )
-    problem = check_endpoint_url(document.token_endpoint)
-    return Failure(problem) if isinstance(problem, RemoteError) else Success(document)
+    return check_endpoint_url(document.token_endpoint).map(lambda _: document)
 
 
 def interpret_token_response(
@@ -184,8 +179,8 @@ def interpret_token_response(
     where = safe_url(request.url)
     if status_code == 200:
         return decode_token_response(body, sent_at=sent_at).alt(
-            lambda reason: RemoteError(
-                message=f"token endpoint {where} answered badly: {reason}",
+            lambda problem: RemoteError(
+                message=f"token endpoint {where} answered badly: {problem.message}",
                 rotated_refresh_token=_stray_refresh_token(body),
             )
         )
@@ -208,13 +203,12 @@ def interpret_token_response(
 def _stray_refresh_token(body: bytes) -> str | None:
     # A 200 we cannot use may still carry a rotated refresh token (RFC 6749 §6):
     # the old one is spent by now, so the caller must keep this one.
-    value = decode_json_object(body).map(lambda document: document.get("refresh_token"))
-    found = value.value_or(None)
-    return found if isinstance(found, str) and found else None
+    read = read_object(body).bind(lambda document: structure(document, RefreshTokenWire))
+    return read.map(lambda wire: wire.refresh_token or None).value_or(None)
 
 
 class RetryPolicy(Record):
-    """Bounded, jittered retries of transient failures (DESIGN §5)."""
+    """Bounded, jittered retries of transient failures (docs/design.md §5)."""
 
     attempts: int = 3
     base_delay: float = 0.2
@@ -263,8 +257,8 @@ _NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.ASCII
 
 
 def discovery_max_age(cache_control: str | None) -> timedelta:
-    """How long a discovery document may be kept: `max-age`, 1 h without the header,
-    nothing for `no-store`, `no-cache`, `max-age=0` or an invalid `max-age` (DESIGN §3.4)."""
+    """How long a discovery document may be kept (docs/design.md §3.4): `max-age`, 1 h
+    without the header, nothing for `no-store`, `no-cache`, `max-age=0` or an invalid `max-age`."""
     if cache_control is None:
         return DEFAULT_DISCOVERY_MAX_AGE
     if _NO_STORE.search(cache_control):

@@ -1,9 +1,9 @@
-"""From the warm path's plain values to `Result`s, for the cold path.
+"""From the warm set's plain values to `Result`s, for the cold path.
 
-Functions a warm run calls return the value or an error value itself, since
-a warm run cannot afford to import `returns`. The cold path composes with
-`Result`s; `lift` is the one bridge between the two, so no function needs
-a `Result` twin.
+Functions a warm run calls (locating a stack, reading settings) return the
+value or the error value itself, since a warm run cannot afford to import
+`returns`. The cold path composes with `Result`s; `lift` is the one bridge
+between the two, so no function needs a `Result` twin.
 """
 
 from __future__ import annotations
@@ -18,18 +18,11 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-__all__ = ["lift", "lift_reason"]
+__all__ = ["lift"]
 
 
 def lift(value: T | AcquireError) -> Result[T, AcquireError]:
     """`Failure` for an error value, else `Success`."""
     if isinstance(value, AcquireError):
-        return Failure(value)
-    return Success(value)
-
-
-def lift_reason(value: T | str) -> Result[T, str]:
-    """`Failure` for a reason (a string: the value is never one), else `Success`."""
-    if isinstance(value, str):
         return Failure(value)
     return Success(value)

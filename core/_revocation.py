@@ -15,7 +15,7 @@ from ._json import json_object
 from ._requests import FCTL_CLIENT_ID, client_credentials_request
 from ._text import one_line
 from ._types import ClientCredentials, DiscoveryDocument, TokenRequest
-from ._urls import check_endpoint_url, safe_url
+from ._urls import endpoint_url_refusal, safe_url
 
 __all__ = [
     "cleared_profile",
@@ -36,7 +36,7 @@ def revocation_endpoint(discovery_body: bytes) -> str | None:
     value = document.get("revocation_endpoint")
     if not isinstance(value, str) or not value:
         return None
-    return value if isinstance(check_endpoint_url(value), str) else None
+    return value if endpoint_url_refusal(value) is None else None
 
 
 def refresh_revocation_request(endpoint: str, refresh_token: str) -> TokenRequest:

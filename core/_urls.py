@@ -1,9 +1,10 @@
-"""Which URLs may carry our secrets, and how a URL may be shown (DESIGN §5).
+"""Which URLs may carry our secrets, and how a URL may be shown (docs/design.md §5).
 
 https everywhere; plain http only to a loopback host (127.0.0.0/8, ::1,
 localhost); never a user or password in the URL (httpx would send them as
-HTTP Basic to whoever the URL names, issue 15 #8). The answers are plain
-values (no `Result`): warm runs of a machine credential check the stack URI too.
+HTTP Basic to whoever the URL names). `endpoint_url_refusal` is the rule as a
+plain value, for the warm run of a machine credential, which checks the stack
+URI too and cannot import `returns`; the cold path asks `check_endpoint_url`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,23 @@ from __future__ import annotations
 from ._errors import RemoteError
 from ._text import one_line
 
-__all__ = ["check_endpoint_url", "is_loopback", "safe_url"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from returns.result import Result
+
+__all__ = ["check_endpoint_url", "endpoint_url_refusal", "is_loopback", "safe_url"]
 
 
-def check_endpoint_url(url: str) -> str | RemoteError:
-    """`url` itself when secrets may be sent there, else why not."""
+def check_endpoint_url(url: str) -> Result[str, RemoteError]:
+    """`Success(url)` when secrets may be sent there, else why not."""
+    from returns.result import Failure, Success
+
+    refusal = endpoint_url_refusal(url)
+    return Success(url) if refusal is None else Failure(refusal)
+
+
+def endpoint_url_refusal(url: str) -> RemoteError | None:
+    """Why secrets may not be sent to `url`; None when they may."""
     from urllib.parse import urlsplit
 
     try:
@@ -32,7 +45,7 @@ def check_endpoint_url(url: str) -> str | RemoteError:
             "(credentials never go in a URL)"
         )
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
-        return url
+        return None
     return RemoteError(
         message=f"refusing {safe_url(url)!r}: endpoints must use https "
         "(plain http only on loopback)"

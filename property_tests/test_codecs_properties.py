@@ -41,6 +41,7 @@ from stacktoken.core._requests import (
 )
 from stacktoken.core._types import CachedToken, DiscoveryDocument, StackAccess, TokenResponse
 from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._wire import ParseError
 from strategies import (
     GoTime,
     access_tokens,
@@ -275,19 +276,19 @@ _DECODERS: list[
                 )
             ),
         ),
-        lambda r: _is_result(r, StackAccess, str),
+        lambda r: _is_result(r, StackAccess, ParseError),
     ),
     (
         "decode_discovery",
         decode_discovery,
         _inputs("token_endpoint", "issuer"),
-        lambda r: _is_result(r, DiscoveryDocument, str),
+        lambda r: _is_result(r, DiscoveryDocument, ParseError),
     ),
     (
         "decode_discovery_cache",
         decode_discovery_cache,
         _inputs("token_endpoint", "issuer", "expiresAt"),
-        lambda r: _is_result(r, tuple, str),
+        lambda r: _is_result(r, tuple, ParseError),
     ),
     (
         "decode_token_response",
@@ -301,13 +302,13 @@ _DECODERS: list[
                 )
             ),
         ),
-        lambda r: _is_result(r, TokenResponse, str),
+        lambda r: _is_result(r, TokenResponse, ParseError),
     ),
     (
         "decode_error_response",
         lambda data: decode_error_response(400, data),
         _inputs("error", "error_description"),
-        lambda r: _is_result(r, OAuthError, str),
+        lambda r: _is_result(r, OAuthError, ParseError),
     ),
     (
         "decode_profile",
@@ -349,7 +350,9 @@ def test_interpret_discovery_is_total(status: int, body: bytes) -> None:
     result = interpret_discovery(status, body, target=TARGET)
     assert _is_result(result, DiscoveryDocument, RemoteError)
     if isinstance(result, Success):
-        assert isinstance(check_endpoint_url(result.unwrap().token_endpoint), str)
+        assert check_endpoint_url(result.unwrap().token_endpoint) == Success(
+            result.unwrap().token_endpoint
+        )
 
 
 @given(
@@ -373,6 +376,6 @@ def test_interpret_token_response_is_total(status: int, body: bytes, sent_at: da
 def test_text_decoders_are_total_on_any_text(text: str) -> None:
     """parse_rfc3339, check_endpoint_url and safe_url accept any text without raising."""
     assert _is_value_or_error(parse_rfc3339(text), datetime, str)
-    assert _is_value_or_error(check_endpoint_url(text), str, RemoteError)
+    assert _is_result(check_endpoint_url(text), str, RemoteError)
     shown = safe_url(text)
     assert isinstance(shown, str) and shown.isprintable()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from hypothesis import event, given, note
 from hypothesis import strategies as st
+from returns.result import Failure, Success
 from stacktoken.core._errors import RemoteError
 from stacktoken.core._requests import (
     DEFAULT_DISCOVERY_MAX_AGE,
@@ -18,7 +19,7 @@ from stacktoken.core._requests import (
     retry_delay,
     stack_discovery,
 )
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import check_endpoint_url, endpoint_url_refusal, safe_url
 from strategies import SECRET_MARKER, Url, urls
 
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)
@@ -41,11 +42,15 @@ def test_endpoint_urls_are_https_or_loopback_http(url: Url) -> None:
     expected = secure and not url.credentials
     event(f"{url.scheme} {'loopback' if url.loopback else 'remote'}")
     event(f"credentials: {url.credentials}")
-    assert isinstance(result, RemoteError) != expected
-    if isinstance(result, RemoteError):
-        assert SECRET_MARKER not in result.message
-    else:
-        assert result == url.text
+    assert isinstance(result, Failure) != expected
+    match result:
+        case Failure(error):
+            assert isinstance(error, RemoteError)
+            assert SECRET_MARKER not in error.message
+            assert endpoint_url_refusal(url.text) == error
+        case _:
+            assert result == Success(url.text)
+            assert endpoint_url_refusal(url.text) is None
 
 
 @given(st.one_of(urls().map(lambda url: url.text), ANY_TEXT))

@@ -117,7 +117,8 @@ def test_token_response_failures_never_quote_a_token(body: bytes, status: int) -
         assert SECRET_MARKER not in getattr(error, "message", "")
     reason = decode_token_response(body, sent_at=SENT_AT)
     if isinstance(reason, Failure):
-        assert SECRET_MARKER not in reason.failure()
+        assert SECRET_MARKER not in reason.failure().message
+        assert SECRET_MARKER not in repr(reason.failure())
 
 
 @given(
@@ -154,7 +155,8 @@ def test_accesses_failures_never_quote_a_token(token: str, rest: dict[str, Any])
     """An accesses.json we cannot use fails with a reason that contains no token."""
     result = decode_accesses(json.dumps({"token": token, **rest}).encode())
     if isinstance(result, Failure):
-        assert SECRET_MARKER not in result.failure()
+        assert SECRET_MARKER not in result.failure().message
+        assert SECRET_MARKER not in repr(result.failure())
     else:
         assert SECRET_MARKER not in _shown(result)
 

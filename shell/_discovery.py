@@ -46,7 +46,7 @@ class DiscoveryCache:
         decoded = decode_discovery_cache(read[0]) if not isinstance(read, str) else None
         match decoded.value_or(None) if decoded is not None else None:
             case (document, expires_at) if now < expires_at and isinstance(
-                check_endpoint_url(document.token_endpoint), str
+                check_endpoint_url(document.token_endpoint), Success
             ):
                 self._log("discovery cache hit")
                 return document

@@ -22,7 +22,7 @@ from stacktoken.core._record import Record, secret
 from stacktoken.core._requests import RETRYABLE_STATUSES, RetryPolicy, retry_delay
 from stacktoken.core._time import datetime
 from stacktoken.core._types import TokenRequest
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import endpoint_url_refusal, safe_url
 
 if TYPE_CHECKING:
     import httpx
@@ -107,9 +107,8 @@ class Http:
         *,
         replayable: bool,
     ) -> Result[HttpAnswer, RemoteError]:
-        refused = check_endpoint_url(url)
-        if isinstance(refused, RemoteError):
-            return Failure(refused)
+        if (refusal := endpoint_url_refusal(url)) is not None:
+            return Failure(refusal)
         attempt = 0
         while True:
             outcome, retry_after, sent = self._attempt(method, url, form, headers)

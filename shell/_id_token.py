@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from returns.result import Failure, Result, Success
+from stacktoken.core._codecs import decode_jwks
 from stacktoken.core._errors import AcquireError, AuthRequired, RemoteError
-from stacktoken.core._json import json_object
 from stacktoken.core._profile import LOGIN_HINT
 from stacktoken.core._urls import safe_url
 
@@ -26,9 +26,11 @@ def verified_id_token(
     def refused(reason: str) -> Result[Mapping[str, Any], AcquireError]:
         return Failure(AuthRequired(message=f"the ID token was refused ({reason}); {LOGIN_HINT}"))
 
-    document = json_object(jwks)
-    if isinstance(document, str):
-        return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {document}"))
+    match decode_jwks(jwks):
+        case Failure(problem):
+            return Failure(RemoteError(message=f"JWKS at {safe_url(jwks_uri)}: {problem}"))
+        case Success(document):
+            pass
     try:
         header = jwt.get_unverified_header(id_token)
         key_set = jwt.PyJWKSet.from_dict(document)

@@ -47,11 +47,10 @@ from stacktoken.core._profile import (
 )
 from stacktoken.core._record import replace
 from stacktoken.core._requests import RetryPolicy, membership_discovery
-from stacktoken.core._results import lift
 from stacktoken.core._text import one_line
 from stacktoken.core._time import datetime
 from stacktoken.core._types import DiscoveryDocument, StackAccess, TokenRequest, TokenResponse
-from stacktoken.core._urls import check_endpoint_url
+from stacktoken.core._urls import check_endpoint_url, endpoint_url_refusal
 
 from ._config import (
     FctlStack,
@@ -152,7 +151,7 @@ class _Membership:
         self.poll_http.close()
 
     def discover(self) -> Result[DiscoveryDocument, AcquireError]:
-        checked: Result[str, AcquireError] = lift(check_endpoint_url(self.uri))
+        checked: Result[str, AcquireError] = check_endpoint_url(self.uri)
         found: Result[DiscoveryDocument, AcquireError] = checked.bind(
             lambda _: discover(
                 membership_discovery(self.uri), http=self.http, cache=self.cache, clock=self.clock
@@ -213,9 +212,8 @@ def _device_capable(document: DiscoveryDocument) -> Result[DiscoveryDocument, Ac
             return Failure(
                 RemoteError(message=f"the membership discovery document names no {name}")
             )
-        problem = check_endpoint_url(url)
-        if isinstance(problem, RemoteError):
-            return Failure(problem)
+        if (refusal := endpoint_url_refusal(url)) is not None:
+            return Failure(refusal)
     return Success(document)
 
 

@@ -247,7 +247,7 @@ def client_parts(options: ClientOptions) -> Result[Parts, AcquireError]:
             )
         )
 
-    checked: Result[str, AcquireError] = lift(check_endpoint_url(credentials.stack_uri))
+    checked: Result[str, AcquireError] = check_endpoint_url(credentials.stack_uri)
     return checked.bind(lambda _: _setup(options, known=_keys(ClientOptions))).map(build)
 
 

@@ -116,13 +116,13 @@ def _client_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | No
     when redis-py is missing, and reads (and may refuse) the secret, and then
     this path declines."""
     from stacktoken.core._types import ClientCredentials
-    from stacktoken.core._urls import check_endpoint_url
+    from stacktoken.core._urls import endpoint_url_refusal
 
     from ._config import default_cache_dir, read_secret_file
     from ._stores import client_store
 
     machine = plan.machine
-    if machine is None or not isinstance(check_endpoint_url(machine.stack_uri.rstrip("/")), str):
+    if machine is None or endpoint_url_refusal(machine.stack_uri.rstrip("/")) is not None:
         return None
     if machine.store_url is not None and not _redis_installed():
         return None

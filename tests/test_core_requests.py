@@ -21,7 +21,7 @@ from stacktoken.core._requests import (
     stack_discovery,
 )
 from stacktoken.core._types import DiscoveryDocument, TokenRequest, TokenResponse
-from stacktoken.core._urls import check_endpoint_url, safe_url
+from stacktoken.core._urls import check_endpoint_url, endpoint_url_refusal, safe_url
 
 TOKEN_ENDPOINT = "https://orga-stk1.formance.cloud/api/auth/oauth/token"
 SENT_AT = datetime(2026, 2, 20, 15, 40, 16, tzinfo=UTC)
@@ -106,11 +106,12 @@ URLS = [
 @pytest.mark.parametrize(("url", "accepted"), URLS)
 def test_check_endpoint_url_https_or_loopback_http(url: str, accepted: bool) -> None:
     result = check_endpoint_url(url)
-    assert isinstance(result, str) is accepted
+    assert isinstance(result, Success) is accepted
     if accepted:
-        assert result == url
+        assert result == Success(url)
     else:
-        assert isinstance(result, RemoteError)
+        assert isinstance(result.failure(), RemoteError)
+    assert (endpoint_url_refusal(url) is None) is accepted
 
 
 SAFE = [
