@@ -14,7 +14,7 @@ stacktoken's internals changes nothing here. It uses only:
 - `formance_sdk`, `StackTokenAuth` and `TokenSource.from_client_credentials`,
   with the official SDK, in `_sdk_child.py` (a child too), against
   tests/ledger_stub.py's `LedgerStub` on the stack server;
-- the on-disk layout that DESIGN §3 fixes for fctl: `accesses.json` and
+- the on-disk layout that docs/design.md §3 fixes for fctl: `accesses.json` and
   `api_token_cache.json` (paths as `FctlProfile` gives them), and a
   `--cache-dir` holding only the discovery documents.
 
@@ -174,7 +174,7 @@ class World:
             ]
         )
 
-    # -- the official SDK (DESIGN §10) ------------------------------------------
+    # -- the official SDK (docs/design.md §10) ------------------------------------------
     def sdk_config(self, cache_dir: Path) -> dict[str, str]:
         """A machine credential at the stack, the ledger stub serving the SDK's calls,
         and what `_sdk_child.py` needs to reach them (tokens cached under `cache_dir`).
@@ -282,7 +282,7 @@ class World:
             raise RunFailed("a concurrent cold run failed")
         return self.counts(), len(outputs)
 
-    # -- a fleet of machine-credential processes (DESIGN §9, §11) -----------------
+    # -- a fleet of machine-credential processes (docs/design.md §9, §11) -----------------
     def fleet_windows(
         self, hosts: int, processes: int, windows: int, ttl_seconds: int, store: str | None
     ) -> tuple[list[int], int, float]:

@@ -999,7 +999,7 @@ def measure(keys: Sequence[str] | None, scale: float, write: bool) -> int:
         *header,
         f"- load average at the end: {load_average()}; benchmark wall time {elapsed:.0f} s",
         "",
-        "## Targets (DESIGN §12, issue 9)",
+        "## Targets (docs/design.md §12)",
         "",
         *markdown_table(
             ("target", "figure", "limit", "met"),

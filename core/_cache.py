@@ -1,4 +1,4 @@
-"""The cache's parts (DESIGN §8): stores, grants, and which stored entry may be used.
+"""The cache's parts (docs/design.md §8): stores, grants, and which stored entry may be used.
 
 A **store** is one level of the cache: the fctl stack folder (§3), a machine
 credential's files (§9), Redis (§11). A **grant** gets a new token from the
@@ -74,7 +74,7 @@ def usable_entry(
     log: Callable[[str], None],
     renewing: RenewalPolicy | None = None,
 ) -> CachedToken | None:
-    """The first stored entry usable at `now` (DESIGN §4), looking level by level.
+    """The first stored entry usable at `now` (docs/design.md §4), looking level by level.
 
     An entry found below the first level is copied up (best effort), with its
     own `savedAt`, so the next read is local and the TTL window stays the one

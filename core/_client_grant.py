@@ -1,4 +1,4 @@
-"""The client-credentials grant (docs/design.md §9, RFC 6749 §4.4): machine credentials.
+"""The client-credentials grant (docs/design.md §9, RFC 6749 section 4.4): machine credentials.
 
 A service or CI job holds a stack OAuth client (`client_id` + secret). Its
 token comes from the stack's discovered token endpoint, with the client
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLIENT_REJECTIONS", "ClientEffects", "client_credentials_grant"]
 
-# RFC 6749 §5.2: the client itself is refused; retrying cannot help.
+# RFC 6749 section 5.2: the client itself is refused; retrying cannot help.
 CLIENT_REJECTIONS = frozenset({"invalid_client", "unauthorized_client"})
 
 

@@ -96,7 +96,7 @@ def encode_accesses(access: StackAccess) -> bytes:
 
 
 def decode_discovery(data: bytes) -> Result[DiscoveryDocument, ParseError]:
-    """Decode an OpenID Provider configuration (RFC 8414 §3.2)."""
+    """Decode an OpenID Provider configuration (RFC 8414 section 3.2)."""
     return (
         read_object(data)
         .bind(lambda document: structure(document, DiscoveryWire))
@@ -115,7 +115,7 @@ def _discovery_document(wire: DiscoveryWire) -> DiscoveryDocument:
 
 
 def decode_token_response(data: bytes, *, sent_at: datetime) -> Result[TokenResponse, ParseError]:
-    """Decode a successful token response (RFC 6749 §5.1).
+    """Decode a successful token response (RFC 6749 section 5.1).
 
     The expiry counts `expires_in` from `sent_at`, the time taken before the
     request, so network latency can only make us think the token expires
@@ -155,7 +155,7 @@ def _token_response(wire: TokenWire, *, sent_at: datetime) -> Result[TokenRespon
 def decode_error_response(
     status_code: int, data: bytes, *, redact: tuple[str, ...] = ()
 ) -> Result[OAuthError, ParseError]:
-    """Decode an RFC 6749 §5.2 error body. The `redact` texts (the secrets the
+    """Decode an RFC 6749 section 5.2 error body. The `redact` texts (the secrets the
     request carried, which a server may quote back) are cut out of every field,
     and so is any long run of characters a field shares with one of them."""
 
@@ -172,7 +172,7 @@ def decode_error_response(
 
 
 def decode_jwks(data: bytes) -> Result[dict[str, Any], ParseError]:
-    """A JSON Web Key Set (RFC 7517 §5) as the object pyjwt's `PyJWKSet.from_dict` reads."""
+    """A JSON Web Key Set (RFC 7517 section 5) as the object pyjwt's `PyJWKSet.from_dict` reads."""
     return read_object(data).bind(
         lambda document: structure(document, JwksWire).map(lambda _: document)
     )
@@ -211,7 +211,7 @@ def jwt_claims(token: str) -> JsonObject | None:
     """A JWT's payload, decoded WITHOUT verification (we only read `exp` and
     `organization_id`); None if `token` is not a JWS compact serialization.
 
-    RFC 7515 §7.1: three base64url parts; the header must be a JSON object too,
+    RFC 7515 section 7.1: three base64url parts; the header must be a JSON object too,
     as pyjwt's unverified decode also requires.
     """
     import binascii

@@ -1,6 +1,6 @@
 """Whether a token can be used, as pure decisions over one `now`.
 
-DESIGN §4. Each function takes the moment it decides for as the keyword-only,
+docs/design.md §4. Each function takes the moment it decides for as the keyword-only,
 timezone-aware `now`; callers capture it once per decision, so two checks in
 one decision can never disagree about the time.
 """

@@ -7,7 +7,7 @@ A device flow is one request and then a loop. The request
 (`login_device_request` / `stack_device_request`) is answered with a device
 code, a user code, where the user goes, how long the code lives
 (`expires_in`) and how often we may ask (`interval`, 5 s when absent,
-RFC 8628 §3.2). The user approves in a browser while we poll the token
+RFC 8628 section 3.2). The user approves in a browser while we poll the token
 endpoint (`device_token_request`).
 
 The polling is a state machine, `core/_device_polling.py` (its transition
@@ -66,17 +66,17 @@ __all__ = [
 ]
 
 DEFAULT_MEMBERSHIP_URI = "https://app.formance.cloud/api"  # fctl's pkg/config.go
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 section 3.4
 LOGIN_SCOPE = "openid offline_access accesses on_behalf"  # fctl's login
 STACK_ACCESS_SCOPE = "openid offline_access"  # fctl's EnsureStackAccess
 STACK_SCOPES = ("stack:Read", "stack:Write")  # fctl's StackScopes
-DEFAULT_DEVICE_INTERVAL = timedelta(seconds=5)  # RFC 8628 §3.2
+DEFAULT_DEVICE_INTERVAL = timedelta(seconds=5)  # RFC 8628 section 3.2
 _FCTL_BASIC = "Basic " + base64.b64encode(b"fctl:").decode("ascii")  # public client, no secret
 # A device code said to live longer is held to this: a prompt is for a person.
 _MAX_EXPIRES_IN = 3600.0
 
 
-# -- the device authorization request (RFC 8628 §3.1-3.2) ------------------------
+# -- the device authorization request (RFC 8628 section 3.1-3.2) ------------------------
 
 
 class DeviceAuthorization(Record):
@@ -144,7 +144,7 @@ def stack_device_request(
 def interpret_device_authorization(
     status_code: int, body: bytes, *, request: TokenRequest
 ) -> Result[DeviceAuthorization, AcquireError]:
-    """Read the device authorization answer (RFC 8628 §3.2), or why it is unusable."""
+    """Read the device authorization answer (RFC 8628 section 3.2), or why it is unusable."""
     where = safe_url(request.url)
     if status_code != 200:
         from ._codecs import decode_error_response
@@ -204,7 +204,7 @@ def _device_authorization(
 def device_token_request(
     token_endpoint: str, device_code: str, *, resource: str | None = None
 ) -> TokenRequest:
-    """A poll (RFC 8628 §3.4); a stack access repeats its `resource`."""
+    """A poll (RFC 8628 section 3.4); a stack access repeats its `resource`."""
     form: tuple[tuple[str, str], ...] = (
         ("grant_type", DEVICE_CODE_GRANT),
         ("device_code", device_code),
@@ -220,9 +220,9 @@ def device_token_request(
 def interpret_poll_answer(
     status_code: int, body: bytes, *, request: TokenRequest, sent_at: datetime
 ) -> Result[TokenResponse, AcquireError]:
-    """A poll's answer, read as any token answer (RFC 6749 §5.1-5.2), except that a
+    """A poll's answer, read as any token answer (RFC 6749 section 5.1-5.2), except that a
     200 we cannot read (a proxy's page, a torn body) is transient: the code is still
-    good, so it is asked again after a backoff (RFC 8628 §3.5). One that carries a
+    good, so it is asked again after a backoff (RFC 8628 section 3.5). One that carries a
     refresh token was a success we lost: not retried, the next poll could not redo it."""
     read: Result[TokenResponse, AcquireError] = interpret_token_response(
         status_code, body, request=request, sent_at=sent_at
@@ -245,7 +245,7 @@ class DeviceEffects(Record):
     """What a device flow does outside core: send requests, show the code, wait, read the clock.
 
     `wait_until` returns at (or after) the time given; the CLI's raises on Ctrl-C.
-    `poll` sends once: the backoff after a failure is this module's (RFC 8628 §3.5).
+    `poll` sends once: the backoff after a failure is this module's (RFC 8628 section 3.5).
     `log` gets the reason of a wait after a failed poll.
     """
 

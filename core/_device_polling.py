@@ -1,4 +1,4 @@
-"""The device flow's polling machine (RFC 8628 §3.4-3.5, docs/design.md §13).
+"""The device flow's polling machine (RFC 8628 section 3.4-3.5, docs/design.md §13).
 
 Theory of operation
 -------------------
@@ -17,7 +17,7 @@ state machine in tables), read in two halves:
    `access_denied`, `expired_token` or any failure that is not transient), or
    it moves the next allowed poll: one interval after the answer
    (`authorization_pending`; `slow_down` after adding 5 s to the interval,
-   RFC 8628 §3.5), or a backoff after it (a transient failure), or not at all
+   RFC 8628 section 3.5), or a backoff after it (a transient failure), or not at all
    (None: nothing was sent);
 2. the clock: `now >= deadline` fails (the code expired, naming the last
    failed poll if the last poll failed), `now < not_before` waits until
@@ -29,7 +29,7 @@ counted from before the device request was sent.
 
 A transient failure is a poll that got no usable answer: a refused or reset
 connection, a timeout, a 429 or 5xx, an unreadable 200, or `server_error` /
-`temporarily_unavailable`. RFC 8628 §3.5 asks for an exponential backoff
+`temporarily_unavailable`. RFC 8628 section 3.5 asks for an exponential backoff
 then: the wait after `k` failures in a row is `poll_backoff(interval, k)`,
 the interval doubled `k` times, at most `POLL_BACKOFF_CAP` and never less
 than the interval. It is pulled back to the code's last chance
@@ -71,8 +71,8 @@ __all__ = [
     "start_polling",
 ]
 
-SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 §3.5
-# The longest wait after failed polls (RFC 8628 §3.5 backoff): an IdP back after an
+SLOW_DOWN_STEP = timedelta(seconds=5)  # RFC 8628 section 3.5
+# The longest wait after failed polls (RFC 8628 section 3.5 backoff): an IdP back after an
 # outage is noticed within a minute, a device code lives minutes.
 POLL_BACKOFF_CAP = timedelta(seconds=60)
 # An IdP's near-zero interval doubles to nothing: failed polls back off from this at least.
@@ -140,9 +140,9 @@ TRANSITIONS: Mapping[str, Transition] = {
     "failure": Transition(ends="fail"),
 }
 
-# The OAuth error codes of a poll that have rows of their own (RFC 8628 §3.5).
+# The OAuth error codes of a poll that have rows of their own (RFC 8628 section 3.5).
 _POLL_CODES = frozenset({"authorization_pending", "slow_down", "access_denied", "expired_token"})
-# Not token-endpoint codes (RFC 6749 §5.2), but some IdPs answer a poll with them.
+# Not token-endpoint codes (RFC 6749 section 5.2), but some IdPs answer a poll with them.
 _TRANSIENT_CODES = frozenset({"server_error", "temporarily_unavailable"})
 
 
@@ -165,14 +165,14 @@ def answer_kind(answer: PollAnswer) -> str:
 def start_polling(
     *, interval: timedelta, expires_in: timedelta, requested_at: datetime
 ) -> DevicePolling:
-    """The first state: the first poll waits one interval after the answer (RFC 8628 §3.4)."""
+    """The first state: the first poll waits one interval after the answer (RFC 8628 sec. 3.4)."""
     return DevicePolling(
         interval=interval, deadline=requested_at + expires_in, not_before=requested_at + interval
     )
 
 
 def poll_backoff(interval: timedelta, failures: int) -> timedelta:
-    """The wait after `failures` transient failures in a row (RFC 8628 §3.5): the
+    """The wait after `failures` transient failures in a row (RFC 8628 section 3.5): the
     interval doubled per failure, at most `POLL_BACKOFF_CAP`, never under the interval."""
     if failures <= 0:
         return interval

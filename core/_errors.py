@@ -8,7 +8,7 @@ written for the user and never contain a token, refresh token or assertion.
     ├── UsageError          exit 2  bad flag, duration or name
     ├── AuthRequired        exit 3  not logged in, refresh rejected, no access
     ├── RemoteError         exit 1  network, server or protocol failure
-    ├── OAuthError          exit 1  an RFC 6749 §5.2 error body we did not map
+    ├── OAuthError          exit 1  an RFC 6749 section 5.2 error body we did not map
     └── LocalError          exit 1  the file system or the lock failed us
 """
 
@@ -58,7 +58,7 @@ class RemoteError(Record):
 
 
 class OAuthError(Record):
-    """An RFC 6749 §5.2 error response."""
+    """An RFC 6749 section 5.2 error response."""
 
     error: str
     description: str | None = None

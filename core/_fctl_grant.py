@@ -14,7 +14,7 @@ Theory of operation
        (`await_rotation`) and takes the token it wrote if fresh.
     b. Stack discovery, then the JWT-bearer exchange at its token endpoint.
        An exchange refused with `invalid_grant` although our clock thinks the
-       assertion fresh leads to one refresh and one retry (RFC 7523 §3.1).
+       assertion fresh leads to one refresh and one retry (RFC 7523 section 3.1).
 
 The cache rules (memory, stores, lock, TTL) are the workflow's, not this
 grant's: this module only knows how to get a new token.
@@ -53,7 +53,7 @@ __all__ = [
     "refreshed_access",
 ]
 
-# RFC 6749 §5.2 codes that mean the refresh token is no good: log in again.
+# RFC 6749 section 5.2 codes that mean the refresh token is no good: log in again.
 REFRESH_REJECTIONS = frozenset({"invalid_grant", "invalid_token", "invalid_request"})
 # How a stack refuses an assertion (worth one refresh and one retry): RFC 7523
 # §3.1's `invalid_grant`, and `server_error`, which Formance's auth service
@@ -120,7 +120,7 @@ def _refresh_and_retry(
     settings: Settings,
     now: datetime,
 ) -> Result[CachedToken, AcquireError]:
-    # RFC 7523 §3.1: the stack refused an assertion our clock thinks fresh
+    # RFC 7523 section 3.1: the stack refused an assertion our clock thinks fresh
     # (revoked, or clocks apart). Refresh once and retry once, no more.
     if not (isinstance(error, OAuthError) and _refused_assertion(error)):
         return Failure(_exchange_failure(error))
@@ -235,7 +235,7 @@ def _lost_rotation(error: AcquireError) -> AcquireError:
 
 def refreshed_access(old: StackAccess, response: TokenResponse) -> StackAccess:
     """The stack access token after a refresh. A response without a new refresh
-    token keeps the old one (RFC 6749 §6); the file's other keys are kept.
+    token keeps the old one (RFC 6749 section 6); the file's other keys are kept.
 
     `claims.exp` is what both fctl and we read for the expiry, so when the new
     token carries none (opaque, or a JWT without `exp`) the one derived from

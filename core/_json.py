@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NotJson", "json_object", "json_value"]
 
-_WHITESPACE = " \t\n\r"  # RFC 8259 §2, as json.decoder's WHITESPACE
+_WHITESPACE = " \t\n\r"  # RFC 8259 section 2, as json.decoder's WHITESPACE
 _BOM = "\ufeff"  # json.loads(bytes) drops it (json.detect_encoding: utf-8-sig)
 
 

@@ -1,4 +1,4 @@
-"""Lazy initialisation as a pure state machine (DESIGN §6).
+"""Lazy initialisation as a pure state machine (docs/design.md §6).
 
 Theory of operation
 -------------------

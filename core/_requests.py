@@ -42,13 +42,13 @@ __all__ = [
     "DiscoveryTarget",
 ]
 
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 section 2.1
 EXCHANGE_SCOPE = "openid email"
 FCTL_CLIENT_ID = "fctl"
-CLIENT_CREDENTIALS_GRANT = "client_credentials"  # RFC 6749 §4.4
+CLIENT_CREDENTIALS_GRANT = "client_credentials"  # RFC 6749 section 4.4
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-# Answers that say the server did not act on the request (RFC 6585 §4, RFC 9110
-# §15.6.4): even a request that spends something on receipt may be sent again.
+# Answers that say the server did not act on the request (RFC 6585 section 4, RFC 9110
+# section 15.6.4): even a request that spends something on receipt may be sent again.
 # A 502/504 comes from a gateway whose upstream may have acted on it.
 NOT_ACTED_ON_STATUSES = frozenset({429, 503})
 DEFAULT_DISCOVERY_MAX_AGE = timedelta(hours=1)
@@ -74,7 +74,7 @@ def membership_discovery(membership_uri: str) -> DiscoveryTarget:
 
 
 def exchange_request(token_endpoint: str, assertion: str) -> TokenRequest:
-    """The RFC 7523 §2.1 JWT-bearer grant; Formance stacks take no client authentication."""
+    """The RFC 7523 section 2.1 JWT-bearer grant; Formance stacks take no client authentication."""
     return TokenRequest(
         url=token_endpoint,
         form=(
@@ -87,7 +87,7 @@ def exchange_request(token_endpoint: str, assertion: str) -> TokenRequest:
 
 
 def refresh_request(token_endpoint: str, refresh_token: str) -> TokenRequest:
-    """The RFC 6749 §6 refresh grant, as fctl's public client sends it.
+    """The RFC 6749 section 6 refresh grant, as fctl's public client sends it.
 
     Not replayable: the IdP rotates the refresh token on receipt, so once it
     may have received the request, sending it again can only be refused and
@@ -106,7 +106,7 @@ def refresh_request(token_endpoint: str, refresh_token: str) -> TokenRequest:
 
 def client_auth_method(document: DiscoveryDocument) -> str:
     """`client_secret_basic` when the provider lists it or lists nothing (its
-    RFC 8414 §2 default), else `client_secret_post`."""
+    RFC 8414 section 2 default), else `client_secret_post`."""
     methods = document.auth_methods
     if methods is None or "client_secret_basic" in methods:
         return "client_secret_basic"
@@ -116,7 +116,7 @@ def client_auth_method(document: DiscoveryDocument) -> str:
 def client_credentials_request(
     document: DiscoveryDocument, *, client_id: str, client_secret: str, scopes: tuple[str, ...]
 ) -> TokenRequest:
-    """The RFC 6749 §4.4 client-credentials grant at the discovered token endpoint."""
+    """The RFC 6749 section 4.4 client-credentials grant at the discovered token endpoint."""
     import base64
     from urllib.parse import quote
 
@@ -124,7 +124,7 @@ def client_credentials_request(
     if scopes:
         form += (("scope", " ".join(sorted(set(scopes)))),)
     if client_auth_method(document) == "client_secret_basic":
-        # RFC 6749 §2.3.1: each part form-urlencoded, then joined and base64-encoded.
+        # RFC 6749 section 2.3.1: each part form-urlencoded, then joined and base64-encoded.
         pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         basic = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
         return TokenRequest(
@@ -144,7 +144,7 @@ def interpret_discovery(
     status_code: int, body: bytes, *, target: DiscoveryTarget
 ) -> Result[DiscoveryDocument, RemoteError]:
     """Accept a discovery answer only if it is well-formed, names a usable token
-    endpoint, and names the issuer it was fetched for (RFC 8414 §3.3)."""
+    endpoint, and names the issuer it was fetched for (RFC 8414 section 3.3)."""
     where = safe_url(target.url)
     if status_code != 200:
         return Failure(
@@ -175,7 +175,7 @@ def _check_discovered(
 def interpret_token_response(
     status_code: int, body: bytes, *, request: TokenRequest, sent_at: datetime
 ) -> Result[TokenResponse, RemoteError | OAuthError]:
-    """Read a token endpoint's answer: §5.1 success, §5.2 error, or a protocol failure."""
+    """A token endpoint's answer (RFC 6749 sec. 5.1 success, 5.2 error) or a protocol failure."""
     where = safe_url(request.url)
     if status_code == 200:
         return decode_token_response(body, sent_at=sent_at).alt(
@@ -201,7 +201,7 @@ def interpret_token_response(
 
 
 def _stray_refresh_token(body: bytes) -> str | None:
-    # A 200 we cannot use may still carry a rotated refresh token (RFC 6749 §6):
+    # A 200 we cannot use may still carry a rotated refresh token (RFC 6749 section 6):
     # the old one is spent by now, so the caller must keep this one.
     read = read_object(body).bind(lambda document: structure(document, RefreshTokenWire))
     return read.map(lambda wire: wire.refresh_token or None).value_or(None)
@@ -246,7 +246,7 @@ def retry_delay(
 
 
 def _retry_after_seconds(value: str) -> float | None:
-    # Only the delta-seconds form; an HTTP date would need the clock (RFC 9110 §10.2.3).
+    # Only the delta-seconds form; an HTTP date would need the clock (RFC 9110 section 10.2.3).
     text = value.strip()
     return float(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
@@ -267,5 +267,5 @@ def discovery_max_age(cache_control: str | None) -> timedelta:
     if match is None:
         return DEFAULT_DISCOVERY_MAX_AGE
     seconds = _DELTA_SECONDS.fullmatch(match.group(1).strip())
-    # RFC 9111 §4.2.1: an invalid max-age makes the response stale: keep nothing.
+    # RFC 9111 section 4.2.1: an invalid max-age makes the response stale: keep nothing.
     return timedelta(seconds=int(seconds.group(1))) if seconds else timedelta(0)

@@ -2,8 +2,8 @@
 
 The membership IdP revokes a refresh token of its public client `fctl`; a
 stack revokes a client-credentials token for the client that authenticates
-as for its token request (RFC 7009 §2.1). `revocation_endpoint` comes from
-the discovery document (RFC 8414 §2); a provider without one revokes nothing.
+as for its token request (RFC 7009 section 2.1). `revocation_endpoint` comes from
+the discovery document (RFC 8414 section 2); a provider without one revokes nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def revocation_endpoint(discovery_body: bytes) -> str | None:
 
 
 def refresh_revocation_request(endpoint: str, refresh_token: str) -> TokenRequest:
-    """RFC 7009 §2.1 for a membership refresh token of the public client `fctl`."""
+    """RFC 7009 section 2.1 for a membership refresh token of the public client `fctl`."""
     return TokenRequest(
         url=endpoint,
         form=(
@@ -55,7 +55,7 @@ def refresh_revocation_request(endpoint: str, refresh_token: str) -> TokenReques
 def client_revocation_request(
     endpoint: str, document: DiscoveryDocument, credentials: ClientCredentials, token: str
 ) -> TokenRequest:
-    """RFC 7009 §2.1 for a client-credentials token, the client authenticated
+    """RFC 7009 section 2.1 for a client-credentials token, the client authenticated
     as for its token request (`client_secret_basic` or `client_secret_post`)."""
     authenticated = client_credentials_request(
         document,
@@ -74,9 +74,9 @@ def client_revocation_request(
 
 
 def interpret_revocation(status_code: int, body: bytes, *, url: str) -> str | None:
-    """None when the token is revoked (RFC 7009 §2.2: 200, also for a token the
+    """None when the token is revoked (RFC 7009 section 2.2: 200, also for a token the
     server no longer knows), else why not, on one line, never quoting the body's
-    secrets (only an RFC 6749 §5.2 `error` code is shown)."""
+    secrets (only an RFC 6749 section 5.2 `error` code is shown)."""
     if status_code == 200:
         return None
     document = json_object(body)

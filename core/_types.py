@@ -33,7 +33,7 @@ __all__ = [
     "TokenResponse",
 ]
 
-# DESIGN §4: named, so a reader sees every margin the library applies.
+# docs/design.md §4: named, so a reader sees every margin the library applies.
 DEFAULT_CACHE_TTL = timedelta(minutes=5)
 EXPIRY_GRACE = timedelta(seconds=30)
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
@@ -106,7 +106,7 @@ class StackAccess(Record):
 
 
 class DiscoveryDocument(Record):
-    """The parts of an OpenID Provider configuration we use (RFC 8414 §2, RFC 8628 §4).
+    """The parts of an OpenID Provider configuration we use (RFC 8414 sec. 2, RFC 8628 sec. 4).
 
     `auth_methods` is `token_endpoint_auth_methods_supported`, None when absent.
     """
@@ -119,7 +119,7 @@ class DiscoveryDocument(Record):
 
 
 class TokenResponse(Record):
-    """A successful token response (RFC 6749 §5.1), expiry already resolved.
+    """A successful token response (RFC 6749 section 5.1), expiry already resolved.
 
     `id_token` is OpenID Connect's (login only); `claims` never leave core unverified.
     """
@@ -136,7 +136,7 @@ class TokenRequest(Record):
 
     `replayable` is False for a request that spends something on receipt (a
     rotating refresh token): such a request is never sent twice once a server
-    may have received it (DESIGN §5's retries apply only where that is safe).
+    may have received it (docs/design.md §5's retries apply only where that is safe).
     `secrets` are the values a server must never be shown quoting back.
     """
 

@@ -83,7 +83,7 @@ class AccessesWire:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DiscoveryWire:
-    """The parts of an OpenID Provider configuration we use (RFC 8414 §2, RFC 8628 §4)."""
+    """The parts of an OpenID Provider configuration we use (RFC 8414 sec. 2, RFC 8628 sec. 4)."""
 
     token_endpoint: str
     issuer: str | None = None
@@ -101,7 +101,7 @@ class DiscoveryCacheWire(DiscoveryWire):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TokenWire:
-    """A successful token response (RFC 6749 §5.1)."""
+    """A successful token response (RFC 6749 section 5.1)."""
 
     access_token: str
     token_type: str
@@ -112,14 +112,14 @@ class TokenWire:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RefreshTokenWire:
-    """Only the `refresh_token` of a token answer otherwise unusable (RFC 6749 §6)."""
+    """Only the `refresh_token` of a token answer otherwise unusable (RFC 6749 section 6)."""
 
     refresh_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorWire:
-    """An error response (RFC 6749 §5.2)."""
+    """An error response (RFC 6749 section 5.2)."""
 
     error: str
     error_description: str | None = None
@@ -127,7 +127,7 @@ class ErrorWire:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceAuthorizationWire:
-    """The device authorization answer (RFC 8628 §3.2)."""
+    """The device authorization answer (RFC 8628 section 3.2)."""
 
     device_code: str
     user_code: str
@@ -139,7 +139,7 @@ class DeviceAuthorizationWire:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JwksWire:
-    """A JSON Web Key Set (RFC 7517 §5): its keys, each an object pyjwt reads."""
+    """A JSON Web Key Set (RFC 7517 section 5): its keys, each an object pyjwt reads."""
 
     keys: tuple[dict[str, Any], ...]
 

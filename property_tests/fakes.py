@@ -40,7 +40,7 @@ from strategies import Scenario
 
 T = TypeVar("T")
 
-# The effects that reach the network, a lock or the grant's files (DESIGN §1:
+# The effects that reach the network, a lock or the grant's files (docs/design.md §1:
 # a warm run makes none of them).
 NETWORK_EFFECTS = frozenset(
     {

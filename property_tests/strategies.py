@@ -1002,7 +1002,7 @@ def odd_jwts() -> SearchStrategy[str]:
 
 
 def redis_passwords() -> SearchStrategy[str]:
-    """A Redis password (DESIGN §11): unmistakable, then any printable ASCII,
+    """A Redis password (docs/design.md §11): unmistakable, then any printable ASCII,
     characters a URL must percent-encode included."""
     return st.builds(
         lambda secret, tail: secret + tail,
@@ -1058,7 +1058,7 @@ def device_scripts(draw: st.DrawFn) -> DeviceScript:
     )
 
 
-# --- renewal before expiry (issue 14) ------------------------------------------
+# --- renewal before expiry ------------------------------------------
 
 
 def renewal_policies() -> SearchStrategy[RenewalPolicy]:

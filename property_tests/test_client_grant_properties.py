@@ -1,4 +1,4 @@
-"""The client-credentials grant (DESIGN §9, RFC 6749 §4.4) over generated timelines."""
+"""The client-credentials grant (docs/design.md §9, RFC 6749 §4.4) over generated timelines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Codecs (DESIGN §3): round trips of what we write, and totality on whatever we read."""
+"""Codecs (docs/design.md §3): round trips of what we write, and totality on whatever we read."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decision rules (DESIGN §4): freshness, disk-entry usability, refresh need."""
+"""Decision rules (docs/design.md §4): freshness, disk-entry usability, refresh need."""
 
 from __future__ import annotations
 

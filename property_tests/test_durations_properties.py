@@ -1,4 +1,4 @@
-"""Go durations (DESIGN §4): `--stack-token-cache-ttl` and `STACK_TOKEN_CACHE_TTL`."""
+"""Go durations (docs/design.md §4): `--stack-token-cache-ttl` and `STACK_TOKEN_CACHE_TTL`."""
 
 from __future__ import annotations
 

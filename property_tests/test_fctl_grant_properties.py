@@ -1,4 +1,4 @@
-"""The fctl stack grant (DESIGN §1 step 3, §5, §6) over generated timelines of effect outcomes."""
+"""The fctl stack grant (design.md §1 step 3, §5, §6) over generated effect timelines."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_membership_discovery_only_when_a_refresh_is_needed_and_at_most_once(
 @pytest.mark.parametrize(
     "answers",
     [
-        # Found by hypothesis in CI (issue 8): the refresh endpoint unreachable, so it is
+        # Found by hypothesis in CI: the refresh endpoint unreachable, so it is
         # rediscovered and the same refresh token sent again. Legitimate: the IdP never had it.
         (GONE, GONE),
         (GONE, "ok"),

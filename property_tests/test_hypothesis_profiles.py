@@ -1,4 +1,4 @@
-"""The Hypothesis profiles of conftest.py (issue 8): a CI failure reproduces and shows its blob."""
+"""The Hypothesis profiles of conftest.py: a CI failure reproduces and shows its blob."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""core/_json.py (DESIGN §12): the warm path's JSON reader agrees with `json.loads`."""
+"""core/_json.py (docs/design.md §12): the warm path's JSON reader agrees with `json.loads`."""
 
 from __future__ import annotations
 

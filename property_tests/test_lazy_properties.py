@@ -1,4 +1,4 @@
-"""Lazy initialisation (DESIGN §6) as a pure state machine, under any interleaving."""
+"""Lazy initialisation (docs/design.md §6) as a pure state machine, under any interleaving."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token output (issue 14): shell words and JSON that other tools read back exactly."""
+"""Token output: shell words and JSON that other tools read back exactly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cache keys and paths (DESIGN §3.6): injective, relative, contained; bad names refused."""
+"""Cache keys and paths (docs/design.md §3.6): injective, relative, contained; bad names refused."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_discovery_cache_names_are_plain_file_names_examples(url: str) -> None:
 
 @given(st.text(st.characters(exclude_categories=()), max_size=300))
 def test_name_error_never_raises_and_agrees_with_the_rules(name: str) -> None:
-    """Any text is accepted or refused (never an exception), exactly by DESIGN §3.6's rules."""
+    """Any text is accepted or refused (never an exception), exactly by design.md §3.6's rules."""
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:

@@ -1,4 +1,4 @@
-"""Redacting secrets a server quotes back (issue 15 #4), whatever it does to them."""
+"""Redacting secrets a server quotes back, whatever it does to them."""
 
 from __future__ import annotations
 

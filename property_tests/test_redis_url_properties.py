@@ -1,4 +1,4 @@
-"""The Redis store never shows its password (DESIGN §11): not in its repr, not in an error."""
+"""The Redis store never shows its password (design.md §11): not in its repr, not in an error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transport decisions (DESIGN §5): URL policy, retries, discovery cache lifetime."""
+"""Transport decisions (docs/design.md §5): URL policy, retries, discovery cache lifetime."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ POLICIES = st.builds(
 @given(urls())
 def test_endpoint_urls_are_https_or_loopback_http(url: Url) -> None:
     """A URL is accepted iff it is https, or http to 127.0.0.0/8, ::1 or localhost, and
-    carries no user or password (issue 15 #8: httpx would send them as HTTP Basic)."""
+    carries no user or password: httpx would send them as HTTP Basic)."""
     result = check_endpoint_url(url.text)
     note(f"result: {result!r}")
     secure = url.scheme == "https" or (url.scheme == "http" and url.loopback)

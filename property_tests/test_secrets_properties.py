@@ -1,4 +1,4 @@
-"""No secret leaks (DESIGN §7): no token, refresh token or assertion in a repr, str or message."""
+"""No secret leaks (design.md §7): no token, refresh token or assertion in repr, str or message."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cache workflow (DESIGN §1, §4, §8) over generated worlds: either grant, one or two levels.
+"""The cache workflow (design.md §1, §4, §8) over generated worlds: either grant, one or two levels.
 
 These rules belong to the workflow, not to a grant or a store, so each is
 stated for every grant (fctl's, client credentials) and for one level (the

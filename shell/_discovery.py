@@ -2,7 +2,7 @@
 
 Documents are cached under the user cache dir (platformdirs' for
 "stacktoken", or `--cache-dir`), one file per discovery URL, named by its
-hash (DESIGN §3.4). A cached document is used until its end of life; the
+hash (docs/design.md §3.4). A cached document is used until its end of life; the
 workflow asks for a fresh one (`refresh=True`) when the token endpoint it
 named turns out to be gone.
 """

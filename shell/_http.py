@@ -5,7 +5,7 @@ request so that a warm run never imports httpx. Every request goes through
 the URL policy (https, or http on loopback) first; retry decisions are core's
 `retry_delay`. Redirects are never followed: a token endpoint that redirects
 a POST would replay credentials to wherever it points (docs/design.md §5), and a
-discovery document must be served at its own issuer's URL (RFC 8414 §3.3).
+discovery document must be served at its own issuer's URL (RFC 8414 section 3.3).
 """
 
 from __future__ import annotations

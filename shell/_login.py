@@ -229,7 +229,7 @@ def _membership(
 ) -> _Membership:
     root = cache_dir or default_cache_dir(environ)
     policy = http_policy or HttpPolicy()
-    # A poll is sent once: core backs off after a failed one (RFC 8628 §3.5), and a
+    # A poll is sent once: core backs off after a failed one (RFC 8628 section 3.5), and a
     # quick resend would poll faster than the interval.
     once = replace(policy, retry=RetryPolicy(attempts=1))
     return _Membership(

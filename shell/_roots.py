@@ -78,7 +78,7 @@ class Bound:
 
 
 def post_token(http: Http, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
-    """Send a token request and read the answer (RFC 6749 §5)."""
+    """Send a token request and read the answer (RFC 6749 section 5)."""
     answered: Result[HttpAnswer, AcquireError] = http.post(request)
     return answered.bind(
         lambda answer: interpret_token_response(

@@ -1,4 +1,4 @@
-"""The official SDK (`formance-sdk-python`) on a token source (DESIGN §10).
+"""The official SDK (`formance-sdk-python`) on a token source (docs/design.md §10).
 
 The SDK gets the stack URI and two httpx clients, sync and async, whose auth
 is `StackTokenAuth(source)`; it gets no `security`, so its own in-memory

@@ -9,7 +9,7 @@ proxied (docs/design.md §5, §12).
   request's deadline: connect, TLS, headers and body in one bound.
 - HTTP/1.1 framing is h11's: a body cut short of its `Content-Length`, or
   conflicting lengths, are protocol errors and the connection is dropped. A
-  response with both `Transfer-Encoding` and `Content-Length` (RFC 9112 §6.3:
+  response with both `Transfer-Encoding` and `Content-Length` (RFC 9112 section 6.3:
   a sign of response splitting), which h11 reads by the former, is refused here.
 - httpx loads the CA bundle into an SSL context when a transport is made,
   though a run on plain http (loopback: the URL policy allows no other) never

@@ -18,7 +18,7 @@ a :class:`http.server.ThreadingHTTPServer` in a daemon thread:
   ``http://127.0.0.1:Q``): OIDC discovery and a token endpoint for the RFC 7523
   JWT-bearer grant (authlib's ``JWTBearerGrant``) whose assertion is a stack
   access token from the membership IdP; signature (RS256, the IdP's key),
-  issuer and ``exp`` are verified; and for RFC 6749 §4.4 client credentials
+  issuer and ``exp`` are verified; and for RFC 6749 section 4.4 client credentials
   (authlib's ``ClientCredentialsGrant``) of clients added with
   :meth:`StackAuthServer.add_client`. It also serves a tiny protected resource
   (``GET /api/ledger/_info``) that accepts the tokens it issued; the ledger v2
@@ -126,16 +126,16 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOST: Final = "127.0.0.1"
 JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT_TYPE: Final = "client_credentials"
-#: What the stack's discovery advertises by default (RFC 8414 §2).
+#: What the stack's discovery advertises by default (RFC 8414 section 2).
 DEFAULT_STACK_AUTH_METHODS: Final = ("none", "client_secret_basic", "client_secret_post")
 DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 FCTL_CLIENT_ID: Final = "fctl"
 STACK_ACCESS_SCOPE: Final = "openid offline_access"
 #: fctl's login scope (pkg/authentication.go), docs/design.md §13.
 LOGIN_SCOPE: Final = "openid offline_access accesses on_behalf"
-#: RFC 8628 §3.2: without ``interval`` in the answer a client waits 5 s.
+#: RFC 8628 section 3.2: without ``interval`` in the answer a client waits 5 s.
 DEFAULT_DEVICE_INTERVAL: Final = 5.0
-#: RFC 8628 §3.5: each slow_down raises the interval by 5 s.
+#: RFC 8628 section 3.5: each slow_down raises the interval by 5 s.
 SLOW_DOWN_INCREMENT: Final = 5.0
 #: Client authentication of a public client by HTTP Basic with an empty
 #: password (``fctl:``), which authlib's client_secret_basic refuses.
@@ -166,7 +166,7 @@ def _json_bytes(obj: object) -> bytes:
 
 
 def _safe_description(text: str) -> str:
-    """RFC 6749 §5.2 forbids '"' and '\\' in error_description (authlib checks)."""
+    """RFC 6749 section 5.2 forbids '"' and '\\' in error_description (authlib checks)."""
     cleaned = "".join(ch for ch in text if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\')
     return cleaned or "invalid"
 
@@ -308,7 +308,7 @@ class Fault:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> Fault:
-        """``code`` with an RFC 6749 §5.2 JSON error body."""
+        """``code`` with an RFC 6749 section 5.2 JSON error body."""
         err = error or cls._DEFAULT_ERRORS.get(code, "server_error")
         body: JSONDict = {"error": err}
         if description:
@@ -1082,7 +1082,7 @@ _DEVICE_ERRORS: Final[Mapping[str, type[OAuth2Error]]] = {
 
 
 class _InvalidTargetError(OAuth2Error):  # type: ignore[misc]
-    """RFC 8707 §2: the ``resource`` of the poll is not the one authorized."""
+    """RFC 8707 section 2: the ``resource`` of the poll is not the one authorized."""
 
     error = "invalid_target"
 
@@ -1092,7 +1092,7 @@ def _json_number(value: float) -> int | float:
 
 
 def _normalise_user_code(user_code: str) -> str:
-    # RFC 8628 §6.1: case and punctuation of a user code do not matter.
+    # RFC 8628 section 6.1: case and punctuation of a user code do not matter.
     return "".join(ch for ch in user_code.upper() if ch.isalnum())
 
 
@@ -1117,7 +1117,7 @@ def org_claim(
 
 @dataclass(frozen=True)
 class DeviceAuthorization:
-    """One device authorization request (RFC 8628 §3.1) and the IdP's answer (§3.2)."""
+    """One device authorization request (RFC 8628 section 3.1) and the IdP's answer (§3.2)."""
 
     user_code: str
     device_code: str = field(repr=False)
@@ -1142,7 +1142,7 @@ class DeviceAuthorization:
 
 @dataclass(frozen=True)
 class DevicePoll:
-    """One device-code poll of the token endpoint (RFC 8628 §3.4)."""
+    """One device-code poll of the token endpoint (RFC 8628 section 3.4)."""
 
     #: The user code of the polled device code; None for an unknown device code.
     user_code: str | None
@@ -1152,7 +1152,7 @@ class DevicePoll:
     since_previous: float | None
     #: The interval in force when it arrived (before any slow_down it caused).
     interval: float | None
-    #: ``"success"`` or the RFC 8628 §3.5 / RFC 6749 §5.2 error code, or
+    #: ``"success"`` or the RFC 8628 section 3.5 / RFC 6749 section 5.2 error code, or
     #: ``"fault"`` for one answered by :meth:`MembershipServer.fail_device_polls`.
     answer: str
     status: int
@@ -1216,7 +1216,7 @@ def _authenticate_public_basic(
 
 
 class _DeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):  # type: ignore[misc]
-    """authlib's RFC 8628 §3.1 endpoint; ``expires_in``/``interval`` come from the IdP's
+    """authlib's RFC 8628 section 3.1 endpoint; ``expires_in``/``interval`` come from the IdP's
     knobs (sub-second or absent ``interval`` included), and the request is recorded."""
 
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
@@ -1237,7 +1237,7 @@ class _DeviceAuthorizationEndpoint(DeviceAuthorizationEndpoint):  # type: ignore
 
 
 class _DeviceCodeGrant(DeviceCodeGrant):  # type: ignore[misc]
-    """authlib's RFC 8628 §3.4-3.5 grant over the IdP's device states."""
+    """authlib's RFC 8628 section 3.4-3.5 grant over the IdP's device states."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [PUBLIC_BASIC_AUTH, "none"]
 
@@ -1385,7 +1385,7 @@ class MembershipServer(LoopbackOAuthServer):
         self.signing_key = signing_key or _shared_rsa_key("membership")
         # -- device flow knobs (attributes: change them between requests) --
         #: ``interval`` of device answers (may be sub-second for fast tests, as a
-        #: JSON float); None omits it (the client must then use 5 s, RFC 8628 §3.2).
+        #: JSON float); None omits it (the client must then use 5 s, RFC 8628 section 3.2).
         self.device_interval = device_interval
         #: ``expires_in`` of device codes (s); after it polls get ``expired_token``.
         self.device_expires_in = device_expires_in
@@ -1683,7 +1683,7 @@ class MembershipServer(LoopbackOAuthServer):
     def _revocation(self, request: HTTPRequest) -> HTTPResponse:
         """RFC 7009 for the public client ``fctl``: a refresh token stops working.
 
-        Unknown tokens answer 200 too (RFC 7009 §2.2); access tokens are JWTs
+        Unknown tokens answer 200 too (RFC 7009 section 2.2); access tokens are JWTs
         that live out their short lifetime.
         """
         basic_user, _ = _basic_credentials(request.headers.get("Authorization"))
@@ -1742,7 +1742,7 @@ class MembershipServer(LoopbackOAuthServer):
     def script_device_answers(self, *answers: DeviceAnswer) -> None:
         """The next polls of any known, unexpired device code get these errors, in
         order, whatever the user decided (a scripted ``slow_down`` also adds 5 s to
-        that code's interval, as RFC 8628 §3.5 says)."""
+        that code's interval, as RFC 8628 section 3.5 says)."""
         unknown = [a for a in answers if a not in _DEVICE_ERRORS]
         if unknown:
             raise ValueError(f"not a device answer: {unknown}")
@@ -2091,7 +2091,7 @@ class ConfidentialClient:
     ``unknown_scope``: what authlib does with a requested scope the client may not
     have -- ``"drop"`` it from the issued token (the usual ClientMixin), or
     ``"reject"`` the request with ``invalid_scope`` (``get_allowed_scope`` returns
-    None, RFC 6749 §5.2).
+    None, RFC 6749 section 5.2).
     """
 
     client_id: str
@@ -2099,7 +2099,7 @@ class ConfidentialClient:
     auth_methods: frozenset[str]
     scopes: frozenset[str]
     unknown_scope: UnknownScopePolicy = "drop"
-    #: Scope of the token when the request has none (RFC 6749 §3.3 "pre-defined default").
+    #: Scope of the token when the request has none (RFC 6749 section 3.3 "pre-defined default").
     default_scope: str = ""
     #: ``expires_in`` of this client's tokens; None: the server's ``expires_in``.
     expires_in: int | None = None
@@ -2142,7 +2142,7 @@ class ClientCredentialsRequest:
     #: As presented: the Basic user name, else the form's ``client_id``.
     client_id: str | None
     #: How the request presented credentials: ``client_secret_basic``,
-    #: ``client_secret_post``, ``both`` (RFC 6749 §2.3 forbids it) or ``none``.
+    #: ``client_secret_post``, ``both`` (RFC 6749 section 2.3 forbids it) or ``none``.
     auth_method: str
     #: The method authlib accepted, None when the client was not authenticated.
     authenticated_method: str | None
@@ -2164,7 +2164,7 @@ def _presented_client_auth(request: HTTPRequest) -> tuple[str | None, str]:
 
 
 class _StackClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
-    """RFC 6749 §4.4 for the stack's confidential clients (either secret method;
+    """RFC 6749 section 4.4 for the stack's confidential clients (either secret method;
     each client allows its own subset)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
@@ -2252,7 +2252,7 @@ class StackAuthServer(LoopbackOAuthServer):
         #: JWT's ``scope`` claim says what was granted).
         self.scope_in_response = scope_in_response
         #: Discovery's ``token_endpoint_auth_methods_supported``; None omits the
-        #: field (RFC 8414 §2: the client then assumes ``client_secret_basic``).
+        #: field (RFC 8414 section 2: the client then assumes ``client_secret_basic``).
         #: What the discovery says does not change what the endpoint accepts:
         #: each client's ``auth_methods`` does.
         self.token_endpoint_auth_methods: Sequence[str] | None = token_endpoint_auth_methods
@@ -2329,7 +2329,7 @@ class StackAuthServer(LoopbackOAuthServer):
         with self._policy_lock:
             self._rejected_ids.update(ids)
 
-    # -- confidential clients (client credentials, RFC 6749 §4.4) -------------------
+    # -- confidential clients (client credentials, RFC 6749 section 4.4) -------------------
     def add_client(
         self,
         client_id: str,
@@ -2471,7 +2471,7 @@ class StackAuthServer(LoopbackOAuthServer):
         iat = int(self.clock())
         lifetime = self._expires_in(client, grant_type) or self.jwt_lifetime
         if isinstance(client, ConfidentialClient):
-            user = client.client_id  # RFC 6749 §4.4: the client acts for itself
+            user = client.client_id  # RFC 6749 section 4.4: the client acts for itself
         claims: JSONDict = {
             "iss": self.issuer,
             "sub": user or "",
@@ -2535,7 +2535,7 @@ class StackAuthServer(LoopbackOAuthServer):
 
         A JWT-bearer token has no client to authenticate as, so revoking it
         answers ``invalid_client``, as Formance's stacks do; a token of another
-        client, or unknown, answers 200 unrevoked (RFC 7009 §2.2).
+        client, or unknown, answers 200 unrevoked (RFC 7009 section 2.2).
         """
         client_id, presented = _presented_client_auth(request)
         _, basic_secret = _basic_credentials(request.headers.get("Authorization"))

@@ -1,4 +1,4 @@
-"""A simulated fleet for the Redis store's tests (DESIGN §11).
+"""A simulated fleet for the Redis store's tests (docs/design.md §11).
 
 A **host** is a cache dir of its own (its disk store and its flocks); a
 **process** is a separate OS process. Two kinds of process:

@@ -1,4 +1,4 @@
-"""A real ``redis-server`` on 127.0.0.1 for the Redis store's tests (DESIGN §11).
+"""A real ``redis-server`` on 127.0.0.1 for the Redis store's tests (docs/design.md §11).
 
 * :class:`RedisServer` -- a real ``redis-server`` binary started on a free
   loopback port with a private temp dir and no persistence (``--save ''``,

@@ -58,7 +58,7 @@ STRESS = ((4, 10), (16, 50))
 
 
 class Step(enum.Enum):
-    """The remote steps of a cold run, in order (DESIGN §1)."""
+    """The remote steps of a cold run, in order (docs/design.md §1)."""
 
     MEMBERSHIP_DISCOVERY = "membership discovery"
     REFRESH = "refresh"
@@ -226,7 +226,7 @@ def remote_cases() -> list[tuple[RemoteFault, Step]]:
 
 
 class ClientStep(enum.Enum):
-    """The remote steps of a machine credential's cold run (DESIGN §9)."""
+    """The remote steps of a machine credential's cold run (docs/design.md §9)."""
 
     STACK_DISCOVERY = "stack discovery"
     TOKEN = "token request"
@@ -816,7 +816,7 @@ def render() -> str:
         "never arrived (a refused connection, a 404, 429 or 503); after a timeout or a",
         "reset, the run stops, and the next run tries the same refresh token again.",
         "",
-        "## Remote faults of machine credentials (client credentials, DESIGN §9)",
+        "## Remote faults of machine credentials (client credentials, docs/design.md §9)",
         "",
         "The same faults at the two remote steps of `stacktoken token --stack-uri URI",
         "--client-id ID` (the secret in `STACKTOKEN_CLIENT_SECRET`): stack discovery,",
@@ -865,7 +865,7 @@ def render() -> str:
         "## Security: hostile files, servers and environments",
         "",
         "Each attack was reproduced on 127.0.0.1 before its fix; its test fails without",
-        "the fix (issue 15).",
+        "the fix.",
         "",
         "| attack | outcome | test |",
         "|---|---|---|",
@@ -874,7 +874,7 @@ def render() -> str:
         lines.append(f"| {attack.attack} | {attack.outcome} | `{attack.test}` |")
     lines += [
         "",
-        "## Login: the device flow (DESIGN §13)",
+        "## Login: the device flow (docs/design.md §13)",
         "",
         "`stacktoken login` against the loopback IdP's real RFC 8628 grant (authlib's",
         "`DeviceCodeGrant`), approved or refused by the test through the IdP's own",
@@ -897,7 +897,7 @@ def render() -> str:
         )
     lines += [
         "",
-        "## Shared store: Redis (DESIGN §11)",
+        "## Shared store: Redis (docs/design.md §11)",
         "",
         "A machine credential's token with `--store URL` / `STACKTOKEN_REDIS_URL` /",
         "`RedisStore`: memory, the host's disk, Redis, the network. The shared store",

@@ -1,4 +1,4 @@
-"""Async callers (DESIGN §10): the event loop never blocks, one acquisition, safe cancellation.
+"""Async callers (design.md §10): the event loop never blocks, one acquisition, safe cancellation.
 
 The premises hold by construction: the stack's token endpoint is held with
 `Fault.hold(handled, released)`, so the acquisition is known to be in flight

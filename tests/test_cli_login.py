@@ -1,4 +1,4 @@
-"""`stacktoken login` and on-demand stack access by the device flow (DESIGN §13),
+"""`stacktoken login` and on-demand stack access by the device flow (docs/design.md §13),
 against the loopback IdP's real RFC 8628 grant (authlib's DeviceCodeGrant),
 approved by the test through the IdP's own endpoint.
 

@@ -1,4 +1,4 @@
-"""`token --output env|env-no-export` handed to a real POSIX shell (issue 14)."""
+"""`token --output env|env-no-export` handed to a real POSIX shell."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`--store URL` and `$STACKTOKEN_REDIS_URL` on the command line (DESIGN §11).
+"""`--store URL` and `$STACKTOKEN_REDIS_URL` on the command line (docs/design.md §11).
 
 Machine credentials only: an fctl profile's token belongs to one user and
 stays on the local disk (the flag is refused, the variable ignored). The warm

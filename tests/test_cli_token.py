@@ -382,7 +382,7 @@ LOG_OUTS = {
         pytest.param(log_out, warm, id=f"{name}-{'warm' if warm else 'cold'}")
         for name, log_out in LOG_OUTS.items()
         for warm in (False, True)
-        # A warm entry is served without reading accesses.json (DESIGN §1 step 2).
+        # A warm entry is served without reading accesses.json (docs/design.md §1 step 2).
         if not (warm and log_out is _no_accesses)
     ],
 )

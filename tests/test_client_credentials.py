@@ -1,4 +1,4 @@
-"""Machine credentials end to end (DESIGN §9, issue 10).
+"""Machine credentials end to end (docs/design.md §9.
 
 `stacktoken token --stack-uri URI --client-id ID` (the secret in
 `$STACKTOKEN_CLIENT_SECRET` or `--client-secret-file`) and
@@ -638,7 +638,7 @@ SINGLE_METHOD = {
     "basic-client-basic-stack": (("client_secret_basic",), "client_secret_basic", 0),
     "post-client-post-stack": (("client_secret_post",), "client_secret_post", 0),
     "basic-client-default-stack": (DEFAULT_STACK_AUTH_METHODS, "client_secret_basic", 0),
-    # Basic is chosen when listed (DESIGN §9); a post-only client there is refused,
+    # Basic is chosen when listed (docs/design.md §9); a post-only client there is refused,
     # once: the secret is not tried a second way.
     "post-client-default-stack": (DEFAULT_STACK_AUTH_METHODS, "client_secret_post", 3),
 }

@@ -55,12 +55,7 @@ def _third_party(modules: set[str]) -> set[str]:
 def allowed_third_party() -> set[str]:
     """Ours, and the packages the yardstick's imports load (the test venv's trio
     among them: httpcore imports it when installed)."""
-    code = (
-        "import sys\n"
-        "import httpx, httpcore\n"
-        "import cattrs\n"
-        "print(*sorted(sys.modules))"
-    )
+    code = "import sys\nimport httpx, httpcore\nimport cattrs\nprint(*sorted(sys.modules))"
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

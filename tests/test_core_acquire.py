@@ -1,4 +1,4 @@
-"""The cache workflow with the fctl grant (DESIGN §1, §8), scenario by scenario, with a
+"""The cache workflow with the fctl grant (docs/design.md §1, §8), scenario by scenario, with a
 scripted fake world."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`api_token_cache.json` and Go's RFC 3339 timestamps (DESIGN §3.4)."""
+"""`api_token_cache.json` and Go's RFC 3339 timestamps (docs/design.md §3.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decision rules at their boundaries (DESIGN §4)."""
+"""Decision rules at their boundaries (docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cache keys and paths (DESIGN §3.6)."""
+"""Cache keys and paths (docs/design.md §3.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""fctl's config.yml and profile.json, and which organization and stack to use (DESIGN §3.1-3.2)."""
+"""fctl's config.yml and profile.json, and which organization and stack (design.md §3.1-3.2)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ ORGANIZATIONS = [
     ("flag wins over default", _profile(orgs=("a", "b"), default_org="b"), "a", "a"),
     ("default wins over the only org", _profile(orgs=("a",), default_org="b"), None, "b"),
     ("the only organization", _profile(orgs=("a",)), None, "a"),
-    # DESIGN §3.6: an empty name is refused (by the path check), never read as "no flag".
+    # docs/design.md §3.6: an empty name is refused (by the path check), never read as "no flag".
     ("empty flag is a name, kept for the name check", _profile(orgs=("a",)), "", ""),
 ]
 

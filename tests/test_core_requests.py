@@ -1,4 +1,4 @@
-"""OAuth/OIDC messages and transport decisions (DESIGN §5, §3.4)."""
+"""OAuth/OIDC messages and transport decisions (docs/design.md §5, §3.4)."""
 
 from __future__ import annotations
 

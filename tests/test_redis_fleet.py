@@ -1,4 +1,4 @@
-"""A fleet shares one token through Redis (DESIGN §11, issue 13).
+"""A fleet shares one token through Redis (docs/design.md §11.
 
 Hosts are cache dirs of their own, processes are OS processes (the CLI, or
 long-lived workers that build a new token source per call: tests/redis_fleet.py),

@@ -1,4 +1,4 @@
-"""The Redis store (DESIGN §11) in one process: its layout, its lock, its faults.
+"""The Redis store (docs/design.md §11) in one process: its layout, its lock, its faults.
 
 A real `redis-server` on 127.0.0.1 (tests/redis_server.py) and the loopback
 stack's client-credentials grant; hosts are cache dirs. Every fault --

@@ -1,7 +1,7 @@
 """A regular (non-editable) install, used as a new user would: from the repository
 root, and end to end against the loopback servers.
 
-DESIGN §2: a folder named `stacktoken/` at the root would shadow the installed
+docs/design.md §2: a folder named `stacktoken/` at the root would shadow the installed
 package (the working directory comes first on `sys.path`), so `python -m
 stacktoken` and `import stacktoken` failed from there with
 `ModuleNotFoundError: stacktoken.core`. This test installs the checkout into a

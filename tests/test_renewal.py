@@ -1,4 +1,4 @@
-"""Renewal before expiry (issue 14), in the shell: `TokenSource` against the loopback
+"""Renewal before expiry, in the shell: `TokenSource` against the loopback
 stack's client-credentials grant, on a simulated clock where the source takes one.
 
 The stack issues 1-hour tokens; with `RenewalPolicy(jitter=0.0)` the refresh point

@@ -1,4 +1,4 @@
-"""Round trips of the cold path (DESIGN §1 step 3), counted at the loopback servers.
+"""Round trips of the cold path (docs/design.md §1 step 3), counted at the loopback servers.
 
 Each run is the CLI in its own process, as a user runs it. The counts are the
 protocol's minimum: the exchange alone once the stack's discovery document is

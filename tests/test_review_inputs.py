@@ -170,7 +170,7 @@ def test_read_private_mtime_out_of_range_is_no_exception(
 
 @pytest.mark.parametrize("as_place", [True, False], ids=["place", "path"])
 def test_write_atomic_creates_missing_parents_private(tmp_path: Path, as_place: bool) -> None:
-    """DESIGN §3.5: folders 0700, the parents it makes included (as segments
+    """docs/design.md §3.5: folders 0700, the parents it makes included (as segments
     below a root, or as the folders of a bare path)."""
     parts = ("a", "b", "c", "file.json")
     place = (
@@ -239,7 +239,7 @@ def test_cache_list_odd_folder_names_stay_one_line_each(world: World) -> None:
     assert all(line.startswith("default/") and line.isprintable() for line in lines), lines
 
 
-# -- empty names (DESIGN §3.6) ---------------------------------------------------------
+# -- empty names (docs/design.md §3.6) ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -317,7 +317,7 @@ def test_cli_profile_fifo_is_not_a_hang(world: World) -> None:
         timeout=30,
         check=False,
     )
-    # Since issue 15 #1 profile.json gets the token files' trust checks: a FIFO
+    # Since profile.json gets the token files' trust checks: a FIFO
     # is refused as not a regular file (LocalError, exit 1), not read as a
     # missing profile (exit 3).
     line = assert_one_line_error(result, 1)

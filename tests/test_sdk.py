@@ -1,4 +1,4 @@
-"""`formance_sdk`: the real formance-sdk-python on a token source (DESIGN §10).
+"""`formance_sdk`: the real formance-sdk-python on a token source (docs/design.md §10).
 
 The SDK is driven as a user would, sync and async, against the ledger stub of
 tests/ledger_stub.py, which accepts only tokens the loopback stack issued.

@@ -79,7 +79,7 @@ DRIPPED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Le
 
 
 def test_http_headers_dripping_past_the_deadline_are_a_timeout() -> None:
-    """The whole request, headers included, is bounded by one deadline (issue 15 #2):
+    """The whole request, headers included, is bounded by one deadline:
     the client hangs up long before the server, dripping a byte every 0.05 s (each
     well within the 0.5 s read timeout), gets its whole head out (about 3.7 s)."""
     sent = [0]

@@ -91,7 +91,7 @@ def _error(response: httpx.Response) -> str:
 
 
 def _verify_id_token(idp: MembershipServer, token: str) -> dict[str, object]:
-    """What DESIGN §13 asks of the client: JWKS signature, iss, aud contains fctl, exp."""
+    """What docs/design.md §13 asks of the client: JWKS signature, iss, aud contains fctl, exp."""
     key = pyjwt.PyJWKClient(idp.jwks_uri, cache_keys=False).get_signing_key_from_jwt(token)
     claims: dict[str, object] = pyjwt.decode(
         token,

@@ -1,5 +1,5 @@
 """A membership token endpoint that is gone (404) drops the cached discovery
-document and is rediscovered once (DESIGN §3.4), as the stack's is."""
+document and is rediscovered once (docs/design.md §3.4), as the stack's is."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Leftover temp files are swept under the stack's lock: without it they cannot
-be told from another process's write in progress (DESIGN §3.5), unless they are
+be told from another process's write in progress (docs/design.md §3.5), unless they are
 older than any write takes (a discovery document is written without a lock)."""
 
 from __future__ import annotations
