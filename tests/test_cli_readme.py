@@ -9,6 +9,8 @@ from conftest import World
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 INSTALL = "pip install . && "
+#: The README's first command: the sandbox demo (tests/test_sandbox.py runs it).
+FIRST_COMMAND = "pip install '.[testing,sdk]' && python -m stacktoken.testing demo"
 
 
 def _setup_command() -> list[str]:
@@ -23,3 +25,13 @@ def test_readme_setup_command_prints_a_token(world: World) -> None:
     result = world.run(*_setup_command(), global_args=())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == world.stack.issued_tokens[-1].access_token
+
+
+def test_readme_first_command_is_the_sandbox_demo() -> None:
+    """A newcomer's first command needs no account: the demo, which test_sandbox runs."""
+    commands = [
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith(("pip install", "python -m", "stacktoken "))
+    ]
+    assert commands[0] == FIRST_COMMAND

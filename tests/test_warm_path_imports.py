@@ -291,3 +291,56 @@ def test_warm_path_token_in_memory_keeps_no_allocation(source: TokenSource) -> N
         tracemalloc.stop()
     grown = [stat for stat in after.compare_to(before, "lineno") if stat.size_diff > 0]
     assert grown == []
+
+
+# -- the warm set, named in one place -------------------------------------------
+
+_AUSTERE_FORBIDDEN = ("typing", "dataclasses", "enum", "re", "json", "returns")
+
+
+def _warm_set() -> set[str]:
+    """The modules core/__init__.py's docstring names as the warm set."""
+    import stacktoken.core
+
+    doc = stacktoken.core.__doc__ or ""
+    listed = doc.split("this list and each listed module to those rules:", 1)[1]
+    modules: set[str] = set()
+    package = ""
+    for line in listed.splitlines():
+        head, colon, names = line.strip().partition(":")
+        if colon:
+            package = head
+        else:
+            names = head
+        modules |= {f"stacktoken.{package}.{name}" for name in names.split()}
+    return modules
+
+
+def test_warm_path_imports_only_the_warm_set(world: World, warm_token: str, tmp_path: Path) -> None:
+    """A warm run loads no stacktoken module beyond the warm set (plus packages)."""
+    run, modules = _run_with_module_dump(world, tmp_path, "token")
+    assert run.returncode == 0, run.stderr
+    ours = {m for m in modules if m.startswith("stacktoken.") and m.count(".") == 2}
+    assert len(_warm_set()) >= 15  # the docstring's list was read
+    assert ours <= _warm_set(), sorted(ours - _warm_set())
+
+
+def test_warm_path_warm_set_modules_import_nothing_costly_at_top_level() -> None:
+    """Each warm-set module imports no typing/dataclasses/enum/re/json/returns at import."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    for module in sorted(_warm_set()):
+        _, package, name = module.split(".")
+        tree = ast.parse((root / package / f"{name}.py").read_text())
+        for node in tree.body:  # top level only: a function's own import is paid on use
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            for imported in names:
+                top = imported.split(".")[0]
+                assert top not in _AUSTERE_FORBIDDEN, f"{module} imports {imported}"
