@@ -755,6 +755,16 @@ def test_login_flows_are_declined_by_the_warm_path() -> None:
     assert token_options(["--profile", "p", "login", "--no-browser"]) is None
 
 
+def test_login_commands_are_declined_by_the_warm_path() -> None:
+    """`login` and `token --login` always go to the full CLI (the warm path cannot log in)."""
+    from stacktoken.core._commands import token_options
+
+    assert token_options(["token"]) == {}
+    assert token_options(["login"]) is None
+    assert token_options(["token", "--login"]) is None
+    assert token_options(["--profile", "p", "login", "--no-browser"]) is None
+
+
 def test_login_organization_without_stack_is_a_usage_error(setup: Setup) -> None:
     result = setup.run("login", "--membership-uri", setup.idp.base_url, "--organization", "orgA")
     assert "go together" in error_line(result, 2)
