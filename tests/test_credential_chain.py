@@ -112,7 +112,7 @@ def test_chained_options_fills_the_environment_credential_in() -> None:
         "output": "json",
         "stack_uri": "https://s.example",
         "client_id": "svc",
-        "scope": "a\0b",
+        "scope": ["a", "b"],  # as token_options reads repeated --scope
         "client_secret_file": "/run/secret",
     }
     assert chained_options({"profile": "p"}, FULL) == {"profile": "p"}
