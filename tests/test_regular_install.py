@@ -160,9 +160,15 @@ import importlib, importlib.metadata, json, pkgutil, sys
 import stacktoken
 failed = {}
 names = ["stacktoken"]
+testing_extra = sys.argv[1] == "testing"
 for info in pkgutil.walk_packages(stacktoken.__path__, "stacktoken."):
-    if not info.name.endswith(".__main__"):  # importing it runs the CLI
-        names.append(info.name)
+    # `__main__` runs the CLI; the sandbox's modules need the `testing` extra
+    # (its package itself must import without it: pytest loads its plugin).
+    if info.name.endswith(".__main__"):
+        continue
+    if info.name.startswith("stacktoken.testing.") and not testing_extra:
+        continue
+    names.append(info.name)
 for name in names:
     try:
         importlib.import_module(name)
@@ -176,10 +182,17 @@ print(json.dumps({"modules": names, "failed": failed, "installed": installed}))
 def test_user_install_imports_every_module_with_its_own_dependencies(
     installed_python: Path, extras: frozenset[str], tmp_path: Path
 ) -> None:
-    done = _user_run(installed_python, ["-c", IMPORT_EVERY_MODULE], _user_env(tmp_path), tmp_path)
+    extra = "testing" if "testing" in extras else "-"
+    done = _user_run(
+        installed_python, ["-c", IMPORT_EVERY_MODULE, extra], _user_env(tmp_path), tmp_path
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert {"stacktoken.core._durations", "stacktoken.shell._cli"} <= set(report["modules"])
+    assert {
+        "stacktoken.core._durations",
+        "stacktoken.shell._cli",
+        "stacktoken.testing",
+    } <= set(report["modules"])
     assert report["failed"] == {}
     installed = set(report["installed"])
     # A real user's install: nothing of the test extra, no extra it was not given.

@@ -413,3 +413,17 @@ def test_sandbox_readme_example_passes_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+def test_sandbox_plugin_import_needs_none_of_the_extra() -> None:
+    """pytest loads the plugin wherever stacktoken is installed: importing it loads
+    neither the servers nor authlib, so a user without `[testing]` is unaffected."""
+    code = (
+        "import sys, stacktoken.testing._plugin\n"
+        "print(sorted(m for m in ('authlib', 'joserfc', 'stacktoken.testing._servers')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
