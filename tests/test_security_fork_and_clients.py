@@ -5,19 +5,33 @@ clients (`stack_client`, the SDK's sync and async clients). Servers on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from returns.result import Result, Success
 from stacktoken import TokenSource, formance_sdk, stack_client
+from stacktoken.core._errors import AcquireError
+from stacktoken.core._requests import RetryPolicy
+from stacktoken.core._types import CachedToken
+from stacktoken.shell import _source
+from stacktoken.shell._http import Http, HttpPolicy
+from test_fork_and_flight_safety import _child_call, _in_child
 
 from conftest import World
 
 HANG_SECONDS = 30.0
+fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 
 
 @contextmanager
@@ -114,3 +128,165 @@ def test_stack_client_on_https_still_goes_through_the_proxy(
     with stack_client(source, timeout=10) as client, pytest.raises(httpx.ProxyError):
         client.get("/api/ledger/_info", auth=None)
     assert proxied and proxied[0].startswith(b"CONNECT stack.example.invalid:443")
+
+
+# -- fork ------------------------------------------------------------------------
+
+
+def _expired_jwt() -> str:
+    def part(value: dict[str, object]) -> str:
+        raw = base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+        return raw.rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part({'exp': int(time.time()) - 3600})}.x"
+
+
+@contextmanager
+def threaded_server(
+    answer: Callable[[int, socket.socket], None],
+) -> Iterator[tuple[int, list[int]]]:
+    """A loopback server, one thread a connection, each running `answer(number,
+    connection)`; yields its port and the client port of each connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    peers: list[int] = []
+
+    def handle(number: int, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(HANG_SECONDS)
+            with contextlib.suppress(OSError):
+                answer(number, connection)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, peer = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            peers.append(peer[1])
+            threading.Thread(target=handle, args=(len(peers), connection), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], peers
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def _read_head(connection: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b""
+        head += chunk
+    return head
+
+
+@fork_only
+def test_membership_discovery_forked_while_in_flight_starts_anew_in_the_child(
+    tmp_path: Path,
+) -> None:
+    """A child forked while a parent thread discovers the membership IdP (to refresh)
+    would join that attempt, whose thread it does not have, and wait for ever."""
+    inside, release = threading.Event(), threading.Event()
+
+    def answer(number: int, connection: socket.socket) -> None:
+        _read_head(connection)
+        if number == 1:  # the parent's: held until the child has answered
+            inside.set()
+            release.wait(HANG_SECONDS)
+        connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    with threaded_server(answer) as (port, _):
+        source = TokenSource.from_credentials(
+            stack_uri="http://127.0.0.1:1",
+            access_token=_expired_jwt(),
+            refresh_token="not-a-real-refresh-token",
+            membership_uri=f"http://127.0.0.1:{port}/api",
+            cache_dir=tmp_path,
+            http_policy=HttpPolicy(timeout=HANG_SECONDS, retry=RetryPolicy(attempts=1)),
+        )
+        errors: list[str] = []
+
+        def refresh_in_parent() -> None:
+            try:
+                source.token()
+            except Exception as error:  # its answer is no concern of the test's
+                errors.append(str(error))
+
+        parent = threading.Thread(target=refresh_in_parent)
+        parent.start()
+        try:
+            assert inside.wait(HANG_SECONDS)
+            said = _in_child(_child_call(source.token))
+        finally:
+            release.set()
+            parent.join(HANG_SECONDS)
+        source.close()
+    assert "answered 404" in said
+
+
+@fork_only
+def test_pooled_connection_is_not_shared_with_a_forked_child() -> None:
+    """A child's request on a connection the parent pooled would share one stream
+    (and, over TLS, one session) with the parent: the child opens its own."""
+
+    def answer(_: int, connection: socket.socket) -> None:
+        while _read_head(connection):
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    http = Http(policy=HttpPolicy(timeout=HANG_SECONDS), clock=lambda: datetime.now(UTC), log=print)
+    with threaded_server(answer) as (port, peers):
+        url = f"http://127.0.0.1:{port}/x"
+        assert isinstance(http.get(url), Success)
+        said = _in_child(lambda: "ok" if isinstance(http.get(url), Success) else "failed")
+        assert isinstance(http.get(url), Success)  # the parent's connection still works
+        http.close()
+    assert said == "ok"
+    assert len(peers) == 2 and peers[0] != peers[1]
+
+
+@fork_only
+def test_background_renewal_source_forked_renews_at_its_refresh_point_in_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child has no renewal thread: its lock-free path must end at the refresh
+    point (where a call renews and starts the child's own thread), not at the
+    token's end, when it would have to wait for a new one."""
+
+    def issued(**_: object) -> Result[CachedToken, AcquireError]:
+        now = datetime.now(UTC)
+        return Success(
+            CachedToken(
+                access_token="t" * 40,
+                token_type="Bearer",
+                expiry=now + timedelta(hours=1),
+                saved_at=now,
+            )
+        )
+
+    monkeypatch.setattr(_source, "acquire", issued)
+    with TokenSource.from_client_credentials(
+        stack_uri="https://stack.invalid",
+        client_id="svc",
+        client_secret="not-a-real-secret-but-long-enough",
+        cache_dir=tmp_path,
+        renew_in_background=True,
+    ) as source:
+        source.token()
+        assert source._renewer is not None
+
+        def in_child() -> str:
+            holding, fast = source._holding, source._fast
+            assert holding is not None and holding.renew_at is not None and fast is not None
+            if source._renewer is not None:
+                return "the parent's renewer"
+            return "ok" if fast[1] <= holding.renew_at.timestamp() else "fast path to stale"
+
+        said = _in_child(in_child)
+    assert said == "ok"
