@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from returns.result import Result, Success
-from stacktoken import TokenSource, formance_sdk, stack_client
+from stacktoken import StackTokenError, TokenSource, formance_sdk, stack_client
 from stacktoken.core._errors import AcquireError
 from stacktoken.core._requests import RetryPolicy
 from stacktoken.core._types import CachedToken
@@ -290,3 +290,136 @@ def test_background_renewal_source_forked_renews_at_its_refresh_point_in_the_chi
 
         said = _in_child(in_child)
     assert said == "ok"
+
+
+# -- from_credentials with a hostile membership URI --------------------------------
+
+
+@pytest.mark.parametrize(
+    "membership_uri",
+    [
+        "http://membership.example/api",  # plain http off loopback
+        "https://user:hunter2@membership.example/api",  # credentials in the URL
+        "ftp://membership.example/api",
+    ],
+    ids=["plain_http", "userinfo", "ftp"],
+)
+def test_from_credentials_refuses_a_membership_uri_no_secret_may_go_to(
+    tmp_path: Path, membership_uri: str
+) -> None:
+    """Refused when made, not at the first refresh (maybe hours later, in a thread)."""
+    with pytest.raises(StackTokenError) as caught:
+        TokenSource.from_credentials(
+            stack_uri="https://stack.example",
+            access_token=_expired_jwt(),
+            refresh_token="not-a-real-refresh-token",
+            membership_uri=membership_uri,
+            cache_dir=tmp_path,
+        )
+    assert "refusing" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def _discovery_server(
+    document: Callable[[], bytes], requests: list[bytes]
+) -> Callable[[int, socket.socket], None]:
+    def answer(_: int, connection: socket.socket) -> None:
+        head = _read_head(connection)
+        requests.append(head.split(b"\r\n", 1)[0])
+        if head.startswith(b"GET /api/.well-known/openid-configuration "):
+            body = document()
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+        else:
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    return answer
+
+
+HOSTILE_DISCOVERY: dict[str, Callable[[int], dict[str, object]]] = {
+    # an issuer of another host: a mix-up (RFC 8414 section 3.3)
+    "foreign_issuer": lambda port: {
+        "issuer": "https://evil.example/api",
+        "token_endpoint": f"http://127.0.0.1:{port}/token",
+    },
+    "plain_http_token_endpoint": lambda port: {
+        "issuer": f"http://127.0.0.1:{port}/api",
+        "token_endpoint": "http://evil.example/token",
+    },
+    "userinfo_token_endpoint": lambda port: {
+        "issuer": f"http://127.0.0.1:{port}/api",
+        "token_endpoint": f"http://user:pw@127.0.0.1:{port}/token",
+    },
+    "huge": lambda port: {
+        "issuer": f"http://127.0.0.1:{port}/api",
+        "token_endpoint": f"http://127.0.0.1:{port}/token",
+        "padding": "x" * (2 << 20),
+    },
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_DISCOVERY)
+def test_from_credentials_refresh_token_goes_to_no_endpoint_a_hostile_discovery_names(
+    tmp_path: Path, hostile: str
+) -> None:
+    requests: list[bytes] = []
+    ports: list[int] = []
+
+    def document() -> bytes:
+        return json.dumps(HOSTILE_DISCOVERY[hostile](ports[0])).encode()
+
+    with (
+        threaded_server(_discovery_server(document, requests)) as (port, _),
+        TokenSource.from_credentials(
+            stack_uri=f"http://127.0.0.1:{port}",
+            access_token=_expired_jwt(),
+            refresh_token="not-a-real-refresh-token",
+            membership_uri=f"http://127.0.0.1:{port}/api",
+            cache_dir=tmp_path,
+            http_policy=HttpPolicy(timeout=HANG_SECONDS, retry=RetryPolicy(attempts=1)),
+        ) as source,
+        pytest.raises(StackTokenError) as caught,
+    ):
+        ports.append(port)
+        source.token()
+    assert requests == [b"GET /api/.well-known/openid-configuration HTTP/1.1"]
+    assert "not-a-real-refresh-token" not in str(caught.value)
+
+
+def test_from_credentials_discovery_redirect_is_not_followed(tmp_path: Path) -> None:
+    """A redirect from the membership's discovery is an error; its target is never asked."""
+    elsewhere: list[bytes] = []
+    here: list[bytes] = []
+
+    def redirect(target: int) -> Callable[[int, socket.socket], None]:
+        def answer(_: int, connection: socket.socket) -> None:
+            here.append(_read_head(connection).split(b"\r\n", 1)[0])
+            connection.sendall(
+                b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/api/"
+                b".well-known/openid-configuration\r\nContent-Length: 0\r\n\r\n" % target
+            )
+
+        return answer
+
+    def record(_: int, connection: socket.socket) -> None:
+        elsewhere.append(_read_head(connection))
+        connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    with (
+        threaded_server(record) as (other, _),
+        threaded_server(redirect(other)) as (port, _),
+        TokenSource.from_credentials(
+            stack_uri=f"http://127.0.0.1:{port}",
+            access_token=_expired_jwt(),
+            refresh_token="not-a-real-refresh-token",
+            membership_uri=f"http://127.0.0.1:{port}/api",
+            cache_dir=tmp_path,
+            http_policy=HttpPolicy(timeout=HANG_SECONDS, retry=RetryPolicy(attempts=1)),
+        ) as source,
+        pytest.raises(StackTokenError, match="302"),
+    ):
+        source.token()
+    assert here == [b"GET /api/.well-known/openid-configuration HTTP/1.1"]
+    assert elsewhere == []
