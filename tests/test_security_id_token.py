@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -56,7 +57,7 @@ def _hs256_with_the_public_key() -> str:
     return f"{header}.{body}.{_b64(signature)}"
 
 
-FORGERIES = {
+FORGERIES: dict[str, Callable[[], str]] = {
     "alg_none": lambda: _unsigned({"alg": "none", "kid": "idp-key"}),
     "alg_none_no_kid": lambda: _unsigned({"alg": "none"}),
     "hs256_with_the_public_key": _hs256_with_the_public_key,
