@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from stacktoken.core._errors import UsageError
@@ -25,7 +26,7 @@ from ._exceptions import InvalidUsageError
 from ._flight import token_async
 from ._source import TokenSource
 
-__all__ = ["StackTokenAuth", "stack_client"]
+__all__ = ["StackTokenAuth", "stack_client", "stack_client_defaults"]
 
 
 class StackTokenAuth(httpx.Auth):
@@ -74,4 +75,15 @@ class StackTokenAuth(httpx.Auth):
 
 def stack_client(source: TokenSource, **client_options: Any) -> httpx.Client:
     """An `httpx.Client` for the stack's API: `base_url` is the stack URI, auth attached."""
-    return httpx.Client(base_url=source.stack_uri, auth=StackTokenAuth(source), **client_options)
+    options = {**stack_client_defaults(source.stack_uri), **client_options}
+    return httpx.Client(base_url=source.stack_uri, auth=StackTokenAuth(source), **options)
+
+
+def stack_client_defaults(stack_uri: str) -> dict[str, Any]:
+    """httpx options for a client of the stack: a stack on plain http (loopback, the
+    only http a token goes to) is never reached through the environment's proxy,
+    which would get the token in clear text (docs/design.md §5), as the token
+    requests never are. httpx itself proxies loopback unless `NO_PROXY` names it."""
+    if urlsplit(stack_uri).scheme.lower() == "http":
+        return {"trust_env": False}
+    return {}

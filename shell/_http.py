@@ -10,11 +10,13 @@ discovery document must be served at its own issuer's URL (RFC 8414 section 3.3)
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from weakref import WeakSet
 
 from returns.result import Failure, Result, Success
 from stacktoken.core._errors import RemoteError
@@ -80,6 +82,16 @@ class Http:
         self._jitter = jitter
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
+        _ALL.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the pooled connections are the parent's sockets too (a
+        request on one would interleave with the parent's on the same stream, and
+        either could read the other's answer), and a lock may be held by a thread the
+        child does not have. Drop the client unclosed (closing takes its pool's lock;
+        the child's descriptors close with it) and start a new one on the next request."""
+        self._client_lock = threading.Lock()
+        self._client = None
 
     def get(self, url: str) -> Result[HttpAnswer, RemoteError]:
         """GET `url`, retrying transient failures."""
@@ -276,3 +288,15 @@ def _worth_retrying(outcome: Result[HttpAnswer, RemoteError], status_code: int |
     if status_code is not None:
         return status_code in RETRYABLE_STATUSES
     return isinstance(outcome, Failure) and outcome.failure().transient
+
+
+_ALL: WeakSet[Http] = WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for http in list(_ALL):
+        http._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -6,15 +6,18 @@ that join an attempt wait on that attempt's own event and get its outcome.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+from weakref import WeakSet
 
 from returns.result import Result, Success
 from stacktoken.core._lazy import (
     Idle,
     Join,
     LazyState,
+    Running,
     Start,
     Use,
     on_forget,
@@ -45,6 +48,15 @@ class Lazy(Generic[T, E]):
         self._lock = threading.Lock()
         self._state: LazyState[T] = Idle()
         self._in_flight: _Attempt[T, E] | None = None
+        _ALL.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: an attempt in flight ran in a thread the child does not
+        have, so a caller joining it would wait for ever; the next caller starts anew."""
+        self._lock = threading.Lock()
+        if isinstance(self._state, Running):
+            self._state = Idle(attempts=self._state.attempt)  # its settling is ignored
+        self._in_flight = None
 
     def get(self) -> Result[T, E]:
         """The value, or the failure of the attempt this call started or joined."""
@@ -87,3 +99,15 @@ class Lazy(Generic[T, E]):
                 self._in_flight = None
             attempt.done.set()
         return attempt.outcome
+
+
+_ALL: WeakSet[Lazy[Any, Any]] = WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for lazy in list(_ALL):
+        lazy._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from stacktoken.core._errors import UsageError
 
-from ._auth import StackTokenAuth
+from ._auth import StackTokenAuth, stack_client_defaults
 from ._exceptions import InvalidUsageError
 from ._source import TokenSource
 
@@ -55,10 +55,11 @@ def formance_sdk(source: TokenSource | None = None, **sdk_kwargs: Any) -> SDK:
     if source is None:  # docs/design.md §14: the credential chain's
         source = TokenSource.default()
     auth = StackTokenAuth(source)
+    options = stack_client_defaults(source.stack_uri)
     sdk = SDK(
         server_url=source.stack_uri,
-        client=httpx.Client(auth=auth),
-        async_client=httpx.AsyncClient(auth=auth),
+        client=httpx.Client(auth=auth, **options),
+        async_client=httpx.AsyncClient(auth=auth, **options),
         **sdk_kwargs,
     )
     # The clients are ours, not the caller's: let the SDK's `with`/`async with` close them.

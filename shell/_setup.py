@@ -270,6 +270,13 @@ def credentials_parts(options: CredentialsOptions) -> Result[Parts, AcquireError
             )
         )
 
+    # The refresh token's destination is refused now rather than at the first
+    # refresh, maybe hours later in a thread (every request is checked again when sent).
+    membership_uri = options.get("membership_uri")
+    if membership_uri is not None and isinstance(
+        checked := check_endpoint_url(membership_uri), Failure
+    ):
+        return checked
     return _setup(options, known=_keys(CredentialsOptions)).map(build)
 
 

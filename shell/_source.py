@@ -97,6 +97,12 @@ class TokenSource:
         """In a forked child: the parent's other threads are gone, so a lock one of
         them held would never be released, and its renewal thread is not here."""
         self._lock = threading.Lock()
+        holding = self._holding
+        if self._renewer is not None and holding is not None and self._wall_clock:
+            # The fast path ran to the token's end, the thread renewing meanwhile:
+            # here it ends at the refresh point, where a call renews (and restarts it).
+            bound = holding.renew_at or holding.stale_at
+            self._fast = (holding.token.access_token, bound.timestamp())
         self._renewer = None  # started again by the next token held
 
     # -- construction: one-line raising wrappers over the module's functions ---
