@@ -24,7 +24,6 @@ import os
 import sys
 
 from stacktoken.core._cache import usable_entry
-from stacktoken.core._chain import chained_options
 from stacktoken.core._commands import TokenPlan, plan_token, render_token, token_options
 from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import Settings
@@ -73,7 +72,12 @@ def _ignore(_: str) -> None:
 def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetime) -> str | None:
     """What `stacktoken token` prints when a usable stored entry answers it, else None."""
     options = token_options(argv)
-    if options is not None:  # docs/design.md §14: the environment's machine credential
+    # docs/design.md §14: the environment's machine credential. Without a
+    # STACKTOKEN_ variable the chain leaves the options as they are (no
+    # environment credential, no pin, no secret file): its import is skipped.
+    if options is not None and any(name.startswith("STACKTOKEN_") for name in environ):
+        from stacktoken.core._chain import chained_options
+
         options = chained_options(options, environ)
     if options is None:
         return None

@@ -112,9 +112,10 @@ def test_fleet_cold_20_hosts_cost_redis_a_few_commands_each_whatever_the_exchang
         assert len(assert_all_succeeded(results)) == 1
         assert requests(stack_server) == round_
         assert spent[hold] <= 5 * 20, f"{spent[hold]} Redis commands for 20 hosts"
-    # Hosts that start once the token is written pay one read: a short exchange
-    # may cost less, a long one never more than one command a host.
-    assert spent[3.0] <= spent[0.1] + 20, spent
+    # The count does not grow with the exchange time: within one command a host
+    # either way (hosts that start once the token is written pay one read, so a
+    # short exchange may cost a little less).
+    assert abs(spent[3.0] - spent[0.1]) <= 20, spent
 
 
 def test_fleet_one_request_per_ttl_window(
