@@ -38,6 +38,7 @@ from ._files import (
     remove_file,
     write_atomic,
 )
+from ._lock import locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -259,8 +260,6 @@ class FilePersistence:
 
         if self._creates_folder and (problem := ensure_folder(self.place(self.paths.lock))):
             self._log(problem)  # the lock then runs its body unlocked, and says so
-        from ._lock import locked  # only a cold run locks: not for the warm set's reads
-
         return locked(
             self.place(self.paths.lock), noting_the_lock, timeout=self._lock_timeout, log=self._log
         )
