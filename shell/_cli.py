@@ -577,22 +577,30 @@ def _cache_clear(options: Any, config_dir: str) -> int:
         for key, place in _stack_entries(config_dir, profile)
         if options.organization in (None, key.organization) and options.stack in (None, key.stack)
     ]
-    return _remove_entries(places)
+    owner = ("fctl", profile, options.organization, options.stack)
+    return _remove_entries(places + _failures_of(options, *owner))
 
 
 def _clear_clients(options: Any) -> int:
     if options.client_id is None:
         return _fail(UsageError(message="--stack-uri narrows --client-id: give --client-id too"))
     places = []
+    uri = options.stack_uri.rstrip("/") if options.stack_uri else None
     for place in _client_entries(options.cache_dir or default_cache_dir(os.environ)):
         read = read_cache_entry(place)
         if isinstance(read, str):
             continue
         entry = read[0]
-        uri = options.stack_uri.rstrip("/") if options.stack_uri else None
         if entry.client_id == options.client_id and uri in (None, entry.stack_uri):
             places.append(place)
-    return _remove_entries(places)
+    return _remove_entries(places + _failures_of(options, "client", options.client_id, uri))
+
+
+def _failures_of(options: Any, *owner: str | None) -> list[Place]:
+    """The remembered failures of `owner` that `cache clear` forgets too."""
+    from ._failures import failures_of
+
+    return failures_of(options.cache_dir or default_cache_dir(os.environ), owner)
 
 
 def _remove_entries(places: list[Place]) -> int:

@@ -46,6 +46,7 @@ __all__ = [
     "fctl_failure_place",
     "failure_memory",
     "failure_places",
+    "failures_of",
     "remembered_failure",
     "slow_fingerprint",
 ]
@@ -244,3 +245,16 @@ class RedisFailureSlot:
             return Success(bool(store._redis.delete(self._key)))
         except Exception as error:
             return Failure(LocalError(message=store._trouble("failure delete", error)))
+
+
+def failures_of(cache_dir: str, owner: tuple[str | None, ...]) -> list[Place]:
+    """The failure entries below `cache_dir` whose owner (`client <id> <stack URI>`,
+    `fctl <profile> <organization> <stack>`) matches `owner`, None matching any part."""
+    found = []
+    for place, entry in failure_places(cache_dir):
+        parts = entry.owner.split(" ")
+        if len(parts) == len(owner) and all(
+            wanted in (None, part) for wanted, part in zip(owner, parts, strict=True)
+        ):
+            found.append(place)
+    return found
