@@ -150,7 +150,7 @@ def test_two_hosts_on_one_redis_second_host_makes_no_request(
     assert "not asking again" in line
     assert requests(world.stack) == 1
     redis = redis_server.client()
-    keys = redis.keys("*")
+    keys = [key for key in redis.keys("*") if isinstance(key, bytes)]
     assert any(key.endswith(b":failure") for key in keys)
     for key in keys:
         assert bad.client_secret.encode() not in key
@@ -161,4 +161,5 @@ def test_two_hosts_on_one_redis_second_host_makes_no_request(
     good = run(client, tmp_path / "b", redis_server.url)
     assert good.returncode == 0, good.stderr
     assert requests(world.stack) == 2
-    assert not any(key.endswith(b":failure") for key in redis.keys("*"))
+    left = [key for key in redis.keys("*") if isinstance(key, bytes)]
+    assert not any(key.endswith(b":failure") for key in left)
