@@ -14,6 +14,7 @@ import pytest
 from oauth_servers import CLIENT_CREDENTIALS_GRANT_TYPE, Fault, StackAuthServer
 from redis_fleet import Credential, cli_args, cli_env, run_cli_fleet
 from redis_server import RedisServer, redis_server
+from reliability_helpers import stack_folder_names, write_accesses
 
 from conftest import CLI_TIMEOUT_SECONDS, World
 
@@ -163,3 +164,35 @@ def test_two_hosts_on_one_redis_second_host_makes_no_request(
     assert requests(world.stack) == 2
     left = [key for key in redis.keys("*") if isinstance(key, bytes)]
     assert not any(key.endswith(b":failure") for key in left)
+
+
+def test_profile_refresh_rejected_is_remembered_under_the_cache_dir_until_a_new_login(
+    world: World,
+) -> None:
+    used = write_accesses(world, exp_in=-120)
+    world.membership.revoke_refresh_token(used)
+    one_line(world.run("token"), 3)
+    refreshes = world.membership.count(world.membership.TOKEN)
+    assert refreshes == 1
+    line = one_line(world.run("token"), 3)
+    assert "not asking again" in line
+    assert world.membership.count(world.membership.TOKEN) == refreshes
+    # Never in the fctl stack folder: its contents are fctl's.
+    assert stack_folder_names(world) <= {"accesses.json", "api_token_cache.json.lock"}
+    assert len(list(world.cache_dir.rglob("failure.json"))) == 1
+    no_file_holds(world.cache_dir, used)
+    # A new login (another refresh token in accesses.json) is tried at once.
+    write_accesses(world, exp_in=-120)
+    good = world.run("token")
+    assert good.returncode == 0, good.stderr
+    assert not list(world.cache_dir.rglob("failure.json"))
+
+
+def test_cache_clear_of_a_profile_forgets_its_stacks_failures(world: World) -> None:
+    used = write_accesses(world, exp_in=-120)
+    world.membership.revoke_refresh_token(used)
+    one_line(world.run("token"), 3)
+    assert list(world.cache_dir.rglob("failure.json"))
+    cleared = world.run("cache", "clear")
+    assert cleared.returncode == 0, cleared.stderr
+    assert not list(world.cache_dir.rglob("failure.json"))
