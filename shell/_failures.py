@@ -43,12 +43,14 @@ __all__ = [
     "FailureSlot",
     "FileSlot",
     "RedisFailureSlot",
+    "client_failure",
     "fctl_failure_place",
     "failure_memory",
     "failure_places",
     "failures_of",
     "remembered_failure",
     "slow_fingerprint",
+    "stack_failure",
 ]
 
 FAILURE_FILE = "failure.json"
@@ -197,16 +199,14 @@ def failure_places(cache_dir: str) -> Iterator[tuple[Place, Remembered]]:
 
 
 class RedisFailureSlot:
-    """The key beside a Redis token's (`<token key>:failure`), expiring with its window.
-    `store` is a `_redis.RedisStore`; its breaker and log are shared."""
+    """The key `key` beside a Redis token's (`<token key>:failure`), expiring with its
+    window. `store` is a `_redis.RedisStore`; its breaker and log are shared."""
 
     name = "redis"
 
     def __init__(self, store: Any, key: str) -> None:
-        from ._redis import KEY_PREFIX
-
         self._store = store
-        self._key = KEY_PREFIX + key + ":failure"
+        self._key = key
 
     def load(self) -> bytes | str:
         store = self._store
@@ -258,3 +258,23 @@ def failures_of(cache_dir: str, owner: tuple[str | None, ...]) -> list[Place]:
         ):
             found.append(place)
     return found
+
+
+def client_failure(
+    cache_dir: str, stack_uri: str, client_id: str, scopes: tuple[str, ...] = ()
+) -> Remembered | None:
+    """The failure remembered on this host for a machine credential, or None: for
+    `stacktoken status` (no fingerprint computed, so not whether it still holds
+    for the secret at hand)."""
+    from stacktoken.core._paths import client_key, client_paths
+
+    key = client_key(stack_uri, client_id, scopes)
+    place = Place(root=cache_dir, parts=(*client_paths(key).folder, FAILURE_FILE))
+    return remembered_failure(FileSlot(place, log=lambda _: None))
+
+
+def stack_failure(cache_dir: str, stack_root: str, folder: tuple[str, ...]) -> Remembered | None:
+    """The failure remembered for an fctl stack (`FctlStack.root`, `.paths.folder`),
+    or None: for `stacktoken status`."""
+    place = fctl_failure_place(cache_dir, stack_root, folder)
+    return remembered_failure(FileSlot(place, log=lambda _: None))

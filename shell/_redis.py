@@ -177,7 +177,7 @@ class RedisStore:
         """Where the failures of core key `key`'s token are remembered (docs/design.md §15)."""
         from ._failures import RedisFailureSlot
 
-        return RedisFailureSlot(self, key)
+        return RedisFailureSlot(self, KEY_PREFIX + key + ":failure")
 
     # -- the breaker and the log -----------------------------------------------
 

@@ -15,6 +15,7 @@ from oauth_servers import CLIENT_CREDENTIALS_GRANT_TYPE, Fault, StackAuthServer
 from redis_fleet import Credential, cli_args, cli_env, run_cli_fleet
 from redis_server import RedisServer, redis_server
 from reliability_helpers import stack_folder_names, write_accesses
+from stacktoken.shell._failures import client_failure
 
 from conftest import CLI_TIMEOUT_SECONDS, World
 
@@ -196,3 +197,12 @@ def test_cache_clear_of_a_profile_forgets_its_stacks_failures(world: World) -> N
     cleared = world.run("cache", "clear")
     assert cleared.returncode == 0, cleared.stderr
     assert not list(world.cache_dir.rglob("failure.json"))
+
+
+def test_the_remembered_failure_of_a_key_is_exposed_for_status(
+    world: World, client: Credential
+) -> None:
+    assert client_failure(str(world.cache_dir), client.stack_uri, client.client_id) is None
+    one_line(run(wrong(client), world.cache_dir), 3)
+    found = client_failure(str(world.cache_dir), client.stack_uri, client.client_id)
+    assert found is not None and found.kind == "rejected" and found.count == 1
