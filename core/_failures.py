@@ -106,8 +106,10 @@ def failure_kind(error: AcquireError) -> str | None:
 def in_force(remembered: Remembered, *, same_secret: Callable[[], bool], now: datetime) -> bool:
     """Whether `remembered` stops a call at `now`. `same_secret` (the slow hash)
     is asked only for a rejection still inside its window."""
-    if not remembered.at <= now < remembered.until:
-        return False  # over, or from a clock that has since gone back
+    # Another host's clock may run a little behind the writer's: an entry from up
+    # to one window "in the future" holds; from further, the clock went back.
+    if not remembered.at - (remembered.until - remembered.at) <= now < remembered.until:
+        return False
     return remembered.kind == TRANSIENT or same_secret()
 
 

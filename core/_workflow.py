@@ -67,7 +67,9 @@ def acquire(
     if cached is not None:
         return Success(cached)
     if not stores:
-        return _obtain_and_store(stores, grant, settings=settings, now=now, log=log, memory=memory)
+        return _obtain_and_store(
+            stores, grant, settings=settings, now=now, clock=clock, log=log, memory=memory
+        )
     return _under_lock(
         0, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing, memory=memory
     )
@@ -100,7 +102,9 @@ def _under_lock(
                 renewing=renewing,
                 memory=memory,
             )
-        return _obtain_and_store(stores, grant, settings=settings, now=now, log=log, memory=memory)
+        return _obtain_and_store(
+            stores, grant, settings=settings, now=now, clock=clock, log=log, memory=memory
+        )
 
     return stores[level].locked(body)
 
@@ -111,6 +115,7 @@ def _obtain_and_store(
     *,
     settings: Settings,
     now: datetime,
+    clock: Callable[[], datetime],
     log: Callable[[str], None],
     memory: FailureMemory | None,
 ) -> Result[CachedToken, AcquireError]:
@@ -133,7 +138,8 @@ def _obtain_and_store(
     log(f"obtaining a token: {grant.name}")
     obtained = grant.obtain(now)
     if memory is not None:
-        _note(obtained, memory, remembered, now=now, log=log)
+        # The window starts when the failure is known: retries may have taken a while.
+        _note(obtained, memory, remembered, now=clock(), log=log)
     return obtained.map(lambda token: _store(token, stores, settings=settings, now=now, log=log))
 
 
