@@ -17,6 +17,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 if TYPE_CHECKING:
     from stacktoken.core._durations import parse_duration
     from stacktoken.core._errors import AcquireError
+    from stacktoken.core._failures import FailureKnobs
     from stacktoken.core._renewal import RenewalPolicy
     from stacktoken.core._types import CachedToken, Settings, StackKey
     from stacktoken.shell._auth import StackTokenAuth, stack_client
@@ -37,6 +38,7 @@ __all__ = [
     "AcquireError",
     "AuthenticationRequiredError",
     "CachedToken",
+    "FailureKnobs",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
@@ -60,6 +62,7 @@ __all__ = [
 _HOMES = {
     "stacktoken.core._durations": "parse_duration",
     "stacktoken.core._errors": "AcquireError",
+    "stacktoken.core._failures": "FailureKnobs",
     "stacktoken.core._renewal": "RenewalPolicy",
     "stacktoken.core._types": "CachedToken Settings StackKey",
     "stacktoken.shell._auth": "StackTokenAuth stack_client",

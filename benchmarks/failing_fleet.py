@@ -35,8 +35,7 @@ from oauth_servers import (  # noqa: E402 (tests/ goes on the path first)
 
 WORKER = """
 import sys, time
-from stacktoken import TokenSource, StackTokenError
-from stacktoken.core._failures import FailureKnobs
+from stacktoken import FailureKnobs, TokenSource, StackTokenError
 uri, client_id, secret, cache_dir, memory, seconds = sys.argv[1:]
 knobs = FailureKnobs() if memory == "on" else FailureKnobs(window=0, first=0, cap=0)
 deadline = time.monotonic() + float(seconds)

@@ -15,6 +15,7 @@ PUBLIC_API = {
     "AcquireError",
     "AuthenticationRequiredError",
     "CachedToken",
+    "FailureKnobs",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",

@@ -15,6 +15,7 @@ from oauth_servers import CLIENT_CREDENTIALS_GRANT_TYPE, Fault, StackAuthServer
 from redis_fleet import Credential, cli_args, cli_env, run_cli_fleet
 from redis_server import RedisServer, redis_server
 from reliability_helpers import stack_folder_names, write_accesses
+from stacktoken import AuthenticationRequiredError, FailureKnobs, TokenSource
 from stacktoken.shell._failures import client_failure
 
 from conftest import CLI_TIMEOUT_SECONDS, World
@@ -206,3 +207,25 @@ def test_the_remembered_failure_of_a_key_is_exposed_for_status(
     one_line(run(wrong(client), world.cache_dir), 3)
     found = client_failure(str(world.cache_dir), client.stack_uri, client.client_id)
     assert found is not None and found.kind == "rejected" and found.count == 1
+
+
+def test_the_failures_knob_sets_the_window_and_the_library_fails_at_once(
+    world: World, client: Credential
+) -> None:
+    def source() -> TokenSource:
+        return TokenSource.from_client_credentials(
+            stack_uri=client.stack_uri,
+            client_id=client.client_id,
+            client_secret="wrong-secret-for-the-knob",
+            cache_dir=world.cache_dir,
+            environ={},
+            failures=FailureKnobs(window=7.0),
+        )
+
+    for _ in range(3):
+        with source() as each, pytest.raises(AuthenticationRequiredError):
+            each.token()
+    found = client_failure(str(world.cache_dir), client.stack_uri, client.client_id)
+    assert found is not None
+    assert (found.until - found.at).total_seconds() == 7.0
+    assert requests(world.stack) == 1
