@@ -17,6 +17,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs a warm run dearly
 if TYPE_CHECKING:
     from stacktoken.core._durations import parse_duration
     from stacktoken.core._errors import AcquireError
+    from stacktoken.core._failures import FailureKnobs
     from stacktoken.core._renewal import RenewalPolicy
     from stacktoken.core._status import CheckResult, CredentialStatus
     from stacktoken.core._types import CachedToken, Settings, StackKey
@@ -42,6 +43,7 @@ __all__ = [
     "CachedToken",
     "CheckResult",
     "CredentialStatus",
+    "FailureKnobs",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",
@@ -68,6 +70,7 @@ __all__ = [
 _HOMES = {
     "stacktoken.core._durations": "parse_duration",
     "stacktoken.core._errors": "AcquireError",
+    "stacktoken.core._failures": "FailureKnobs",
     "stacktoken.core._renewal": "RenewalPolicy",
     "stacktoken.core._status": "CheckResult CredentialStatus",
     "stacktoken.core._types": "CachedToken Settings StackKey",

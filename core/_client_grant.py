@@ -66,6 +66,7 @@ def _rejection(error: AcquireError) -> AcquireError:
     if isinstance(error, OAuthError) and error.error in CLIENT_REJECTIONS:
         return AuthRequired(
             message=f"the stack rejected the client credentials ({error.error}); "
-            "check the client id and its secret"
+            "check the client id and its secret",
+            remember=True,
         )
     return error

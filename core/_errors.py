@@ -36,9 +36,13 @@ class UsageError(Record):
 
 class AuthRequired(Record):
     """The user has to log in again (`stacktoken login`), or a machine
-    credential was rejected: nothing but new credentials can help."""
+    credential was rejected: nothing but new credentials can help.
+
+    `remember`: the server rejected the credential itself (not a local lack of
+    one), so the failure memory keeps it (docs/design.md §15)."""
 
     message: str
+    remember: bool = False
 
 
 class RemoteError(Record):

@@ -216,7 +216,7 @@ def _rotated_elsewhere(
 ) -> Result[TokenResponse | StackAccess, AcquireError]:
     """fctl takes no lock: it may have rotated the refresh token under us. If
     `accesses.json` now holds a different, fresh token, use it (no new login)."""
-    rejected = AuthRequired(message=f"the refresh token was rejected; {LOGIN_HINT}")
+    rejected = AuthRequired(message=f"the refresh token was rejected; {LOGIN_HINT}", remember=True)
     match effects.read_access():
         case Success(current) if current.token != used.token and is_fresh(
             current.expiry, settings=settings, now=now

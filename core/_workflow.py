@@ -12,6 +12,10 @@ Theory of operation
        have filled a level meanwhile. Under the last lock, the grant obtains a
        new token; a fresh one is written to every level, best effort: a failed
        write is logged, never fails the call.
+    5. Failure memory (`_failures`, docs/design.md §15): just before the
+       grant, a remembered failure still in force fails the call at once; a
+       failure of the grant worth remembering is remembered, a success
+       forgets one.
 
 Effects are plain callables; core performs no I/O. Every decision takes one
 `now`: the one given, or the one read after a lock.
@@ -19,7 +23,7 @@ Effects are plain callables; core performs no I/O. Every decision takes one
 
 from __future__ import annotations
 
-from returns.result import Result, Success
+from returns.result import Failure, Result, Success
 
 from ._cache import Grant, Store, usable_entry, write_failed
 from ._decisions import is_fresh
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ._errors import AcquireError
+    from ._failures import FailureMemory, Remembered
     from ._renewal import RenewalPolicy
     from ._types import CachedToken, Settings
 
@@ -46,9 +51,10 @@ def acquire(
     clock: Callable[[], datetime],
     log: Callable[[str], None],
     renewing: RenewalPolicy | None = None,
+    memory: FailureMemory | None = None,
 ) -> Result[CachedToken, AcquireError]:
     """A token: a usable stored one, else a new one from `grant`, stored for the
-    next caller.
+    next caller; `memory`: the failures of this token remembered (step 5).
 
     `renewing`: the caller renews a token before it expires (`_renewal`): a
     stored entry as old as that token is passed over, so the first renewer
@@ -61,8 +67,12 @@ def acquire(
     if cached is not None:
         return Success(cached)
     if not stores:
-        return _obtain_and_store(stores, grant, settings=settings, now=now, log=log)
-    return _under_lock(0, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing)
+        return _obtain_and_store(
+            stores, grant, settings=settings, now=now, clock=clock, log=log, memory=memory
+        )
+    return _under_lock(
+        0, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing, memory=memory
+    )
 
 
 def _under_lock(
@@ -74,6 +84,7 @@ def _under_lock(
     clock: Callable[[], datetime],
     log: Callable[[str], None],
     renewing: RenewalPolicy | None,
+    memory: FailureMemory | None,
 ) -> Result[CachedToken, AcquireError]:
     def body() -> Result[CachedToken, AcquireError]:
         now = clock()
@@ -82,9 +93,18 @@ def _under_lock(
             return Success(cached)
         if level + 1 < len(stores):
             return _under_lock(
-                level + 1, stores, grant, settings=settings, clock=clock, log=log, renewing=renewing
+                level + 1,
+                stores,
+                grant,
+                settings=settings,
+                clock=clock,
+                log=log,
+                renewing=renewing,
+                memory=memory,
             )
-        return _obtain_and_store(stores, grant, settings=settings, now=now, log=log)
+        return _obtain_and_store(
+            stores, grant, settings=settings, now=now, clock=clock, log=log, memory=memory
+        )
 
     return stores[level].locked(body)
 
@@ -95,12 +115,67 @@ def _obtain_and_store(
     *,
     settings: Settings,
     now: datetime,
+    clock: Callable[[], datetime],
     log: Callable[[str], None],
+    memory: FailureMemory | None,
 ) -> Result[CachedToken, AcquireError]:
+    remembered = None if memory is None else memory.read()
+    if memory is not None and remembered is not None:
+        from ._failures import in_force, remembered_error
+
+        salt = remembered.salt
+        if in_force(
+            remembered,
+            same_secret=lambda: memory.fingerprint(salt) == remembered.fingerprint,
+            now=now,
+        ):
+            log(
+                f"failure memory used: a {remembered.kind} failure, "
+                f"remembered until {remembered.until.isoformat()}"
+            )
+            return Failure(remembered_error(remembered, now=now))
+        log(f"failure memory: the {remembered.kind} failure remembered no longer applies")
     log(f"obtaining a token: {grant.name}")
-    return grant.obtain(now).map(
-        lambda token: _store(token, stores, settings=settings, now=now, log=log)
+    obtained = grant.obtain(now)
+    if memory is not None:
+        # The window starts when the failure is known: retries may have taken a while.
+        _note(obtained, memory, remembered, now=clock(), log=log)
+    return obtained.map(lambda token: _store(token, stores, settings=settings, now=now, log=log))
+
+
+def _note(
+    obtained: Result[CachedToken, AcquireError],
+    memory: FailureMemory,
+    remembered: Remembered | None,
+    *,
+    now: datetime,
+    log: Callable[[str], None],
+) -> None:
+    """Remember the grant's failure if it is worth it; forget one on a success."""
+    from ._failures import failure_kind, remember
+
+    if isinstance(obtained, Success):
+        if remembered is not None:
+            memory.forget()
+        return
+    error = obtained.failure()
+    kind = failure_kind(error)
+    if kind is None:
+        return
+    salt, jitter = memory.draw()
+    entry = remember(
+        kind,
+        error.message,
+        previous=remembered,
+        knobs=memory.knobs,
+        salt=salt,
+        fingerprint=memory.fingerprint(salt),
+        jitter=jitter,
+        now=now,
+        owner=memory.owner,
     )
+    log(f"failure memory: remembering a {kind} failure until {entry.until.isoformat()}")
+    memory.write(entry)
 
 
 def _store(

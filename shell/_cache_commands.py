@@ -32,6 +32,7 @@ from stacktoken.core._time import datetime, timedelta
 from stacktoken.core._types import Settings, StackKey
 
 from ._config import current_profile, default_cache_dir, settings_from
+from ._failures import failures_of
 from ._files import Place, remove_file
 from ._stores import read_cache_entry
 
@@ -79,21 +80,23 @@ def cache_clear(
 ) -> Result[str, AcquireError]:
     """Remove the profile's entries (of one organization or stack, if given), or a
     machine credential's (of one stack, if given); says how many."""
+    cache_dir = cache_dir or default_cache_dir(environ)
     if client_id is not None or stack_uri is not None:
-        return _clear_clients(client_id, stack_uri, cache_dir or default_cache_dir(environ))
+        return _clear_clients(client_id, stack_uri, cache_dir)
     chosen = current_profile(config_dir, profile, environ)
     if isinstance(chosen, LocalError):
         return Failure(chosen)
     for kind, name in (("profile", chosen), ("organization", organization), ("stack", stack)):
         if name is not None and (invalid := name_error(kind, name)):
             return Failure(invalid)
-    return _remove_entries(
-        [
-            place
-            for key, place in _stack_entries(config_dir, chosen)
-            if organization in (None, key.organization) and stack in (None, key.stack)
-        ]
-    )
+    places = [
+        place
+        for key, place in _stack_entries(config_dir, chosen)
+        if organization in (None, key.organization) and stack in (None, key.stack)
+    ]
+    # A remembered failure is forgotten with the entries (docs/design.md §15).
+    forgotten = failures_of(cache_dir, ("fctl", chosen, organization, stack))
+    return _remove_entries(places + forgotten)
 
 
 def _folders(root: str, folder: Segments) -> list[str]:
@@ -157,7 +160,7 @@ def _clear_clients(
         entry = read[0]
         if entry.client_id == client_id and uri in (None, entry.stack_uri):
             places.append(place)
-    return _remove_entries(places)
+    return _remove_entries(places + failures_of(cache_dir, ("client", client_id, uri)))
 
 
 def _remove_entries(places: list[Place]) -> Result[str, AcquireError]:

@@ -78,6 +78,8 @@ if TYPE_CHECKING:
 
     from stacktoken.core._cache import Body
 
+    from ._failures import RedisFailureSlot
+
 __all__ = ["KEY_PREFIX", "RedisPersistence", "RedisStore", "store_url_problem"]
 
 KEY_PREFIX = "stacktoken:v1:"
@@ -170,6 +172,12 @@ class RedisStore:
         )
         persistence = RedisPersistence(self, key)
         return StampedStore(persistence, stamp, settings=settings, clock=self._clock).record()
+
+    def failure_slot(self, key: str) -> RedisFailureSlot:
+        """Where the failures of core key `key`'s token are remembered (docs/design.md §15)."""
+        from ._failures import RedisFailureSlot
+
+        return RedisFailureSlot(self, KEY_PREFIX + key + ":failure")
 
     # -- the breaker and the log -----------------------------------------------
 

@@ -23,7 +23,9 @@ from stacktoken.core._cache import Grant, Store
 from stacktoken.core._client_grant import ClientEffects, client_credentials_grant
 from stacktoken.core._codecs import decode_accesses, encode_accesses, jwt_expiry
 from stacktoken.core._errors import AcquireError, AuthRequired, LocalError, RemoteError
+from stacktoken.core._failures import FailureKnobs, FailureMemory
 from stacktoken.core._fctl_grant import FctlEffects, fctl_grant
+from stacktoken.core._paths import client_key, client_paths
 from stacktoken.core._profile import LOGIN_HINT, stack_uri
 from stacktoken.core._record import replace
 from stacktoken.core._requests import (
@@ -46,6 +48,7 @@ from stacktoken.core._urls import safe_url
 
 from ._config import FctlStack
 from ._discovery import DiscoveryCache, discover
+from ._failures import FAILURE_FILE, FailureSlot, FileSlot, failure_memory, fctl_failure_place
 from ._files import Place, check_writable, read_private
 from ._http import Http, HttpAnswer
 from ._lazy import Lazy
@@ -75,6 +78,7 @@ class Bound:
     grant: Grant
     stack_uri: str | None
     name: str  # for the repr and the renewal thread: never a secret or a URL's credentials
+    memory: FailureMemory | None = None  # its failures remembered (docs/design.md §15)
 
 
 def post_token(http: Http, request: TokenRequest) -> Result[TokenResponse, AcquireError]:
@@ -152,9 +156,12 @@ def bind_fctl(
     clock: Callable[[], datetime],
     log: Callable[[str], None],
     lock_timeout: float,
+    cache_dir: str | None = None,
+    failures: FailureKnobs | None = None,
 ) -> Bound:
     """A stack of an fctl profile; `lock_timeout` bounds the wait for the stack's
-    cross-process lock (seconds)."""
+    cross-process lock (seconds); its failures are remembered below `cache_dir`
+    (never in the fctl stack folder), keyed by the refresh token's fingerprint."""
     folder = fctl_store(stack, log=log, lock_timeout=lock_timeout)
     accesses_file = folder.place(stack.paths.accesses)
     rotation = RotationGuard()
@@ -230,11 +237,23 @@ def bind_fctl(
             rotation.end()  # whatever happened, no interruption stays deferred
 
     ref = stack.profile.stack(stack.key.organization, stack.key.stack)
+    memory = None
+    if cache_dir is not None:
+        slot = FileSlot(fctl_failure_place(cache_dir, stack.root, stack.paths.folder), log=log)
+        memory = failure_memory(
+            (slot,),
+            secret=lambda: _refresh_token_in(accesses_file),
+            clock=clock,
+            log=log,
+            knobs=failures,
+            owner=f"fctl {stack.key.profile} {stack.key.organization} {stack.key.stack}",
+        )
     return Bound(
         stores=(folder.record(),),
         grant=replace(grant, obtain=obtain_guarded),
         stack_uri=ref.uri if ref is not None else None,
         name=str(stack.key),
+        memory=memory,
     )
 
 
@@ -248,8 +267,12 @@ def bind_client(
     log: Callable[[str], None],
     lock_timeout: float,
     shared: Store | None = None,
+    shared_failures: FailureSlot | None = None,
+    failures: FailureKnobs | None = None,
 ) -> Bound:
-    """A machine credential: the host's files, then `shared` if given, and its grant."""
+    """A machine credential: the host's files, then `shared` if given, and its grant;
+    its failures are remembered beside the token (`shared_failures` for the fleet),
+    keyed by the secret's fingerprint."""
 
     def discover_stack(refresh: bool) -> Result[DiscoveryDocument, AcquireError]:
         found: Result[DiscoveryDocument, AcquireError] = discover(
@@ -267,11 +290,27 @@ def bind_client(
         discover_stack=discover_stack,
         post_token=lambda request: post_token(http, request),
     )
+    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
+    host_slot = FileSlot(
+        Place(root=cache_dir, parts=(*client_paths(key).folder, FAILURE_FILE)), log=log
+    )
+    slots: tuple[FailureSlot, ...] = (
+        (host_slot,) if shared_failures is None else (host_slot, shared_failures)
+    )
+    secret = credentials.client_secret
     return Bound(
         stores=(local,) if shared is None else (local, shared),
         grant=client_credentials_grant(credentials, effects),
         stack_uri=credentials.stack_uri,
         name=f"client {credentials.client_id} at {credentials.stack_uri}",
+        memory=failure_memory(
+            slots,
+            secret=lambda: secret,
+            clock=clock,
+            log=log,
+            knobs=failures,
+            owner=f"client {credentials.client_id} {credentials.stack_uri}",
+        ),
     )
 
 

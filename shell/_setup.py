@@ -16,6 +16,7 @@ from typing import Protocol, Required, TypedDict
 from returns.result import Failure, Result
 from stacktoken.core._cache import Grant, Store
 from stacktoken.core._errors import AcquireError, UsageError
+from stacktoken.core._failures import FailureKnobs, FailureMemory
 from stacktoken.core._paths import client_key
 from stacktoken.core._record import replace
 from stacktoken.core._renewal import RenewalPolicy
@@ -26,6 +27,7 @@ from stacktoken.core._urls import check_endpoint_url
 
 from ._config import FctlStack, config_dir_from, default_cache_dir, locate_stack, settings_from
 from ._discovery import DiscoveryCache
+from ._failures import FailureSlot
 from ._files import LOCK_TIMEOUT_SECONDS
 from ._http import Http, HttpPolicy
 from ._process import library_logger, utc_now
@@ -75,7 +77,9 @@ class Knobs(TypedDict, total=False):
     once it is no longer fresh); `renew_in_background`: a daemon thread renews
     at that point instead of the first call after it (stopped by `close()`);
     `clock`: the time of day tokens' lifetimes are measured on (simulations,
-    tests; a source on another clock than the system's has no lock-free fast path).
+    tests; a source on another clock than the system's has no lock-free fast path);
+    `failures`: how long failures at the token endpoint are remembered
+    (`FailureKnobs`: a rejection's window, a transient failure's backoff).
     """
 
     cache_dir: str | os.PathLike[str] | None
@@ -87,6 +91,7 @@ class Knobs(TypedDict, total=False):
     renewal: RenewalPolicy | None
     renew_in_background: bool
     clock: Callable[[], datetime]
+    failures: FailureKnobs
 
 
 class FctlOptions(Knobs, total=False):
@@ -126,6 +131,7 @@ class Parts:
     clock: Callable[[], datetime]
     renewal: RenewalPolicy | None
     renew_in_background: bool
+    memory: FailureMemory | None = None
 
 
 class _Setup:
@@ -153,6 +159,7 @@ class _Setup:
             renewal = replace(renewal, room_seconds=policy.timeout)
         self.renewal = renewal
         self.background = knobs.get("renew_in_background", False)
+        self.failures = knobs.get("failures")
 
     def parts(self, bound: Bound) -> Parts:
         return Parts(
@@ -166,6 +173,7 @@ class _Setup:
             clock=self.clock,
             renewal=self.renewal,
             renew_in_background=self.background,
+            memory=bound.memory,
         )
 
 
@@ -213,6 +221,8 @@ def fctl_parts(options: FctlOptions) -> Result[Parts, AcquireError]:
                     clock=setup.clock,
                     log=setup.log,
                     lock_timeout=setup.lock_timeout,
+                    cache_dir=setup.cache_root(),
+                    failures=setup.failures,
                 )
             )
         )
@@ -244,6 +254,8 @@ def client_parts(options: ClientOptions) -> Result[Parts, AcquireError]:
                 log=setup.log,
                 lock_timeout=setup.lock_timeout,
                 shared=_shared_record(options.get("store"), credentials, setup.settings),
+                shared_failures=_shared_failures(options.get("store"), credentials),
+                failures=setup.failures,
             )
         )
 
@@ -293,3 +305,15 @@ def _shared_record(
         scopes=credentials.scopes,
         settings=settings,
     )
+
+
+def _shared_failures(
+    store: SharedStore | None, credentials: ClientCredentials
+) -> FailureSlot | None:
+    """The shared store's place for this credential's failures, if it keeps them."""
+    slot = getattr(store, "failure_slot", None)
+    if slot is None:
+        return None
+    key = client_key(credentials.stack_uri, credentials.client_id, credentials.scopes)
+    found: FailureSlot = slot(key)
+    return found

@@ -33,6 +33,7 @@ from weakref import WeakSet
 from returns.result import Failure, Result, Success
 from stacktoken.core._cache import Grant, Store
 from stacktoken.core._errors import AcquireError, AuthRequired
+from stacktoken.core._failures import FailureMemory
 from stacktoken.core._holding import Act, Holding, hold, next_wake, on_call, on_failed, usable
 from stacktoken.core._profile import LOGIN_HINT
 from stacktoken.core._renewal import RenewalPolicy
@@ -77,8 +78,10 @@ class TokenSource:
         renewal: RenewalPolicy | None = DEFAULT_RENEWAL,
         renew_in_background: bool = False,
         jitter: Callable[[], float] = uniform,
+        memory: FailureMemory | None = None,
     ) -> None:
         self._stores, self._grant, self._settings = stores, grant, settings
+        self._memory = memory
         self._log, self._stack_uri, self._close, self._name = log, stack_uri, close, name
         self._clock, self._renewal, self._jitter = clock, renewal, jitter
         self._lock = threading.Lock()
@@ -232,6 +235,7 @@ class TokenSource:
             clock=self._clock,
             log=self._log,
             renewing=(self._renewal or DEFAULT_RENEWAL) if renewing else None,
+            memory=self._memory,
         )
         match result:
             case Success(token):
@@ -394,4 +398,5 @@ def _made(parts: Parts) -> TokenSource:
         clock=parts.clock,
         renewal=parts.renewal,
         renew_in_background=parts.renew_in_background,
+        memory=parts.memory,
     )

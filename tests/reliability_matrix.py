@@ -23,6 +23,7 @@ __all__ = [
     "CLIENT_FAULT_TEST",
     "CRASH_KILLS",
     "DOC_PATH",
+    "FAILURE_FAULTS",
     "HEAVY_ENV",
     "LOCAL_FAULTS",
     "LOGIN_FAULTS",
@@ -765,6 +766,47 @@ def _client_cell(fault: ClientFault, step: ClientStep) -> str:
     return "n/a" if expect is None else str(expect)
 
 
+_FAILMEM = "tests/test_failure_memory.py::"
+
+#: Failure memory (docs/design.md §15): the failing credential or endpoint, and its entry.
+FAILURE_FAULTS: tuple[RedisFault, ...] = (
+    RedisFault(
+        "a wrong client secret, 20 processes x 3 runs",
+        "a secret the stack does not know (`invalid_client`)",
+        "at most 2 token requests in all; each run exits 3 with one line (remembered "
+        "60 s: how long ago, until when); the right secret then costs exactly 1",
+        _FAILMEM + "test_wrong_secret_fleet_asks_at_most_twice_then_the_right_one_at_once",
+    ),
+    RedisFault(
+        "the token endpoint answers 503 to everything",
+        "`Fault.status(503)` on every token request, 20 cold processes",
+        "at most 6 token requests; each exits 1 with one line (a jittered backoff "
+        "from 1 s, doubling to 30 s, shared through the cache dir)",
+        _FAILMEM + "test_endpoint_answering_503_to_everything_is_asked_at_most_six_times",
+    ),
+    RedisFault(
+        "a wrong secret on two hosts sharing a Redis",
+        "two cache dirs, one `redis-server`",
+        "the second host makes no request within the window (the `…:failure` key); "
+        "no key or value holds the secret",
+        _FAILMEM + "test_two_hosts_on_one_redis_second_host_makes_no_request",
+    ),
+    RedisFault(
+        "a profile's refresh token revoked",
+        "`invalid_grant` on the refresh, still after the re-read of `accesses.json`",
+        "remembered under the cache dir, never in the stack folder; a new login is tried at once",
+        _FAILMEM
+        + "test_profile_refresh_rejected_is_remembered_under_the_cache_dir_until_a_new_login",
+    ),
+    RedisFault(
+        "a corrupt failure entry",
+        "`failure.json` overwritten with garbage",
+        "a miss: the credential is tried again",
+        _FAILMEM + "test_a_corrupt_failure_entry_is_a_miss",
+    ),
+)
+
+
 def render() -> str:
     """`docs/reliability.md`, from the tables above."""
     ci_kills, heavy_kills = CRASH_KILLS
@@ -921,6 +963,23 @@ def render() -> str:
         "per host); 4 hosts x 2 processes over three TTL windows make one per window.",
         "No key name holds a token (`MONITOR`), no `--debug` line a token or the",
         "Redis password.",
+        "",
+        "## Failure memory (docs/design.md §15)",
+        "",
+        "A rejected credential or a failing token endpoint is remembered where the",
+        "token would have gone (the cache dir; Redis for a fleet), keyed as the token",
+        "is plus an scrypt fingerprint of the secret: within the window a call fails",
+        "at once. No file under the cache dir, no Redis key or value, holds the secret.",
+        "",
+        "| fault | injected as | outcome | test |",
+        "|---|---|---|---|",
+    ]
+    for failure_fault in FAILURE_FAULTS:
+        lines.append(
+            f"| {failure_fault.fault} | {failure_fault.how} | {failure_fault.outcome} "
+            f"| `{failure_fault.test}` |"
+        )
+    lines += [
         "",
         "## Single flight (`tests/test_concurrency_single_flight.py`)",
         "",

@@ -17,6 +17,7 @@ PUBLIC_API = {
     "CachedToken",
     "CheckResult",
     "CredentialStatus",
+    "FailureKnobs",
     "HttpPolicy",
     "InvalidUsageError",
     "LocalStorageError",

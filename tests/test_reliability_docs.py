@@ -11,6 +11,7 @@ from reliability_matrix import (
     CLIENT_FAULT_TEST,
     CLIENT_FAULTS,
     DOC_PATH,
+    FAILURE_FAULTS,
     LOGIN_FAULTS,
     REDIS_FAULTS,
     REMOTE_FAULTS,
@@ -51,6 +52,7 @@ def test_reliability_matrix_covers_every_step_of_every_fault() -> None:
 def test_reliability_matrix_names_tests_that_exist() -> None:
     """Every test a row names (`path` or `path::test_name`) is in the repository."""
     named = [row.test for row in LOGIN_FAULTS] + [row.test for row in REDIS_FAULTS]
+    named += [row.test for row in FAILURE_FAULTS]
     named += [row.test for row in ATTACKS]
     missing = []
     for reference in (part.strip() for text in named for part in text.split(",")):
