@@ -15,6 +15,7 @@ from typing import Any
 
 from ._cache_codec import format_rfc3339
 from ._codecs import jwt_claims
+from ._failures import REJECTED, Remembered
 from ._json import json_object
 from ._time import UTC, datetime, timedelta
 
@@ -57,7 +58,10 @@ class CredentialStatus:
     For a machine credential: `stack_uri`, `client_id`, `scopes_requested`,
     `scopes_granted` (None when unknown: no cached token, or an opaque one),
     `token_expiry`, `secret_from`. `login_needed` with `problem` say why a
-    token cannot be had without logging in again.
+    token cannot be had without logging in again. `failure`: a failure this
+    host remembers for the credential, still in force by its time
+    (docs/design.md §15; whether a rejection holds for the secret at hand is
+    not known without its slow hash).
     """
 
     credential: str
@@ -77,6 +81,7 @@ class CredentialStatus:
     scopes_requested: tuple[str, ...] | None = None
     scopes_granted: tuple[str, ...] | None = None
     secret_from: str | None = None
+    failure: Remembered | None = None
     check: CheckResult | None = None
 
     @property
@@ -169,6 +174,18 @@ def status_document(status: CredentialStatus, *, now: datetime) -> dict[str, Any
             ),
             "secret_from": status.secret_from,
         }
+    failure = status.failure
+    document["remembered_failure"] = (
+        None
+        if failure is None
+        else {
+            "kind": failure.kind,
+            "at": _time(failure.at),
+            "until": _time(failure.until),
+            "count": failure.count,
+            "reason": failure.reason,
+        }
+    )
     if status.check is not None:
         check = status.check
         document["check"] = {
@@ -196,6 +213,17 @@ def _span(seconds: int) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _failure_line(failure: Remembered, now: datetime) -> str:
+    ago = _span(max(0, int((now - failure.at).total_seconds())))
+    if failure.kind == REJECTED:
+        what = f"the credential was rejected {ago} ago"
+        stops = "calls with the same secret fail at once"
+    else:
+        what = f"the token endpoint failed {ago} ago, {failure.count} time(s) in a row"
+        stops = "calls fail at once"
+    return f"{what} ({failure.reason}); {stops} until {_until(failure.until, now)}"
 
 
 def render_status(status: CredentialStatus, output: str, *, now: datetime) -> str:
@@ -234,6 +262,8 @@ def render_status(status: CredentialStatus, output: str, *, now: datetime) -> st
             + ("unknown (no cached JWT)" if granted is None else " ".join(granted) or "(none)"),
             f"  token (cached): {_until(status.token_expiry, now)}",
         ]
+    if status.failure is not None:
+        lines.append(f"  remembered failure: {_failure_line(status.failure, now)}")
     if status.login_needed:
         lines.append(f"  login needed: {status.problem}")
     elif status.problem:

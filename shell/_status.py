@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from returns.result import Failure, Result, Success
 from stacktoken.core._codecs import decode_accesses
 from stacktoken.core._errors import AcquireError, exit_code
+from stacktoken.core._failures import Remembered
 from stacktoken.core._status import (
     CheckResult,
     CredentialStatus,
@@ -27,6 +29,7 @@ from stacktoken.core._time import UTC, datetime
 
 from ._config import FctlStack, default_cache_dir
 from ._credential import Resolved, resolve_chain
+from ._failures import client_failure, stack_failure
 from ._files import Place, read_private
 from ._stores import client_store, read_cache_entry
 
@@ -56,8 +59,6 @@ def collect_status(
         facts = credential_status(found, cache_dir=cache_root or default_cache_dir(env))
         if not check:
             return facts
-        from dataclasses import replace
-
         return replace(facts, check=_check(found, cache_dir=cache_root, log=log, environ=env))
 
     return resolved.map(described)
@@ -100,9 +101,19 @@ def credential_status(found: Resolved, *, cache_dir: str) -> CredentialStatus:
             scopes_granted=granted_scopes(entry.access_token) if entry is not None else None,
             token_expiry=entry.expiry if entry is not None else None,
             secret_from=found.secret_from,
+            failure=_in_force(
+                client_failure(cache_dir, client.stack_uri, client.client_id, client.scopes)
+            ),
         )
     assert found.stack is not None  # a Resolved holds one or the other
-    return _profile_status(found, found.stack)
+    failure = stack_failure(cache_dir, found.stack.root, found.stack.paths.folder)
+    return replace(_profile_status(found, found.stack), failure=_in_force(failure))
+
+
+def _in_force(failure: Remembered | None) -> Remembered | None:
+    """A remembered failure while its time runs (this host's files; the fleet's
+    Redis is read by `check` only)."""
+    return failure if failure is not None and _utc_now() < failure.until else None
 
 
 def _profile_status(found: Resolved, stack: FctlStack) -> CredentialStatus:

@@ -119,6 +119,22 @@ def prime_discovery(world: World, which: str) -> None:
     os.chmod(path, 0o600)
 
 
+def let_failures_expire(cache_dir: Path) -> list[str]:
+    """The time of every failure remembered under `cache_dir` runs out (as
+    after its window or backoff, without waiting for it); returns their kinds.
+
+    What "the next run works once the fault is gone" means with a failure
+    memory (docs/design.md §15): within a remembered failure's time the next
+    run fails at once by design."""
+    kinds = []
+    for path in sorted(cache_dir.rglob("failure.json")):
+        entry = json.loads(path.read_bytes())
+        kinds.append(entry["kind"])
+        entry["until"] = entry["at"]
+        path.write_text(json.dumps(entry))
+    return kinds
+
+
 def library_source(
     world: World, *, policy: HttpPolicy = FAST_POLICY, **options: Any
 ) -> TokenSource:

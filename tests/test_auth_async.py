@@ -31,6 +31,7 @@ from oauth_servers import (
     stack_oauth_client,
     stack_server,
 )
+from reliability_helpers import let_failures_expire
 from stacktoken import AuthenticationRequiredError, StackTokenAuth, TokenSource, formance_sdk
 
 __all__ = ["fctl_profile", "ledger_stub", "membership_server", "stack_oauth_client", "stack_server"]
@@ -194,7 +195,14 @@ def test_auth_async_failed_acquisition_fails_every_waiter_once_and_is_not_memois
         assert all(isinstance(o, AuthenticationRequiredError) for o in outcomes), outcomes
         assert len({id(o) for o in outcomes}) == 50  # each waiter its own exception
         assert stack_server.client_credentials_count == 1
-        with pytest.raises(AuthenticationRequiredError):
+        # Within the rejection's window the same secret is not sent again
+        # (docs/design.md §15); once it ends, the next call asks: the failed
+        # flight itself was not kept.
+        with pytest.raises(AuthenticationRequiredError, match="not asking again"):
+            _run(wrong.token_async)
+        assert stack_server.client_credentials_count == 1
+        assert let_failures_expire(tmp_path / "cache") == ["rejected"]
+        with pytest.raises(AuthenticationRequiredError, match="invalid_client"):
             _run(wrong.token_async)
     assert stack_server.client_credentials_count == 2
 

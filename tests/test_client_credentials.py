@@ -52,6 +52,7 @@ from reliability_helpers import (
     ERROR_PREFIX,
     FAST_POLICY,
     LOCK_FILE,
+    let_failures_expire,
     prime_discovery,
     temp_files,
 )
@@ -73,6 +74,7 @@ from stacktoken.core._codecs import decode_discovery_cache
 from stacktoken.core._paths import CACHE_FILE, client_key, client_paths, discovery_cache_name
 from stacktoken.core._requests import stack_discovery
 from stacktoken.core._types import CachedToken, ClientCredentials
+from stacktoken.shell._failures import FAILURE_FILE
 from stacktoken.shell._stores import client_store
 from test_crash_writes import Zygote
 from test_warm_path_imports import _DUMP_MODULES, FULL_CLI, NETWORK_AND_COLD_PATH, _imported
@@ -880,9 +882,11 @@ def test_client_credentials_wrong_secret_exits_3_in_one_line(
             if not debug:
                 line = assert_one_line_error(result, 3)
                 assert "invalid_client" in line and "client id and its secret" in line
+            else:  # the rejection is remembered: the second run asks nothing
+                assert "failure memory used: a rejected failure" in result.stderr
             for secret in (wrong, client.client_secret, basic_header_value("svc", wrong)):
                 assert secret not in result.stderr
-        assert stack.client_credentials_count == 2  # once a run: never retried
+        assert stack.client_credentials_count == 1  # never retried, nor asked again
         assert stack.issued_tokens == []
         assert not machine.entry_path().exists()
         assert_token(machine.run(), machine)  # the right secret works at once
@@ -899,6 +903,11 @@ def test_client_credentials_rejection_exits_3_in_one_line(machine: Machine, faul
     error = json.loads(fault.body)["error"]
     assert f"({error})" in line and machine.secret not in line
     assert machine.requests() == 1
+    # The same secret is not sent again within the rejection's window (docs/design.md §15).
+    again = assert_one_line_error(machine.run(), 3)
+    assert "not asking again" in again and f"({error})" in again
+    assert machine.requests() == 1
+    assert let_failures_expire(machine.cache_dir) == ["rejected"]
     assert_token(machine.run(), machine)
 
 
@@ -1280,11 +1289,13 @@ def _faulty_run(machine: Machine, fault: ClientFault, armed: _Armed, outcome: Ou
 
 def _assert_cache_sound(machine: Machine, *, written: bool) -> None:
     """The entry is there (decodable, ours) iff a token was issued; nothing else lies
-    in the credential's folder."""
+    in the credential's folder but its lock and a remembered failure (never beside
+    a token)."""
     folder = machine.folder()
     names = {path.name for path in folder.iterdir()} if folder.exists() else set()
-    assert names <= {CACHE_FILE, LOCK_FILE}, names
+    assert names <= {CACHE_FILE, LOCK_FILE, FAILURE_FILE}, names
     assert (CACHE_FILE in names) == written, names
+    assert not (written and FAILURE_FILE in names), names
     if written:
         assert machine.stack.issued_token(machine.entry().access_token) is not None
 
@@ -1319,6 +1330,9 @@ def test_client_credentials_fault_outcome_as_documented(
 
     armed.disarm()
     machine.stack.clear_faults()
+    remembered = let_failures_expire(machine.cache_dir)  # the fault is gone, and its time
+    if expect.outcome.exit_code == 0:
+        assert remembered == [], "a success remembers no failure"
     with machine.source(http_policy=FAST_POLICY) as source:  # the next run, in-process
         token = source.token()
     assert machine.stack.issued_token(token) is not None

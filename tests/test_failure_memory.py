@@ -6,8 +6,10 @@ Redis) against the loopback stack; the bounds are request counts.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,13 +202,52 @@ def test_cache_clear_of_a_profile_forgets_its_stacks_failures(world: World) -> N
     assert not list(world.cache_dir.rglob("failure.json"))
 
 
-def test_the_remembered_failure_of_a_key_is_exposed_for_status(
+def status_of(
+    world: World, credential: Credential, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    args = ["--cache-dir", str(world.cache_dir), "status", *extra]
+    args += ["--stack-uri", credential.stack_uri, "--client-id", credential.client_id]
+    return subprocess.run(
+        [sys.executable, "-m", "stacktoken", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(credential),
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def test_status_shows_a_remembered_rejection_without_a_request(
     world: World, client: Credential
 ) -> None:
-    assert client_failure(str(world.cache_dir), client.stack_uri, client.client_id) is None
-    one_line(run(wrong(client), world.cache_dir), 3)
-    found = client_failure(str(world.cache_dir), client.stack_uri, client.client_id)
-    assert found is not None and found.kind == "rejected" and found.count == 1
+    bad = wrong(client)
+    before = json.loads(status_of(world, bad, "--output", "json").stdout)
+    assert before["remembered_failure"] is None
+    one_line(run(bad, world.cache_dir), 3)
+    text = status_of(world, bad)
+    assert text.returncode == 0, text.stderr
+    (line,) = [line for line in text.stdout.splitlines() if "remembered failure" in line]
+    assert "the credential was rejected" in line and "invalid_client" in line
+    assert "calls with the same secret fail at once until" in line
+    document = json.loads(status_of(world, bad, "--output", "json").stdout)
+    failure = document["remembered_failure"]
+    assert failure["kind"] == "rejected" and failure["count"] == 1
+    assert set(failure) == {"kind", "at", "until", "count", "reason"}
+    assert bad.client_secret not in text.stdout + json.dumps(document)
+    assert requests(world.stack) == 1, "status asked nothing"
+    world.run("cache", "clear", "--client-id", client.client_id)
+    after = json.loads(status_of(world, bad, "--output", "json").stdout)
+    assert after["remembered_failure"] is None
+
+
+def test_status_of_a_profile_shows_its_remembered_refresh_rejection(world: World) -> None:
+    used = write_accesses(world, exp_in=-120)
+    world.membership.revoke_refresh_token(used)
+    one_line(world.run("token"), 3)
+    document = json.loads(world.run("status", "--output", "json").stdout)
+    assert document["remembered_failure"]["kind"] == "rejected"
+    assert "refresh token was rejected" in document["remembered_failure"]["reason"]
+    assert used not in json.dumps(document)
 
 
 def test_the_failures_knob_sets_the_window_and_the_library_fails_at_once(

@@ -41,7 +41,8 @@ __all__ = ["membership_server", "redis_server", "redis_server_factory", "stack_s
 
 Factory = Callable[..., RedisServer]
 TTL = timedelta(seconds=3)  # longer than a round of 8 calls, even on a loaded machine
-KEY_NAME = re.compile(r"stacktoken:v1:[0-9a-f]{64}(:lock)?")
+#: The token's key, its lock, and its remembered failure (read before a grant).
+KEY_NAME = re.compile(r"stacktoken:v1:[0-9a-f]{64}(:lock|:failure)?")
 
 
 @pytest.fixture

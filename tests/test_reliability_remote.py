@@ -20,6 +20,7 @@ from reliability_helpers import (
     assert_files_intact,
     assert_ok,
     assert_one_line_error,
+    let_failures_expire,
     library_source,
     prime_discovery,
     write_accesses,
@@ -279,6 +280,9 @@ def test_remote_fault_outcome_as_documented(world: World, fault: RemoteFault, st
     assert_files_intact(world)
 
     armed.disarm()
+    remembered = let_failures_expire(world.cache_dir)  # the fault is gone, and its remembered time
+    if expect.outcome.exit_code == 0:
+        assert remembered == [], "a success remembers no failure"
     with library_source(world) as source:  # the next run, in-process to save a process start
         assert source.token()
     assert_files_intact(world)
