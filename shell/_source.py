@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TokenSource", "client_source", "credentials_source", "fctl_source"]
 
+#: `_fast` when there is no fast path: no clock reading is below minus infinity.
+_NOT_FAST: tuple[str, float] = ("", float("-inf"))
+
 
 class TokenSource:
     """Stack API tokens: in memory, then the stores (disk, shared), then the network."""
@@ -89,7 +92,7 @@ class TokenSource:
         # one attribute, so the lock-free fast path of `token()` reads both halves
         # consistently. The epoch is the system clock's: a source on another clock
         # has no fast path.
-        self._fast: tuple[str, float] | None = None
+        self._fast: tuple[str, float] = _NOT_FAST
         self._wall_clock = clock is utc_now
         self._holding: Holding | None = None  # replaced whole, read without the lock
         self._background = renew_in_background and renewal is not None
@@ -155,14 +158,14 @@ class TokenSource:
 
     def token(self) -> str:
         """The stack API token; raises a `StackTokenError` subclass when none can be had."""
-        fast = self._fast
-        if fast is not None and _wall() < fast[1]:
-            return fast[0]
+        token, until = self._fast
+        if _wall() < until:
+            return token
         result = self.token_result()
-        token = result.value_or(None)
-        if token is None:
+        held = result.value_or(None)
+        if held is None:
             raise as_exception(result.failure())
-        return token.access_token
+        return held.access_token
 
     def cached_token(self) -> str | None:
         """The held token when a call would use it as it is, else None (the caller
@@ -170,9 +173,9 @@ class TokenSource:
 
         Never blocks: no lock, no file, no network.
         """
-        fast = self._fast
-        if fast is not None and _wall() < fast[1]:
-            return fast[0]
+        token, until = self._fast
+        if _wall() < until:
+            return token
         holding = self._holding
         if self._decide(holding, busy=self._lock.locked()) is Act.USE:
             assert holding is not None
@@ -303,7 +306,7 @@ class TokenSource:
             held = None if holding is None else holding.token.access_token
             if rejected is not None and held is not None and held != rejected:
                 return
-            self._holding, self._fast = None, None
+            self._holding, self._fast = None, _NOT_FAST
             dropped = rejected if rejected is not None else held
             if dropped is None:
                 return
