@@ -270,3 +270,21 @@ def test_the_failures_knob_sets_the_window_and_the_library_fails_at_once(
     assert found is not None
     assert (found.until - found.at).total_seconds() == 7.0
     assert requests(world.stack) == 1
+
+
+def test_with_ttl_0_nothing_is_remembered(world: World, client: Credential) -> None:
+    """TTL 0 stores nothing: no token, and no failure either (each run asks)."""
+    bad = wrong(client)
+    for _ in range(2):
+        args = cli_args(bad, world.cache_dir, None, "--stack-token-cache-ttl", "0")
+        result = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            env=cli_env(bad),
+            timeout=CLI_TIMEOUT_SECONDS,
+            check=False,
+        )
+        assert "not asking again" not in one_line(result, 3)
+    assert requests(world.stack) == 2
+    assert not list(world.cache_dir.rglob("failure.json"))
