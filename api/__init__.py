@@ -88,6 +88,16 @@ _HOMES = {
     "stacktoken.shell._status": "status",
 }
 if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an error
-    from stacktoken._lazy import lazy_exports
+    # The helper is imported on the first public name asked for (each name is
+    # then kept in this module's globals): a warm run imports this package only
+    # to reach stacktoken.shell, and never needs it.
 
-    __getattr__, __dir__ = lazy_exports(globals(), _HOMES, __all__)
+    def __getattr__(name):
+        from stacktoken._lazy import lazy_exports
+
+        return lazy_exports(globals(), _HOMES, __all__)[0](name)
+
+    def __dir__():
+        from stacktoken._lazy import lazy_exports
+
+        return lazy_exports(globals(), _HOMES, __all__)[1]()

@@ -38,7 +38,6 @@ from ._files import (
     remove_file,
     write_atomic,
 )
-from ._lock import locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -257,6 +256,9 @@ class FilePersistence:
                 return body()
             finally:
                 self._lock_held = False
+
+        # Imported here: a warm run reads and never locks (docs/design.md §12).
+        from ._lock import locked
 
         if self._creates_folder and (problem := ensure_folder(self.place(self.paths.lock))):
             self._log(problem)  # the lock then runs its body unlocked, and says so

@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import Any
 
 from stacktoken import TokenSource
-from stacktoken.shell import _discovery, _roots, _stores
+from stacktoken.shell import _discovery, _lock, _roots, _stores
 
 __all__ = ["STEPS", "main"]
 
@@ -95,7 +95,7 @@ class _Stop:
         os.fdopen, os.fsync, os.replace = stepped_fdopen, stepped_fsync, stepped_replace  # type: ignore[assignment]
         _replace(_stores, "write_atomic", lambda real: self._naming("cache", real))
         _replace(_discovery, "write_atomic", lambda real: self._naming("discovery", real))
-        _replace(_stores, "locked", self._locking)
+        _replace(_lock, "locked", self._locking)  # the store imports it when it locks
         _replace(_roots, "post_token", self._answering)
 
     def _locking(self, real_locked: Callable[..., Any]) -> Callable[..., Any]:

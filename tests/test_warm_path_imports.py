@@ -180,10 +180,8 @@ def test_warm_path_import_stacktoken_alone_loads_no_submodule() -> None:
         timeout=CLI_TIMEOUT_SECONDS,
         check=True,
     )
-    assert _imported(set(run.stdout.split()), ("stacktoken",)) == [
-        "stacktoken",
-        "stacktoken._lazy",  # the lazy-export helper: no decision, format or effect is loaded
-    ]
+    # Not even the lazy-export helper: it loads with the first public name used.
+    assert _imported(set(run.stdout.split()), ("stacktoken",)) == ["stacktoken"]
 
 
 def test_warm_path_lazy_exports_match_all() -> None:
