@@ -13,8 +13,6 @@ for a miss: a miss is not an error); everything only the cold path calls
 returns a `Result`.
 """
 
-from __future__ import annotations
-
 from ._decisions import judge_disk_entry
 from ._record import Record
 
@@ -31,7 +29,7 @@ if TYPE_CHECKING:
     from ._types import CachedToken, Settings
 
     #: The work a store runs under its lock.
-    Body: TypeAlias = Callable[[], Result[CachedToken, AcquireError]]
+    Body: "TypeAlias" = Callable[[], Result[CachedToken, AcquireError]]
 
 __all__ = ["CacheRead", "Grant", "Store", "usable_entry", "write_failed"]
 
@@ -53,27 +51,27 @@ class Store(Record):
     """
 
     name: str
-    read: Callable[[], CacheRead | str]
-    write: Callable[[CachedToken], Result[None, LocalError]]
-    locked: Callable[[Body], Result[CachedToken, AcquireError]]
-    drop: Callable[[str], Result[bool, LocalError]]
+    read: "Callable[[], CacheRead | str]"
+    write: "Callable[[CachedToken], Result[None, LocalError]]"
+    locked: "Callable[[Body], Result[CachedToken, AcquireError]]"
+    drop: "Callable[[str], Result[bool, LocalError]]"
 
 
 class Grant(Record):
     """How to get a new token from the network; `obtain(now)` decides with `now`."""
 
     name: str
-    obtain: Callable[[datetime], Result[CachedToken, AcquireError]]
+    obtain: "Callable[[datetime], Result[CachedToken, AcquireError]]"
 
 
 def usable_entry(
     stores: tuple[Store, ...],
     *,
-    settings: Settings,
-    now: datetime,
-    log: Callable[[str], None],
-    renewing: RenewalPolicy | None = None,
-) -> CachedToken | None:
+    settings: "Settings",
+    now: "datetime",
+    log: "Callable[[str], None]",
+    renewing: "RenewalPolicy | None" = None,
+) -> "CachedToken | None":
     """The first stored entry usable at `now` (docs/design.md §4), looking level by level.
 
     An entry found below the first level is copied up (best effort), with its
@@ -102,10 +100,10 @@ def usable_entry(
     return None
 
 
-def write_failed(store: Store, log: Callable[[str], None]) -> Callable[[LocalError], None]:
+def write_failed(store: Store, log: "Callable[[str], None]") -> "Callable[[LocalError], None]":
     """What to do when `store` could not keep an entry: say so, at debug level."""
 
-    def report(error: LocalError) -> None:
+    def report(error: "LocalError") -> None:
         log(f"{store.name} cache write failed: {error.message}")
 
     return report

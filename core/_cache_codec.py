@@ -8,8 +8,6 @@ writes `accessToken`, `tokenType` and `expiry` (Go's `time.Time` JSON: RFC
 and Go ignores it. Decoding is total: any input gives a value or a reason.
 """
 
-from __future__ import annotations
-
 from ._json import json_object
 from ._time import UTC, datetime, timedelta, timezone
 from ._types import CachedToken

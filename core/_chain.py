@@ -23,8 +23,6 @@ a file. The warm path calls `chained_options` on its option dict, so both
 paths decide with these functions. Warm-set module: stdlib-free records only.
 """
 
-from __future__ import annotations
-
 from ._errors import AuthRequired, UsageError
 from ._record import Record
 
@@ -81,17 +79,17 @@ class Credential(Record):
     secret_file: str | None = None
 
 
-def _get(environ: Mapping[str, str], name: str) -> str | None:
+def _get(environ: "Mapping[str, str]", name: str) -> str | None:
     return environ.get(name) or None  # empty counts as unset, as for fctl's variables
 
 
-def _secret_file(environ: Mapping[str, str]) -> str | None:
+def _secret_file(environ: "Mapping[str, str]") -> str | None:
     """The secret file to read when the secret variable itself is not set."""
     return None if _get(environ, SECRET_ENV) else _get(environ, SECRET_FILE_ENV)
 
 
 def choose_credential(
-    *, explicit_client: bool, explicit_fctl: bool, environ: Mapping[str, str]
+    *, explicit_client: bool, explicit_fctl: bool, environ: "Mapping[str, str]"
 ) -> Credential | UsageError | AuthRequired:
     """The chain's choice before the profile is looked at (`with_profile` finishes it).
 
@@ -135,7 +133,7 @@ def choose_credential(
 
 
 def _machine(
-    environ: Mapping[str, str], *, pinned: bool
+    environ: "Mapping[str, str]", *, pinned: bool
 ) -> Credential | UsageError | AuthRequired | str:
     """The environment's machine credential, the error it makes, or why there is none."""
     stack_uri = _get(environ, STACK_URI_ENV)
@@ -178,8 +176,8 @@ def _machine(
 
 
 def with_profile(
-    chosen: Credential, *, profile: str, problem: AcquireError | None
-) -> Credential | AcquireError:
+    chosen: Credential, *, profile: str, problem: "AcquireError | None"
+) -> "Credential | AcquireError":
     """Finish an fctl choice with the fact the shell read: `problem` is None when
     `profile` is logged in, else why it cannot be used. A profile that needs a
     login, reached by falling through the chain, makes "nothing found" naming
@@ -193,7 +191,7 @@ def with_profile(
 
 
 def chained_options(
-    options: dict[str, object], environ: Mapping[str, str]
+    options: dict[str, object], environ: "Mapping[str, str]"
 ) -> dict[str, object] | None:
     """The warm path's `token` options with the chain applied: the environment's
     machine credential as if given by flags. None when the chain errs (the

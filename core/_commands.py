@@ -26,8 +26,6 @@ goes to next expect:
 A member of the warm set: stdlib only, no `typing`, plain value-or-error returns.
 """
 
-from __future__ import annotations
-
 from ._cache_codec import format_rfc3339
 from ._errors import UsageError
 from ._record import Record
@@ -104,7 +102,7 @@ FCTL_TOKENS_STAY_LOCAL = (
 _SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_")
 
 
-def token_options(argv: Sequence[str]) -> dict[str, object] | None:
+def token_options(argv: "Sequence[str]") -> dict[str, object] | None:
     """The options of `[GLOBAL OPTIONS] token [TOKEN OPTIONS]`, else None.
 
     Only the exact spellings `--name value` and `--name=value` are accepted; a
@@ -177,7 +175,9 @@ class TokenPlan(Record):
     notes: tuple[str, ...] = ()
 
 
-def plan_token(options: Mapping[str, object], environ: Mapping[str, str]) -> TokenPlan | UsageError:
+def plan_token(
+    options: "Mapping[str, object]", environ: "Mapping[str, str]"
+) -> TokenPlan | UsageError:
     """What the `token` command given `options` (argparse's destinations; absent or
     None: not given) means, or the usage error to report. `environ` is only looked
     at for the shared store's URL and whether a client secret is set."""
@@ -216,7 +216,7 @@ def plan_token(options: Mapping[str, object], environ: Mapping[str, str]) -> Tok
 
 
 def _machine(
-    given: Mapping[str, object], fctl: FctlChoice, environ: Mapping[str, str]
+    given: "Mapping[str, object]", fctl: FctlChoice, environ: "Mapping[str, str]"
 ) -> MachineChoice | UsageError:
     if given["client_secret"] is not None:
         return UsageError(message=f"--client-secret is refused: {SECRET_ON_COMMAND_LINE}")
@@ -256,7 +256,7 @@ def _machine(
     )
 
 
-def store_url_from(flag: str | None, environ: Mapping[str, str]) -> str | UsageError | None:
+def store_url_from(flag: str | None, environ: "Mapping[str, str]") -> str | UsageError | None:
     """The shared store's URL (docs/design.md §11): `--store`, else `$STACKTOKEN_REDIS_URL`;
     None for no shared store (an empty `--store ""` turns the variable off).
 
@@ -306,7 +306,7 @@ def may_log_in(plan: TokenPlan, *, auth_required: bool, source_built: bool, term
     return bool(plan.login) or terminal
 
 
-def render_token(entry: CachedToken, output: str, *, stack_uri: str | None) -> str:
+def render_token(entry: "CachedToken", output: str, *, stack_uri: str | None) -> str:
     """`token --output <output>` for `entry`; `output` is one of `OUTPUTS`."""
     if output == "text":
         return entry.access_token + "\n"

@@ -5,8 +5,6 @@ timezone-aware `now`; callers capture it once per decision, so two checks in
 one decision can never disagree about the time.
 """
 
-from __future__ import annotations
-
 from ._record import Record
 
 TYPE_CHECKING = False
@@ -37,12 +35,12 @@ class DiskVerdict(Record):
     name: str
     reason: str
 
-    USABLE: ClassVar[DiskVerdict]
-    DISABLED: ClassVar[DiskVerdict]
-    NO_EXPIRY: ClassVar[DiskVerdict]
-    EXPIRED: ClassVar[DiskVerdict]
-    TOO_OLD: ClassVar[DiskVerdict]
-    FROM_FUTURE: ClassVar[DiskVerdict]
+    USABLE: "ClassVar[DiskVerdict]"
+    DISABLED: "ClassVar[DiskVerdict]"
+    NO_EXPIRY: "ClassVar[DiskVerdict]"
+    EXPIRED: "ClassVar[DiskVerdict]"
+    TOO_OLD: "ClassVar[DiskVerdict]"
+    FROM_FUTURE: "ClassVar[DiskVerdict]"
 
     @property
     def usable(self) -> bool:
@@ -53,7 +51,7 @@ class DiskVerdict(Record):
         return self.reason
 
     @classmethod
-    def all(cls) -> Iterator[DiskVerdict]:
+    def all(cls) -> "Iterator[DiskVerdict]":
         """Every verdict, in the order the rules are applied."""
         return iter(_ALL)
 
@@ -74,22 +72,22 @@ for _verdict in _ALL:
 del _verdict
 
 
-def is_fresh(expiry: datetime | None, *, settings: Settings, now: datetime) -> bool:
+def is_fresh(expiry: "datetime | None", *, settings: "Settings", now: "datetime") -> bool:
     """A token is fresh iff `now + grace < expiry`; no known expiry is never fresh."""
     return expiry is not None and now + settings.expiry_grace < expiry
 
 
-def fresh_until(token: CachedToken, *, settings: Settings) -> datetime | None:
+def fresh_until(token: "CachedToken", *, settings: "Settings") -> "datetime | None":
     """The first moment `token` is no longer fresh (`is_fresh` turns False), None if never fresh."""
     return None if token.expiry is None else token.expiry - settings.expiry_grace
 
 
 def judge_disk_entry(
-    entry: CachedToken,
+    entry: "CachedToken",
     *,
-    file_mtime: datetime,
-    settings: Settings,
-    now: datetime,
+    file_mtime: "datetime",
+    settings: "Settings",
+    now: "datetime",
 ) -> DiskVerdict:
     """Decide whether a stored entry may be returned without any network call.
 
@@ -109,13 +107,13 @@ def judge_disk_entry(
     return DiskVerdict.USABLE
 
 
-def needs_refresh(access: StackAccess, *, settings: Settings, now: datetime) -> bool:
+def needs_refresh(access: "StackAccess", *, settings: "Settings", now: "datetime") -> bool:
     """The stack access token needs a refresh iff it is not fresh by its `exp`."""
     return not is_fresh(access.expiry, settings=settings, now=now)
 
 
 def stamp_mismatch(
-    entry: CachedToken,
+    entry: "CachedToken",
     *,
     stack_uri: str | None,
     client_id: str | None,

@@ -12,8 +12,6 @@ written for the user and never contain a token, refresh token or assertion.
     └── LocalError          exit 1  the file system or the lock failed us
 """
 
-from __future__ import annotations
-
 from ._record import Record, secret
 
 __all__ = [

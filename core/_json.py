@@ -9,8 +9,6 @@ missing (another Python implementation), `json.loads` does the work.
 property_tests/test_json_properties.py holds the result equal to `json.loads`.
 """
 
-from __future__ import annotations
-
 from ._record import Record
 
 TYPE_CHECKING = False
@@ -39,7 +37,7 @@ class _Options:
     }.__getitem__
 
 
-def _c_scanner() -> Callable[[str, int], tuple[Any, int]] | None:
+def _c_scanner() -> "Callable[[str, int], tuple[Any, int]] | None":
     try:
         from _json import make_scanner
     except ImportError:
@@ -61,7 +59,7 @@ class NotJson(Record):
     reason: str
 
 
-def json_value(data: bytes) -> Any | NotJson:
+def json_value(data: bytes) -> "Any | NotJson":
     """The value of a UTF-8 JSON text, else `NotJson` saying why."""
     try:
         text = data.decode("utf-8")
@@ -85,7 +83,7 @@ def json_value(data: bytes) -> Any | NotJson:
     return value
 
 
-def json_object(data: bytes) -> dict[str, Any] | str:
+def json_object(data: bytes) -> "dict[str, Any] | str":
     """The JSON object `data` holds, or the reason it holds none (an object is no string)."""
     value = json_value(data)
     if isinstance(value, NotJson):

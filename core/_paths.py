@@ -10,8 +10,6 @@ run more than all of its work, and a tuple says what it is (segments that
 were each checked) better than a string would.
 """
 
-from __future__ import annotations
-
 from ._errors import UsageError
 from ._record import Record
 
@@ -96,7 +94,7 @@ def stack_files(profile: str, organization: str, stack: str) -> StackPaths:
     return _paths_in((*stacks_folder(profile, organization), stack))
 
 
-def stack_paths(key: StackKey) -> StackPaths | UsageError:
+def stack_paths(key: "StackKey") -> StackPaths | UsageError:
     """The stack's folder and files below the config dir, once its names are valid."""
     for kind, name in (
         ("profile", key.profile),
@@ -109,7 +107,7 @@ def stack_paths(key: StackKey) -> StackPaths | UsageError:
     return stack_files(key.profile, key.organization, key.stack)
 
 
-def client_key(stack_uri: str, client_id: str, scopes: Iterable[str]) -> str:
+def client_key(stack_uri: str, client_id: str, scopes: "Iterable[str]") -> str:
     """The cache key of a machine credential (docs/design.md §9): a SHA-256 of the stack
     URI, the client id and the sorted, de-duplicated scopes. Never the secret."""
     from hashlib import sha256  # cold path, and client-credentials warm runs only

@@ -8,8 +8,6 @@ a warm run cannot afford to import). A login writes them as fctl does
 (`encode_profile`, `encode_config`).
 """
 
-from __future__ import annotations
-
 from ._errors import AuthRequired, UsageError
 from ._json import json_object
 from ._record import Record, secret
@@ -159,7 +157,7 @@ def stack_uri(profile: Profile, organization: str, stack: str) -> str | AuthRequ
     )
 
 
-def _choices(names: Any) -> str:
+def _choices(names: "Any") -> str:
     listed = sorted(names)
     if not listed:
         return ""
@@ -167,7 +165,7 @@ def _choices(names: Any) -> str:
     return f" (one of {shown}{', ...' if len(listed) > 10 else ''})"
 
 
-def _organization(item: Any) -> Organization | None:
+def _organization(item: "Any") -> Organization | None:
     org_id = _str(_dict(item).get("id"))
     if org_id is None:
         return None
@@ -183,15 +181,15 @@ def _organization(item: Any) -> Organization | None:
     return Organization(id=org_id, stacks=stacks)
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def _dict(value: "Any") -> "dict[str, Any]":
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: "Any") -> "list[Any]":
     return value if isinstance(value, list) else []
 
 
-def _str(value: Any) -> str | None:
+def _str(value: "Any") -> str | None:
     return value if isinstance(value, str) and value else None
 
 
@@ -202,14 +200,14 @@ class LoginTokens(Record):
     """A login's tokens, the ID token verified (`id_claims` are its verified claims)."""
 
     access_token: str = secret()
-    access_claims: Mapping[str, Any] = secret()
+    access_claims: "Mapping[str, Any]" = secret()
     refresh_token: str | None = secret()
     id_token: str = secret()
-    id_claims: Mapping[str, Any] = secret()
+    id_claims: "Mapping[str, Any]" = secret()
 
 
 def encode_profile(
-    existing: Mapping[str, Any] | None, *, membership_uri: str, tokens: LoginTokens
+    existing: "Mapping[str, Any] | None", *, membership_uri: str, tokens: LoginTokens
 ) -> bytes:
     """`profile.json` as fctl's `Profile` struct (pkg/profile.go) is written: unknown
     keys and the defaults kept, `rootTokens` replaced (pkg/authentication.go `Tokens`)."""
@@ -230,7 +228,7 @@ def encode_profile(
     return json.dumps(document, indent=2).encode("utf-8")
 
 
-def encode_config(existing: Mapping[str, Any] | None, *, profile: str, unique_id: str) -> bytes:
+def encode_config(existing: "Mapping[str, Any] | None", *, profile: str, unique_id: str) -> bytes:
     """`config.yml` (JSON, fctl's `Config` struct, pkg/config.go): the logged-in profile
     made current, `uniqueID` kept (`unique_id` is used only when there is none)."""
     document: dict[str, Any] = dict(existing or {})

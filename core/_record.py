@@ -17,8 +17,6 @@ Instances are immutable, compare and hash by value (and class), and
 `dataclasses.replace`. `ClassVar` annotations are class attributes, not fields.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs a warm run dearly
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -32,7 +30,7 @@ else:
 
 __all__ = ["Record", "replace", "secret"]
 
-_MISSING: Any = object()
+_MISSING: "Any" = object()
 
 
 class _Secret:
@@ -44,7 +42,7 @@ class _Secret:
         self.default = default
 
 
-def secret(*, default: Any = _MISSING) -> Any:
+def secret(*, default: "Any" = _MISSING) -> "Any":
     """Declare a field whose value never appears in `repr` (a token, a secret)."""
     return _Secret(default)
 
@@ -53,8 +51,8 @@ class _RecordMeta(type):
     """Turns the annotations of a class body into slots, defaults and field lists."""
 
     def __new__(
-        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
-    ) -> _RecordMeta:
+        mcs, name: str, bases: tuple[type, ...], namespace: "dict[str, Any]", **kwargs: "Any"
+    ) -> "_RecordMeta":
         inherited: tuple[str, ...] = ()
         defaults: dict[str, object] = {}
         hidden: set[str] = set()
@@ -89,9 +87,9 @@ class Record(metaclass=_RecordMeta):
     """Base of every frozen value type of stacktoken."""
 
     __slots__ = ()
-    _fields: ClassVar[tuple[str, ...]]
-    _defaults: ClassVar[dict[str, object]]
-    _hidden: ClassVar[frozenset[str]]
+    _fields: "ClassVar[tuple[str, ...]]"
+    _defaults: "ClassVar[dict[str, object]]"
+    _hidden: "ClassVar[frozenset[str]]"
 
     def __init__(self, **values: object) -> None:
         for field in self._fields:
@@ -136,11 +134,11 @@ class Record(metaclass=_RecordMeta):
         return (_rebuild, (type(self), dict(zip(self._fields, self._values(), strict=True))))
 
 
-def _rebuild(kind: type[R], values: dict[str, object]) -> R:
+def _rebuild(kind: "type[R]", values: dict[str, object]) -> "R":
     return kind(**values)
 
 
-def replace(record: R, **changes: object) -> R:
+def replace(record: "R", **changes: object) -> "R":
     """A copy of `record` with some fields changed (`dataclasses.replace`)."""
     values = dict(zip(record._fields, record._values(), strict=True))
     values.update(changes)

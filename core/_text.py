@@ -1,7 +1,5 @@
 """Text from servers and users, made fit for one line of output."""
 
-from __future__ import annotations
-
 __all__ = ["MIN_SECRET_PIECE", "escaped", "one_line", "redact"]
 
 #: The shortest run of characters shared with a secret that is redacted: long

@@ -8,8 +8,6 @@ datetime.datetime`) without it; an implementation without `_datetime` loads
 `datetime`.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import UTC, datetime, timedelta, timezone

@@ -6,8 +6,6 @@ out of `repr`, so a token cannot reach a log line or a test failure message
 through a record.
 """
 
-from __future__ import annotations
-
 from ._record import Record, secret
 from ._time import timedelta
 
@@ -17,7 +15,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any, TypeAlias
 
-    JsonObject: TypeAlias = Mapping[str, Any]
+    JsonObject: "TypeAlias" = Mapping[str, Any]
 
 __all__ = [
     "CLOCK_SKEW_ALLOWANCE",
@@ -75,14 +73,14 @@ class CachedToken(Record):
 
     access_token: str = secret()
     token_type: str
-    expiry: datetime | None
-    saved_at: datetime | None = None
+    expiry: "datetime | None"
+    saved_at: "datetime | None" = None
     stack_uri: str | None = None
     client_id: str | None = None
     scopes: tuple[str, ...] | None = None
 
     @classmethod
-    def issued(cls, response: TokenResponse) -> CachedToken:
+    def issued(cls, response: "TokenResponse") -> "CachedToken":
         """The token a token endpoint just issued, not saved anywhere yet."""
         return cls(
             access_token=response.access_token,
@@ -100,9 +98,9 @@ class StackAccess(Record):
 
     token: str = secret()
     refresh_token: str | None = secret()
-    expiry: datetime | None
-    claims: JsonObject = secret(default={})
-    extra: JsonObject = secret(default={})
+    expiry: "datetime | None"
+    claims: "JsonObject" = secret(default={})
+    extra: "JsonObject" = secret(default={})
 
 
 class DiscoveryDocument(Record):
@@ -126,7 +124,7 @@ class TokenResponse(Record):
 
     access_token: str = secret()
     token_type: str
-    expiry: datetime | None
+    expiry: "datetime | None"
     refresh_token: str | None = secret(default=None)
     id_token: str | None = secret(default=None)
 
@@ -162,7 +160,7 @@ class ClientCredentials(Record):
     @classmethod
     def of(
         cls, *, stack_uri: str, client_id: str, client_secret: str, scopes: tuple[str, ...] = ()
-    ) -> ClientCredentials:
+    ) -> "ClientCredentials":
         return cls(
             stack_uri=stack_uri,
             client_id=client_id,

@@ -7,8 +7,6 @@ plain value, for the warm run of a machine credential, which checks the stack
 URI too and cannot import `returns`; the cold path asks `check_endpoint_url`.
 """
 
-from __future__ import annotations
-
 from ._errors import RemoteError
 from ._text import one_line
 
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["check_endpoint_url", "endpoint_url_refusal", "is_loopback", "safe_url"]
 
 
-def check_endpoint_url(url: str) -> Result[str, RemoteError]:
+def check_endpoint_url(url: str) -> "Result[str, RemoteError]":
     """`Success(url)` when secrets may be sent there, else why not."""
     from returns.result import Failure, Success
 

@@ -13,8 +13,6 @@ Every run starts here, warm ones included, so this module uses the stdlib
 only, and its functions return the value or the error value itself.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -63,7 +61,7 @@ TTL_ENV = "STACK_TOKEN_CACHE_TTL"
 APP_NAME = "stacktoken"
 
 
-def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> str:
+def config_dir_from(flag: str | None, environ: "Mapping[str, str]") -> str:
     """`--config-dir`, else `FCTL_CONFIG_DIR`, else `$HOME/.config/formance/fctl`:
     fctl's default on every OS, whatever `XDG_CONFIG_HOME` says (fctl ignores it,
     and both tools must look in the same place to share one cache)."""
@@ -74,7 +72,7 @@ def config_dir_from(flag: str | None, environ: Mapping[str, str]) -> str:
     return os.path.join(os.path.expanduser("~"), ".config", "formance", "fctl")
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> str:
+def default_cache_dir(environ: "Mapping[str, str]") -> str:
     """platformdirs' user cache dir for stacktoken.
 
     On Linux and the BSDs that is XDG's rule, `$XDG_CACHE_HOME/stacktoken`,
@@ -93,14 +91,14 @@ def default_cache_dir(environ: Mapping[str, str]) -> str:
     return os.path.join(base, APP_NAME)
 
 
-def _chosen(flag: str | None, environ: Mapping[str, str], variable: str) -> str | None:
+def _chosen(flag: str | None, environ: "Mapping[str, str]", variable: str) -> str | None:
     if flag is not None:
         return flag
     return environ.get(variable) or None
 
 
 def current_profile(
-    config_dir: str, flag: str | None, environ: Mapping[str, str]
+    config_dir: str, flag: str | None, environ: "Mapping[str, str]"
 ) -> str | LocalError:
     """`--profile`, else `PROFILE`, else the profile `config.yml` names, else `default`."""
     chosen = _chosen(flag, environ, PROFILE_ENV)
@@ -122,7 +120,9 @@ def _read_trusted(place: Place, decides: str) -> bytes | LocalError | None:
     return read[0]
 
 
-def settings_from(ttl: str | timedelta | None, environ: Mapping[str, str]) -> Settings | UsageError:
+def settings_from(
+    ttl: str | timedelta | None, environ: "Mapping[str, str]"
+) -> Settings | UsageError:
     """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
     if ttl is not None and not isinstance(ttl, str):
         if ttl < timedelta(0):  # as `parse_ttl` refuses "-5m"
@@ -197,7 +197,7 @@ def locate_stack(
     profile: str | None,
     organization: str | None,
     stack: str | None,
-    environ: Mapping[str, str],
+    environ: "Mapping[str, str]",
 ) -> FctlStack | UsageError | AuthRequired | LocalError:
     """Resolve profile, organization and stack as fctl does, and the stack's files."""
     name = current_profile(config_dir, profile, environ)

@@ -19,8 +19,6 @@ nor `returns` at its top (paths are strings; `Result`s are built by the
 writers, which only the cold path calls), and reads answer a plain value.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import stat
@@ -72,7 +70,7 @@ class Place(Record):
     parts: tuple[str, ...]
 
     @classmethod
-    def of(cls, place: Place | str) -> Place:
+    def of(cls, place: "Place | str") -> "Place":
         """A place, or a bare path (only its last segment then escapes symlinks)."""
         if isinstance(place, Place):
             return place
@@ -139,7 +137,7 @@ class _Folder:
             os.close(self._descriptor)
 
 
-def folder_of(place: Place, *, create: bool, log: Callable[[str], None]) -> _Folder:
+def folder_of(place: Place, *, create: bool, log: "Callable[[str], None]") -> _Folder:
     """The folder holding `place`'s file, each segment opened without following a
     symlink; missing folders are made 0700 when `create`. Raises `OSError`."""
     if create:
@@ -157,7 +155,7 @@ def folder_of(place: Place, *, create: bool, log: Callable[[str], None]) -> _Fol
     return _Folder(descriptor, path)
 
 
-def _step(parent: int, name: str, path: str, *, create: bool, log: Callable[[str], None]) -> int:
+def _step(parent: int, name: str, path: str, *, create: bool, log: "Callable[[str], None]") -> int:
     """Open folder `name` of `parent`, never through a symlink. Takes `parent` over:
     it is closed whatever happens, and so is the child if it cannot be trusted."""
     flags = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | os.O_CLOEXEC
@@ -192,7 +190,7 @@ def _step(parent: int, name: str, path: str, *, create: bool, log: Callable[[str
 
 
 def read_private(
-    place: Place | str, *, log: Callable[[str], None] = _ignore
+    place: Place | str, *, log: "Callable[[str], None]" = _ignore
 ) -> tuple[bytes, datetime] | str:
     """Read a token file we trust: a regular file, ours, not writable by others.
 
@@ -222,7 +220,7 @@ def read_private(
     return data, _mtime(info.st_mtime)
 
 
-def _open_for_reading(where: Place, *, log: Callable[[str], None]) -> int | str:
+def _open_for_reading(where: Place, *, log: "Callable[[str], None]") -> int | str:
     """The open file, or why it cannot be opened."""
     try:
         folder = folder_of(where, create=False, log=log)
@@ -310,7 +308,7 @@ def ensure_private_dir(folder: str) -> None:
             pass
 
 
-def ensure_folder(place: Place, *, log: Callable[[str], None] = _ignore) -> str | None:
+def ensure_folder(place: Place, *, log: "Callable[[str], None]" = _ignore) -> str | None:
     """Make the folders holding `place` (0700, no symlink followed); None, or why not."""
     try:
         folder_of(place, create=True, log=log).close()
@@ -324,8 +322,8 @@ def write_atomic(
     data: bytes,
     *,
     sweep: bool = False,
-    log: Callable[[str], None] = _ignore,
-) -> Result[None, LocalError]:
+    log: "Callable[[str], None]" = _ignore,
+) -> "Result[None, LocalError]":
     """Write `data` to `place` atomically, mode 0600, making missing folders 0700.
 
     `sweep` removes temp files that killed writers left beside it; only a
@@ -359,7 +357,7 @@ def write_atomic(
     return Success(None)
 
 
-def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> Result[None, LocalError]:
+def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> "Result[None, LocalError]":
     """Show that `place` can be rewritten now: write `size` bytes to a temp file
     beside it, fsync, remove it. For callers about to spend something only a
     write can keep (a refresh token the IdP rotates on use): a read-only folder
@@ -387,7 +385,7 @@ def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> Result[
     return Success(None)
 
 
-def remove_file(place: Place | str) -> Result[bool, LocalError]:
+def remove_file(place: Place | str) -> "Result[bool, LocalError]":
     """Remove `place`'s file; Success(False) if it was not there."""
     from returns.result import Failure, Success
 

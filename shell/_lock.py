@@ -10,8 +10,6 @@ leaves a stale lock behind. The wait is bounded by polling with a capped
 backoff; on Windows `msvcrt.locking` plays the part of `flock`.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -45,8 +43,8 @@ def hold_lock(
     *,
     timeout: float,
     dir_fd: int | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: "Callable[[float], None]" = time.sleep,
+    clock: "Callable[[], float]" = time.monotonic,
 ) -> int:
     """Open (creating it 0600, never through a symlink) and lock `path` (relative
     to `dir_fd` if given); the descriptor, for `release_lock`. Raises
@@ -82,11 +80,11 @@ def release_lock(descriptor: int) -> None:
 
 def locked(
     place: Place | str,
-    body: Callable[[bool], Result[R, E]],
+    body: "Callable[[bool], Result[R, E]]",
     *,
     timeout: float = LOCK_TIMEOUT_SECONDS,
-    log: Callable[[str], None],
-) -> Result[R, E | LocalError]:
+    log: "Callable[[str], None]",
+) -> "Result[R, E | LocalError]":
     """Run `body(held)` holding the cross-process lock at `place`.
 
     The lock is an advisory `flock`: the kernel drops it when its

@@ -20,8 +20,6 @@ msal-extensions splits them:
 Reads are warm-path code: a plain value back, no `returns` imported.
 """
 
-from __future__ import annotations
-
 from stacktoken.core._cache import Store
 from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
 from stacktoken.core._decisions import stamp_mismatch
@@ -60,10 +58,10 @@ if TYPE_CHECKING:
         def expiring(self) -> bool: ...
         @property
         def unreadable(self) -> str: ...
-        def load(self, *, fresh: bool = False) -> tuple[bytes, datetime | None] | str: ...
-        def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]: ...
-        def delete(self, data: bytes) -> Result[bool, LocalError]: ...
-        def locked(self, body: Body) -> Result[CachedToken, AcquireError]: ...
+        def load(self, *, fresh: bool = False) -> "tuple[bytes, datetime | None] | str": ...
+        def save(self, data: bytes, keep_ms: int | None) -> "Result[None, LocalError]": ...
+        def delete(self, data: bytes) -> "Result[bool, LocalError]": ...
+        def locked(self, body: "Body") -> "Result[CachedToken, AcquireError]": ...
 
 
 __all__ = [
@@ -78,8 +76,8 @@ __all__ = [
 
 
 def read_cache_entry(
-    place: Place | str, *, log: Callable[[str], None] | None = None
-) -> CacheRead | str:
+    place: Place | str, *, log: "Callable[[str], None] | None" = None
+) -> "CacheRead | str":
     """A cache file's entry and mtime, or the reason it is a cache miss."""
     read = read_private(place) if log is None else read_private(place, log=log)
     if isinstance(read, str):
@@ -107,11 +105,11 @@ class StampedStore:
 
     def __init__(
         self,
-        persistence: Persistence,
+        persistence: "Persistence",
         stamp: Stamp,
         *,
         settings: Settings | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: "Callable[[], datetime] | None" = None,
     ) -> None:
         self._persistence = persistence
         self._stamp = stamp
@@ -123,7 +121,7 @@ class StampedStore:
         """The stack the entries are for."""
         return self._stamp.stack_uri
 
-    def read(self) -> CacheRead | str:
+    def read(self) -> "CacheRead | str":
         loaded = self._persistence.load()
         if isinstance(loaded, str):
             return loaded
@@ -146,7 +144,7 @@ class StampedStore:
             return f"{self._persistence.name} entry has no savedAt"
         return entry, saved
 
-    def write(self, entry: CachedToken) -> Result[None, LocalError]:
+    def write(self, entry: "CachedToken") -> "Result[None, LocalError]":
         from returns.result import Failure
         from stacktoken.core._errors import LocalError
 
@@ -167,10 +165,10 @@ class StampedStore:
         )
         return self._persistence.save(encode_cache_entry(stamped), keep_ms)
 
-    def locked(self, body: Body) -> Result[CachedToken, AcquireError]:
+    def locked(self, body: "Body") -> "Result[CachedToken, AcquireError]":
         return self._persistence.locked(body)
 
-    def drop(self, token: str) -> Result[bool, LocalError]:
+    def drop(self, token: str) -> "Result[bool, LocalError]":
         """Remove the entry if it still holds `token`: a newer one another
         process wrote since is left alone."""
         from returns.result import Success
@@ -193,7 +191,7 @@ class StampedStore:
         )
 
 
-def _utc_now() -> datetime:
+def _utc_now() -> "datetime":
     from stacktoken.core._time import UTC, datetime
 
     return datetime.now(UTC)
@@ -213,9 +211,9 @@ class FilePersistence:
     def __init__(
         self,
         root: str,
-        paths: StackPaths,
+        paths: "StackPaths",
         *,
-        log: Callable[[str], None],
+        log: "Callable[[str], None]",
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         creates_folder: bool = False,
         name: str = "disk",
@@ -231,26 +229,26 @@ class FilePersistence:
         # progress. A token source runs one acquisition at a time, so one flag does.
         self._lock_held = False
 
-    def place(self, segments: Segments) -> Place:
+    def place(self, segments: "Segments") -> Place:
         """A file of this folder, below its root (nothing below it is followed)."""
         return Place(root=self.root, parts=segments)
 
-    def load(self, *, fresh: bool = False) -> tuple[bytes, datetime | None] | str:
+    def load(self, *, fresh: bool = False) -> "tuple[bytes, datetime | None] | str":
         return read_private(self.place(self.paths.cache), log=self._log)
 
-    def save(self, data: bytes, keep_ms: int | None) -> Result[None, LocalError]:
+    def save(self, data: bytes, keep_ms: int | None) -> "Result[None, LocalError]":
         return self.write_file(self.paths.cache, data)
 
-    def write_file(self, segments: Segments, data: bytes) -> Result[None, LocalError]:
+    def write_file(self, segments: "Segments", data: bytes) -> "Result[None, LocalError]":
         """Write a file of this folder atomically (sweeping leftovers under the lock)."""
         return write_atomic(self.place(segments), data, sweep=self._lock_held, log=self._log)
 
-    def delete(self, data: bytes) -> Result[bool, LocalError]:
+    def delete(self, data: bytes) -> "Result[bool, LocalError]":
         # The caller has just read `data` here; a file has no compare-and-delete.
         return remove_file(self.place(self.paths.cache))
 
-    def locked(self, body: Body) -> Result[CachedToken, AcquireError]:
-        def noting_the_lock(held: bool) -> Result[CachedToken, AcquireError]:
+    def locked(self, body: "Body") -> "Result[CachedToken, AcquireError]":
+        def noting_the_lock(held: bool) -> "Result[CachedToken, AcquireError]":
             self._lock_held = held
             try:
                 return body()
@@ -279,7 +277,7 @@ class FileStore(StampedStore):
 
 
 def fctl_store(
-    stack: FctlStack, *, log: Callable[[str], None], lock_timeout: float = LOCK_TIMEOUT_SECONDS
+    stack: FctlStack, *, log: "Callable[[str], None]", lock_timeout: float = LOCK_TIMEOUT_SECONDS
 ) -> FileStore:
     """The file store of a stack of an fctl profile, stamped with the stack's URI."""
     ref = stack.profile.stack(stack.key.organization, stack.key.stack)
@@ -289,9 +287,9 @@ def fctl_store(
 
 def client_store(
     cache_dir: str,
-    credentials: ClientCredentials,
+    credentials: "ClientCredentials",
     *,
-    log: Callable[[str], None],
+    log: "Callable[[str], None]",
     lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> FileStore:
     """A machine credential's file store below `cache_dir` (docs/design.md §9),

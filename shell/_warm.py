@@ -18,8 +18,6 @@ itself. So whatever the warm path prints, the full CLI would have printed
 too: tests/test_warm_path_agrees.py holds it to that.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["main", "warm_output"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: "Sequence[str] | None" = None) -> int:
     """Run the command line: the warm path if it answers, else the full CLI."""
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -52,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return full_main(args)
 
 
-def _answered(args: Sequence[str]) -> bool:
+def _answered(args: "Sequence[str]") -> bool:
     """Print the warm path's answer; False when it declines or anything goes wrong
     (declining is always safe: the full CLI then decides and reports)."""
     try:
@@ -69,7 +67,9 @@ def _ignore(_: str) -> None:
     return None
 
 
-def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetime) -> str | None:
+def warm_output(
+    argv: "Sequence[str]", environ: "Mapping[str, str]", *, now: datetime
+) -> str | None:
     """What `stacktoken token` prints when a usable stored entry answers it, else None."""
     options = token_options(argv)
     # docs/design.md §14: the environment's machine credential. Without a
@@ -96,7 +96,7 @@ def warm_output(argv: Sequence[str], environ: Mapping[str, str], *, now: datetim
     return render_token(entry, plan.output, stack_uri=store.stack_uri)
 
 
-def _fctl_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | None:
+def _fctl_store(plan: TokenPlan, environ: "Mapping[str, str]") -> FileStore | None:
     chosen = plan.fctl
     if chosen is None:
         return None
@@ -112,7 +112,7 @@ def _fctl_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | None
     return fctl_store(stack, log=_ignore)
 
 
-def _client_store(plan: TokenPlan, environ: Mapping[str, str]) -> FileStore | None:
+def _client_store(plan: TokenPlan, environ: "Mapping[str, str]") -> FileStore | None:
     """The machine credential's file store, when the full CLI would get that far.
 
     The host's disk is the level above the shared store (docs/design.md §11), so a
