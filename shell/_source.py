@@ -60,8 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TokenSource", "client_source", "credentials_source", "fctl_source"]
 
-#: `_fast` when there is no fast path: no clock reading is below minus infinity.
-_NOT_FAST: tuple[str, float] = ("", float("-inf"))
+#: `_fast_until` when there is no fast path: no clock reading is below it.
+_NEVER = float("-inf")
 
 
 class TokenSource:
@@ -88,11 +88,12 @@ class TokenSource:
         self._log, self._stack_uri, self._close, self._name = log, stack_uri, close, name
         self._clock, self._renewal, self._jitter = clock, renewal, jitter
         self._lock = threading.Lock()
-        # (token, epoch seconds until which it is used without asking `_holding`):
-        # one attribute, so the lock-free fast path of `token()` reads both halves
-        # consistently. The epoch is the system clock's: a source on another clock
-        # has no fast path.
-        self._fast: tuple[str, float] = _NOT_FAST
+        # The lock-free fast path of `token()`: a token, and the epoch second until
+        # which it is used without asking `_holding` (the system clock's: a source
+        # on another clock has no fast path). Two attributes, not a tuple: 8 % of
+        # a `token()` call (benchmarks/RESULTS.md). `_publish` keeps them coherent.
+        self._fast_token = ""
+        self._fast_until = _NEVER
         self._wall_clock = clock is utc_now
         self._holding: Holding | None = None  # replaced whole, read without the lock
         self._background = renew_in_background and renewal is not None
@@ -108,8 +109,20 @@ class TokenSource:
             # The fast path ran to the token's end, the thread renewing meanwhile:
             # here it ends at the refresh point, where a call renews (and restarts it).
             bound = holding.renew_at or holding.stale_at
-            self._fast = (holding.token.access_token, bound.timestamp())
+            self._publish(holding.token.access_token, bound.timestamp())
         self._renewer = None  # started again by the next token held
+
+    def _publish(self, token: str, until: float) -> None:
+        """Give `token()`'s fast path `token` until the epoch second `until`.
+
+        A reader reads `_fast_until`, then `_fast_token`. The token is written
+        first, so a reader past the check takes either the token its deadline
+        was for, or the one published after it (just obtained, fresher). Taking
+        the fast path away writes only the deadline (`_NEVER`): a reader already
+        past the check returns the token it would have returned a moment before.
+        """
+        self._fast_token = token
+        self._fast_until = until
 
     # -- construction: one-line raising wrappers over the module's functions ---
 
@@ -158,9 +171,8 @@ class TokenSource:
 
     def token(self) -> str:
         """The stack API token; raises a `StackTokenError` subclass when none can be had."""
-        token, until = self._fast
-        if _wall() < until:
-            return token
+        if _wall() < self._fast_until:
+            return self._fast_token
         result = self.token_result()
         held = result.value_or(None)
         if held is None:
@@ -173,9 +185,8 @@ class TokenSource:
 
         Never blocks: no lock, no file, no network.
         """
-        token, until = self._fast
-        if _wall() < until:
-            return token
+        if _wall() < self._fast_until:
+            return self._fast_token
         holding = self._holding
         if self._decide(holding, busy=self._lock.locked()) is Act.USE:
             assert holding is not None
@@ -270,7 +281,7 @@ class TokenSource:
         self._holding = holding
         if self._wall_clock:
             bound = holding.renew_at if not self._background else None
-            self._fast = (token.access_token, (bound or holding.stale_at).timestamp())
+            self._publish(token.access_token, (bound or holding.stale_at).timestamp())
         if self._background:
             self._start_renewer()
 
@@ -306,7 +317,7 @@ class TokenSource:
             held = None if holding is None else holding.token.access_token
             if rejected is not None and held is not None and held != rejected:
                 return
-            self._holding, self._fast = None, _NOT_FAST
+            self._holding, self._fast_until = None, _NEVER
             dropped = rejected if rejected is not None else held
             if dropped is None:
                 return
@@ -337,7 +348,7 @@ class TokenSource:
             holding = self._holding
             if self._wall_clock and holding is not None and holding.renew_at is not None:
                 # The fast path now ends at the refresh point, where a call renews.
-                self._fast = (holding.token.access_token, holding.renew_at.timestamp())
+                self._publish(holding.token.access_token, holding.renew_at.timestamp())
         self._close()
 
     def __enter__(self) -> TokenSource:

@@ -282,11 +282,11 @@ def test_background_renewal_source_forked_renews_at_its_refresh_point_in_the_chi
         assert source._renewer is not None
 
         def in_child() -> str:
-            holding, fast = source._holding, source._fast
-            assert holding is not None and holding.renew_at is not None and fast is not None
+            holding, until = source._holding, source._fast_until
+            assert holding is not None and holding.renew_at is not None
             if source._renewer is not None:
                 return "the parent's renewer"
-            return "ok" if fast[1] <= holding.renew_at.timestamp() else "fast path to stale"
+            return "ok" if until <= holding.renew_at.timestamp() else "fast path to stale"
 
         said = _in_child(in_child)
     assert said == "ok"
