@@ -60,7 +60,8 @@ class _RecordMeta(type):
             inherited += tuple(f for f in getattr(base, "_fields", ()) if f not in inherited)
             defaults.update(getattr(base, "_defaults", {}))
             hidden.update(getattr(base, "_hidden", ()))
-        # With `from __future__ import annotations` every annotation is a string.
+        # An annotation is a string (quoted, or under `from __future__ import
+        # annotations`) or an evaluated type; a ClassVar is always spelled as a string.
         own = [
             field
             for field, hint in namespace.get("__annotations__", {}).items()
