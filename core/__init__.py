@@ -9,8 +9,10 @@ The warm set (docs/design.md §12) is the modules a warm `stacktoken token`
 run imports; only they are written for import cost (no `typing`,
 `dataclasses`, `enum`, `re`, `json` or `returns` at import time; plain
 value-or-None returns; `Record` instead of dataclasses; no `from __future__
-import annotations`, which imports the `__future__` module, so annotations
-naming what only type checkers import are quoted). Every other module is
+import annotations`, which imports the `__future__` module: an annotation is
+quoted when it names what only type checkers import, or is compound, as
+`str | None` or `tuple[str, ...]`, which would be built at definition time).
+Every other module is
 written the ordinary way. tests/test_warm_path_imports.py holds a warm run to
 this list and each listed module to those rules:
 

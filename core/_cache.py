@@ -65,7 +65,7 @@ class Grant(Record):
 
 
 def usable_entry(
-    stores: tuple[Store, ...],
+    stores: "tuple[Store, ...]",
     *,
     settings: "Settings",
     now: "datetime",

@@ -36,7 +36,7 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def parse_rfc3339(text: str) -> datetime | str:
+def parse_rfc3339(text: str) -> "datetime | str":
     """Parse RFC 3339 as Go writes it (nanoseconds truncated to microseconds);
     the time, or why it is not one."""
     bad = f"not an RFC 3339 time: {text[:40]!r}"
@@ -94,7 +94,7 @@ def format_rfc3339(moment: datetime) -> str:
     )
 
 
-def decode_cache_entry(data: bytes) -> CachedToken | str:
+def decode_cache_entry(data: bytes) -> "CachedToken | str":
     """Decode a cache file: the entry, or the reason it is a cache miss."""
     document = json_object(data)
     if isinstance(document, str):

@@ -72,25 +72,25 @@ class Credential(Record):
     kind: str
     origin: str
     why: str
-    tried: tuple[str, ...] = ()
-    stack_uri: str | None = None
-    client_id: str | None = None
-    scopes: tuple[str, ...] | None = None
-    secret_file: str | None = None
+    tried: "tuple[str, ...]" = ()
+    stack_uri: "str | None" = None
+    client_id: "str | None" = None
+    scopes: "tuple[str, ...] | None" = None
+    secret_file: "str | None" = None
 
 
-def _get(environ: "Mapping[str, str]", name: str) -> str | None:
+def _get(environ: "Mapping[str, str]", name: str) -> "str | None":
     return environ.get(name) or None  # empty counts as unset, as for fctl's variables
 
 
-def _secret_file(environ: "Mapping[str, str]") -> str | None:
+def _secret_file(environ: "Mapping[str, str]") -> "str | None":
     """The secret file to read when the secret variable itself is not set."""
     return None if _get(environ, SECRET_ENV) else _get(environ, SECRET_FILE_ENV)
 
 
 def choose_credential(
     *, explicit_client: bool, explicit_fctl: bool, environ: "Mapping[str, str]"
-) -> Credential | UsageError | AuthRequired:
+) -> "Credential | UsageError | AuthRequired":
     """The chain's choice before the profile is looked at (`with_profile` finishes it).
 
     `explicit_client`: `--stack-uri`/`--client-id` (or `stack_uri`/`client_id`
@@ -134,7 +134,7 @@ def choose_credential(
 
 def _machine(
     environ: "Mapping[str, str]", *, pinned: bool
-) -> Credential | UsageError | AuthRequired | str:
+) -> "Credential | UsageError | AuthRequired | str":
     """The environment's machine credential, the error it makes, or why there is none."""
     stack_uri = _get(environ, STACK_URI_ENV)
     client_id = _get(environ, CLIENT_ID_ENV)
@@ -191,8 +191,8 @@ def with_profile(
 
 
 def chained_options(
-    options: dict[str, object], environ: "Mapping[str, str]"
-) -> dict[str, object] | None:
+    options: "dict[str, object]", environ: "Mapping[str, str]"
+) -> "dict[str, object] | None":
     """The warm path's `token` options with the chain applied: the environment's
     machine credential as if given by flags. None when the chain errs (the
     full CLI then reports it)."""

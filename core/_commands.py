@@ -102,7 +102,7 @@ FCTL_TOKENS_STAY_LOCAL = (
 _SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_")
 
 
-def token_options(argv: "Sequence[str]") -> dict[str, object] | None:
+def token_options(argv: "Sequence[str]") -> "dict[str, object] | None":
     """The options of `[GLOBAL OPTIONS] token [TOKEN OPTIONS]`, else None.
 
     Only the exact spellings `--name value` and `--name=value` are accepted; a
@@ -140,10 +140,10 @@ def token_options(argv: "Sequence[str]") -> dict[str, object] | None:
 class FctlChoice(Record):
     """A stack of an fctl profile, as the command line chose it (None: the default)."""
 
-    config_dir: str | None
-    profile: str | None
-    organization: str | None
-    stack: str | None
+    config_dir: "str | None"
+    profile: "str | None"
+    organization: "str | None"
+    stack: "str | None"
 
 
 class MachineChoice(Record):
@@ -153,9 +153,9 @@ class MachineChoice(Record):
 
     stack_uri: str
     client_id: str
-    scopes: tuple[str, ...]
-    secret_file: str | None
-    store_url: str | None
+    scopes: "tuple[str, ...]"
+    secret_file: "str | None"
+    store_url: "str | None"
 
 
 class TokenPlan(Record):
@@ -165,19 +165,19 @@ class TokenPlan(Record):
     None); `login` is `--login` (None: only on a terminal); `notes` are lines for
     the debug log."""
 
-    fctl: FctlChoice | None
-    machine: MachineChoice | None
+    fctl: "FctlChoice | None"
+    machine: "MachineChoice | None"
     output: str
-    ttl: str | None
-    cache_dir: str | None
-    login: bool | None
+    ttl: "str | None"
+    cache_dir: "str | None"
+    login: "bool | None"
     debug: bool
-    notes: tuple[str, ...] = ()
+    notes: "tuple[str, ...]" = ()
 
 
 def plan_token(
     options: "Mapping[str, object]", environ: "Mapping[str, str]"
-) -> TokenPlan | UsageError:
+) -> "TokenPlan | UsageError":
     """What the `token` command given `options` (argparse's destinations; absent or
     None: not given) means, or the usage error to report. `environ` is only looked
     at for the shared store's URL and whether a client secret is set."""
@@ -217,7 +217,7 @@ def plan_token(
 
 def _machine(
     given: "Mapping[str, object]", fctl: FctlChoice, environ: "Mapping[str, str]"
-) -> MachineChoice | UsageError:
+) -> "MachineChoice | UsageError":
     if given["client_secret"] is not None:
         return UsageError(message=f"--client-secret is refused: {SECRET_ON_COMMAND_LINE}")
     stack_uri, client_id = _text(given["stack_uri"]), _text(given["client_id"])
@@ -256,7 +256,7 @@ def _machine(
     )
 
 
-def store_url_from(flag: str | None, environ: "Mapping[str, str]") -> str | UsageError | None:
+def store_url_from(flag: "str | None", environ: "Mapping[str, str]") -> "str | UsageError | None":
     """The shared store's URL (docs/design.md §11): `--store`, else `$STACKTOKEN_REDIS_URL`;
     None for no shared store (an empty `--store ""` turns the variable off).
 
@@ -292,7 +292,7 @@ def _has_password(url: str) -> bool:
     return any("password" in name.lower() and value for name, value in parse_qsl(query))
 
 
-def _text(value: object) -> str | None:
+def _text(value: object) -> "str | None":
     return None if value is None else str(value)
 
 
@@ -306,7 +306,7 @@ def may_log_in(plan: TokenPlan, *, auth_required: bool, source_built: bool, term
     return bool(plan.login) or terminal
 
 
-def render_token(entry: "CachedToken", output: str, *, stack_uri: str | None) -> str:
+def render_token(entry: "CachedToken", output: str, *, stack_uri: "str | None") -> str:
     """`token --output <output>` for `entry`; `output` is one of `OUTPUTS`."""
     if output == "text":
         return entry.access_token + "\n"

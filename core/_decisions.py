@@ -115,11 +115,11 @@ def needs_refresh(access: "StackAccess", *, settings: "Settings", now: "datetime
 def stamp_mismatch(
     entry: "CachedToken",
     *,
-    stack_uri: str | None,
-    client_id: str | None,
-    scopes: tuple[str, ...] | None = None,
+    stack_uri: "str | None",
+    client_id: "str | None",
+    scopes: "tuple[str, ...] | None" = None,
     strict: bool = False,
-) -> str | None:
+) -> "str | None":
     """Why a stored entry is not for this store's stack or client (a token must
     never follow a changed stack URI to another host); None when it is.
 

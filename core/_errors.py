@@ -56,14 +56,14 @@ class RemoteError(Record):
     message: str
     endpoint_gone: bool = False
     transient: bool = False
-    rotated_refresh_token: str | None = secret(default=None)
+    rotated_refresh_token: "str | None" = secret(default=None)
 
 
 class OAuthError(Record):
     """An RFC 6749 section 5.2 error response."""
 
     error: str
-    description: str | None = None
+    description: "str | None" = None
     status_code: int = 400
 
     @property
@@ -80,7 +80,7 @@ class LocalError(Record):
 
 AcquireError = UsageError | AuthRequired | RemoteError | OAuthError | LocalError
 
-EXIT_CODES: dict[type[AcquireError], int] = {
+EXIT_CODES: "dict[type[AcquireError], int]" = {
     UsageError: 2,
     AuthRequired: 3,
     RemoteError: 1,

@@ -65,7 +65,7 @@ class StackPaths(Record):
     lock: Segments
 
 
-def name_error(kind: str, name: str) -> UsageError | None:
+def name_error(kind: str, name: str) -> "UsageError | None":
     """Why `name` cannot be one path segment; None when it can."""
     problem = _name_problem(name)
     if problem is None:
@@ -94,7 +94,7 @@ def stack_files(profile: str, organization: str, stack: str) -> StackPaths:
     return _paths_in((*stacks_folder(profile, organization), stack))
 
 
-def stack_paths(key: "StackKey") -> StackPaths | UsageError:
+def stack_paths(key: "StackKey") -> "StackPaths | UsageError":
     """The stack's folder and files below the config dir, once its names are valid."""
     for kind, name in (
         ("profile", key.profile),
@@ -144,7 +144,7 @@ def discovery_cache_name(discovery_url: str) -> str:
     return sha256(discovery_url.encode("utf-8", "surrogatepass")).hexdigest() + ".json"
 
 
-def _name_problem(name: str) -> str | None:
+def _name_problem(name: str) -> "str | None":
     if not name:
         return "it is empty"
     if name in (".", ".."):

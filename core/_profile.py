@@ -43,27 +43,27 @@ class StackRef(Record):
     """A stack the ID token grants: `org[].stacks[]`."""
 
     id: str
-    uri: str | None
-    scopes: tuple[str, ...] = ()
+    uri: "str | None"
+    scopes: "tuple[str, ...]" = ()
 
 
 class Organization(Record):
     id: str
-    stacks: tuple[StackRef, ...]
+    stacks: "tuple[StackRef, ...]"
 
 
 class Profile(Record):
     """What stacktoken needs of `profile.json`."""
 
     name: str
-    membership_uri: str | None
+    membership_uri: "str | None"
     logged_in: bool
-    organizations: tuple[Organization, ...]
-    default_organization: str | None
-    default_stack: str | None
-    id_token: str | None = secret(default=None)
+    organizations: "tuple[Organization, ...]"
+    default_organization: "str | None"
+    default_stack: "str | None"
+    id_token: "str | None" = secret(default=None)
 
-    def stack(self, organization: str, stack: str) -> StackRef | None:
+    def stack(self, organization: str, stack: str) -> "StackRef | None":
         """The stack of that organization the ID token names, if any."""
         for org in self.organizations:
             if org.id == organization:
@@ -73,7 +73,7 @@ class Profile(Record):
         return None
 
 
-def decode_current_profile(data: bytes | None) -> str:
+def decode_current_profile(data: "bytes | None") -> str:
     """The profile `config.yml` names; a missing or unreadable file means `default`."""
     if data is None:
         return DEFAULT_PROFILE
@@ -82,7 +82,7 @@ def decode_current_profile(data: bytes | None) -> str:
     return current if isinstance(current, str) and current else DEFAULT_PROFILE
 
 
-def decode_profile(name: str, data: bytes) -> Profile | AuthRequired:
+def decode_profile(name: str, data: bytes) -> "Profile | AuthRequired":
     """Decode `profile.json`; a file we cannot use means the user must log in again."""
     document = json_object(data)
     if isinstance(document, str):
@@ -105,7 +105,7 @@ def decode_profile(name: str, data: bytes) -> Profile | AuthRequired:
     )
 
 
-def resolve_organization(profile: Profile, chosen: str | None) -> str | UsageError:
+def resolve_organization(profile: Profile, chosen: "str | None") -> "str | UsageError":
     """The organization asked for (flag or `ORGANIZATION`), else the profile's
     default, else its only organization (as fctl).
 
@@ -125,7 +125,7 @@ def resolve_organization(profile: Profile, chosen: str | None) -> str | UsageErr
     )
 
 
-def resolve_stack(profile: Profile, organization: str, chosen: str | None) -> str | UsageError:
+def resolve_stack(profile: Profile, organization: str, chosen: "str | None") -> "str | UsageError":
     """The stack asked for (flag or `STACK`), else the profile's default stack,
     else the organization's only stack (fctl's `ResolveStackID`)."""
     if chosen is not None:
@@ -144,7 +144,7 @@ def resolve_stack(profile: Profile, organization: str, chosen: str | None) -> st
     )
 
 
-def stack_uri(profile: Profile, organization: str, stack: str) -> str | AuthRequired:
+def stack_uri(profile: Profile, organization: str, stack: str) -> "str | AuthRequired":
     """The stack's URI from the ID-token claims `org[].stacks[].uri`."""
     if not profile.logged_in:
         return AuthRequired(message=f"profile {profile.name!r} is not logged in; {LOGIN_HINT}")
@@ -165,7 +165,7 @@ def _choices(names: "Any") -> str:
     return f" (one of {shown}{', ...' if len(listed) > 10 else ''})"
 
 
-def _organization(item: "Any") -> Organization | None:
+def _organization(item: "Any") -> "Organization | None":
     org_id = _str(_dict(item).get("id"))
     if org_id is None:
         return None
@@ -189,7 +189,7 @@ def _list(value: "Any") -> "list[Any]":
     return value if isinstance(value, list) else []
 
 
-def _str(value: "Any") -> str | None:
+def _str(value: "Any") -> "str | None":
     return value if isinstance(value, str) and value else None
 
 
@@ -201,7 +201,7 @@ class LoginTokens(Record):
 
     access_token: str = secret()
     access_claims: "Mapping[str, Any]" = secret()
-    refresh_token: str | None = secret()
+    refresh_token: "str | None" = secret()
     id_token: str = secret()
     id_claims: "Mapping[str, Any]" = secret()
 

@@ -51,7 +51,7 @@ class _RecordMeta(type):
     """Turns the annotations of a class body into slots, defaults and field lists."""
 
     def __new__(
-        mcs, name: str, bases: tuple[type, ...], namespace: "dict[str, Any]", **kwargs: "Any"
+        mcs, name: str, bases: "tuple[type, ...]", namespace: "dict[str, Any]", **kwargs: "Any"
     ) -> "_RecordMeta":
         inherited: tuple[str, ...] = ()
         defaults: dict[str, object] = {}
@@ -110,7 +110,7 @@ class Record(metaclass=_RecordMeta):
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
 
-    def _values(self) -> tuple[object, ...]:
+    def _values(self) -> "tuple[object, ...]":
         return tuple(getattr(self, field) for field in self._fields)
 
     def __eq__(self, other: object) -> bool:
@@ -129,13 +129,13 @@ class Record(metaclass=_RecordMeta):
         )
         return f"{type(self).__name__}({shown})"
 
-    def __reduce__(self) -> tuple[object, ...]:
+    def __reduce__(self) -> "tuple[object, ...]":
         # Pickling (multiprocessing, copy) rebuilds through __init__: slots
         # behind a raising __setattr__ cannot be restored the default way.
         return (_rebuild, (type(self), dict(zip(self._fields, self._values(), strict=True))))
 
 
-def _rebuild(kind: "type[R]", values: dict[str, object]) -> "R":
+def _rebuild(kind: "type[R]", values: "dict[str, object]") -> "R":
     return kind(**values)
 
 

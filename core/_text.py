@@ -29,7 +29,7 @@ def escaped(text: str) -> str:
     )
 
 
-def redact(text: str, secrets: tuple[str, ...]) -> str:
+def redact(text: str, secrets: "tuple[str, ...]") -> str:
     """`text` with every run of `MIN_SECRET_PIECE` or more characters that also
     occurs in one of `secrets` replaced by `[redacted]`: a whole secret, a
     prefix, a suffix, each half of a split copy, a JWT's signature part."""

@@ -75,9 +75,9 @@ class CachedToken(Record):
     token_type: str
     expiry: "datetime | None"
     saved_at: "datetime | None" = None
-    stack_uri: str | None = None
-    client_id: str | None = None
-    scopes: tuple[str, ...] | None = None
+    stack_uri: "str | None" = None
+    client_id: "str | None" = None
+    scopes: "tuple[str, ...] | None" = None
 
     @classmethod
     def issued(cls, response: "TokenResponse") -> "CachedToken":
@@ -97,7 +97,7 @@ class StackAccess(Record):
     """
 
     token: str = secret()
-    refresh_token: str | None = secret()
+    refresh_token: "str | None" = secret()
     expiry: "datetime | None"
     claims: "JsonObject" = secret(default={})
     extra: "JsonObject" = secret(default={})
@@ -110,10 +110,10 @@ class DiscoveryDocument(Record):
     """
 
     token_endpoint: str
-    issuer: str | None = None
-    auth_methods: tuple[str, ...] | None = None
-    device_authorization_endpoint: str | None = None
-    jwks_uri: str | None = None
+    issuer: "str | None" = None
+    auth_methods: "tuple[str, ...] | None" = None
+    device_authorization_endpoint: "str | None" = None
+    jwks_uri: "str | None" = None
 
 
 class TokenResponse(Record):
@@ -125,8 +125,8 @@ class TokenResponse(Record):
     access_token: str = secret()
     token_type: str
     expiry: "datetime | None"
-    refresh_token: str | None = secret(default=None)
-    id_token: str | None = secret(default=None)
+    refresh_token: "str | None" = secret(default=None)
+    id_token: "str | None" = secret(default=None)
 
 
 class TokenRequest(Record):
@@ -139,10 +139,10 @@ class TokenRequest(Record):
     """
 
     url: str
-    form: tuple[tuple[str, str], ...] = secret()
-    headers: tuple[tuple[str, str], ...] = secret(default=())
+    form: "tuple[tuple[str, str], ...]" = secret()
+    headers: "tuple[tuple[str, str], ...]" = secret(default=())
     replayable: bool = True
-    secrets: tuple[str, ...] = secret(default=())
+    secrets: "tuple[str, ...]" = secret(default=())
 
     @property
     def grant_type(self) -> str:
@@ -155,11 +155,11 @@ class ClientCredentials(Record):
     stack_uri: str
     client_id: str
     client_secret: str = secret()
-    scopes: tuple[str, ...] = ()
+    scopes: "tuple[str, ...]" = ()
 
     @classmethod
     def of(
-        cls, *, stack_uri: str, client_id: str, client_secret: str, scopes: tuple[str, ...] = ()
+        cls, *, stack_uri: str, client_id: str, client_secret: str, scopes: "tuple[str, ...]" = ()
     ) -> "ClientCredentials":
         return cls(
             stack_uri=stack_uri,

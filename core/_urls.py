@@ -25,7 +25,7 @@ def check_endpoint_url(url: str) -> "Result[str, RemoteError]":
     return Success(url) if refusal is None else Failure(refusal)
 
 
-def endpoint_url_refusal(url: str) -> RemoteError | None:
+def endpoint_url_refusal(url: str) -> "RemoteError | None":
     """Why secrets may not be sent to `url`; None when they may."""
     from urllib.parse import urlsplit
 

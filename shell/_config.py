@@ -61,7 +61,7 @@ TTL_ENV = "STACK_TOKEN_CACHE_TTL"
 APP_NAME = "stacktoken"
 
 
-def config_dir_from(flag: str | None, environ: "Mapping[str, str]") -> str:
+def config_dir_from(flag: "str | None", environ: "Mapping[str, str]") -> str:
     """`--config-dir`, else `FCTL_CONFIG_DIR`, else `$HOME/.config/formance/fctl`:
     fctl's default on every OS, whatever `XDG_CONFIG_HOME` says (fctl ignores it,
     and both tools must look in the same place to share one cache)."""
@@ -91,15 +91,15 @@ def default_cache_dir(environ: "Mapping[str, str]") -> str:
     return os.path.join(base, APP_NAME)
 
 
-def _chosen(flag: str | None, environ: "Mapping[str, str]", variable: str) -> str | None:
+def _chosen(flag: "str | None", environ: "Mapping[str, str]", variable: str) -> "str | None":
     if flag is not None:
         return flag
     return environ.get(variable) or None
 
 
 def current_profile(
-    config_dir: str, flag: str | None, environ: "Mapping[str, str]"
-) -> str | LocalError:
+    config_dir: str, flag: "str | None", environ: "Mapping[str, str]"
+) -> "str | LocalError":
     """`--profile`, else `PROFILE`, else the profile `config.yml` names, else `default`."""
     chosen = _chosen(flag, environ, PROFILE_ENV)
     if chosen is not None:
@@ -108,7 +108,7 @@ def current_profile(
     return data if isinstance(data, LocalError) else decode_current_profile(data)
 
 
-def _read_trusted(place: Place, decides: str) -> bytes | LocalError | None:
+def _read_trusted(place: Place, decides: str) -> "bytes | LocalError | None":
     """A file that decides where our secrets go, checked as the secrets are: ours,
     a regular file, not writable by others, not through a symlink. None when it
     does not exist."""
@@ -121,8 +121,8 @@ def _read_trusted(place: Place, decides: str) -> bytes | LocalError | None:
 
 
 def settings_from(
-    ttl: str | timedelta | None, environ: "Mapping[str, str]"
-) -> Settings | UsageError:
+    ttl: "str | timedelta | None", environ: "Mapping[str, str]"
+) -> "Settings | UsageError":
     """Settings from `--stack-token-cache-ttl`, else `STACK_TOKEN_CACHE_TTL`, else 5 min."""
     if ttl is not None and not isinstance(ttl, str):
         if ttl < timedelta(0):  # as `parse_ttl` refuses "-5m"
@@ -137,7 +137,7 @@ def settings_from(
     return parsed if isinstance(parsed, UsageError) else Settings(cache_ttl=parsed)
 
 
-def read_secret_file(path: str) -> str | UsageError:
+def read_secret_file(path: str) -> "str | UsageError":
     """A client secret kept in a file (`--client-secret-file`), surrounding
     whitespace (the final newline an editor adds) stripped."""
     data = read_plain(path)
@@ -161,7 +161,7 @@ class FctlStack(Record):
     paths: StackPaths
 
 
-def load_profile(config_dir: str, name: str) -> Profile | UsageError | AuthRequired | LocalError:
+def load_profile(config_dir: str, name: str) -> "Profile | UsageError | AuthRequired | LocalError":
     """Read and decode `profiles/<name>/profile.json` of a logged-in profile."""
     invalid = name_error("profile", name)
     if invalid is not None:
@@ -194,11 +194,11 @@ def _missing_profile(config_dir: str, name: str) -> str:
 def locate_stack(
     config_dir: str,
     *,
-    profile: str | None,
-    organization: str | None,
-    stack: str | None,
+    profile: "str | None",
+    organization: "str | None",
+    stack: "str | None",
     environ: "Mapping[str, str]",
-) -> FctlStack | UsageError | AuthRequired | LocalError:
+) -> "FctlStack | UsageError | AuthRequired | LocalError":
     """Resolve profile, organization and stack as fctl does, and the stack's files."""
     name = current_profile(config_dir, profile, environ)
     if isinstance(name, LocalError):

@@ -67,7 +67,7 @@ class Place(Record):
     """A file `parts` below a `root` trusted as given; nothing below it is followed."""
 
     root: str
-    parts: tuple[str, ...]
+    parts: "tuple[str, ...]"
 
     @classmethod
     def of(cls, place: "Place | str") -> "Place":
@@ -96,11 +96,11 @@ class _Refused(OSError):
 class _Folder:
     """A folder opened once; its files are reached relative to it (`openat`)."""
 
-    def __init__(self, descriptor: int | None, path: str) -> None:
+    def __init__(self, descriptor: "int | None", path: str) -> None:
         self._descriptor = descriptor  # None: no dir_fd support, paths are joined
         self._path = path
 
-    def at(self, name: str) -> tuple[str, int | None]:
+    def at(self, name: str) -> "tuple[str, int | None]":
         """The path and `dir_fd` to reach `name` by."""
         if self._descriptor is None:
             return os.path.join(self._path, name), None
@@ -124,7 +124,7 @@ class _Folder:
         path, folder = self.at(name)
         return os.stat(path, dir_fd=folder, follow_symlinks=False).st_mtime
 
-    def names(self) -> list[str]:
+    def names(self) -> "list[str]":
         return os.listdir(self._descriptor if self._descriptor is not None else self._path)
 
     def sync(self) -> None:
@@ -190,8 +190,8 @@ def _step(parent: int, name: str, path: str, *, create: bool, log: "Callable[[st
 
 
 def read_private(
-    place: Place | str, *, log: "Callable[[str], None]" = _ignore
-) -> tuple[bytes, datetime] | str:
+    place: "Place | str", *, log: "Callable[[str], None]" = _ignore
+) -> "tuple[bytes, datetime] | str":
     """Read a token file we trust: a regular file, ours, not writable by others.
 
     The bytes and the file's mtime, or the reason the file cannot be used.
@@ -220,7 +220,7 @@ def read_private(
     return data, _mtime(info.st_mtime)
 
 
-def _open_for_reading(where: Place, *, log: "Callable[[str], None]") -> int | str:
+def _open_for_reading(where: Place, *, log: "Callable[[str], None]") -> "int | str":
     """The open file, or why it cannot be opened."""
     try:
         folder = folder_of(where, create=False, log=log)
@@ -240,7 +240,7 @@ def _open_for_reading(where: Place, *, log: "Callable[[str], None]") -> int | st
         folder.close()
 
 
-def _untrusted(info: os.stat_result) -> str | None:
+def _untrusted(info: os.stat_result) -> "str | None":
     """Why a file opened for reading cannot be trusted; None when it can."""
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
@@ -262,7 +262,7 @@ def _mtime(seconds: float) -> datetime:
         return datetime.max.replace(tzinfo=UTC) if seconds > 0 else datetime.min.replace(tzinfo=UTC)
 
 
-def read_plain(path: str) -> bytes | None:
+def read_plain(path: str) -> "bytes | None":
     """Read a file the user named (a client secret); None when absent, unreadable or
     not a regular file (`O_NONBLOCK`: a FIFO planted there must not block the open)."""
     try:
@@ -308,7 +308,7 @@ def ensure_private_dir(folder: str) -> None:
             pass
 
 
-def ensure_folder(place: Place, *, log: "Callable[[str], None]" = _ignore) -> str | None:
+def ensure_folder(place: Place, *, log: "Callable[[str], None]" = _ignore) -> "str | None":
     """Make the folders holding `place` (0700, no symlink followed); None, or why not."""
     try:
         folder_of(place, create=True, log=log).close()
@@ -318,7 +318,7 @@ def ensure_folder(place: Place, *, log: "Callable[[str], None]" = _ignore) -> st
 
 
 def write_atomic(
-    place: Place | str,
+    place: "Place | str",
     data: bytes,
     *,
     sweep: bool = False,
@@ -357,7 +357,9 @@ def write_atomic(
     return Success(None)
 
 
-def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> "Result[None, LocalError]":
+def check_writable(
+    place: "Place | str", size: int = WRITE_PROBE_BYTES
+) -> "Result[None, LocalError]":
     """Show that `place` can be rewritten now: write `size` bytes to a temp file
     beside it, fsync, remove it. For callers about to spend something only a
     write can keep (a refresh token the IdP rotates on use): a read-only folder
@@ -385,7 +387,7 @@ def check_writable(place: Place | str, size: int = WRITE_PROBE_BYTES) -> "Result
     return Success(None)
 
 
-def remove_file(place: Place | str) -> "Result[bool, LocalError]":
+def remove_file(place: "Place | str") -> "Result[bool, LocalError]":
     """Remove `place`'s file; Success(False) if it was not there."""
     from returns.result import Failure, Success
 
@@ -407,7 +409,7 @@ def remove_file(place: Place | str) -> "Result[bool, LocalError]":
     return Success(True)
 
 
-def _create_temp(folder: _Folder, name: str) -> tuple[str, int]:
+def _create_temp(folder: _Folder, name: str) -> "tuple[str, int]":
     """A new file beside `name`, 0600, never an existing one (`O_EXCL`), as
     `tempfile.mkstemp` does without importing `tempfile` (and `random`, `shutil`)."""
     for _ in range(100):

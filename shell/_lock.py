@@ -42,7 +42,7 @@ def hold_lock(
     path: str,
     *,
     timeout: float,
-    dir_fd: int | None = None,
+    dir_fd: "int | None" = None,
     sleep: "Callable[[float], None]" = time.sleep,
     clock: "Callable[[], float]" = time.monotonic,
 ) -> int:
@@ -79,7 +79,7 @@ def release_lock(descriptor: int) -> None:
 
 
 def locked(
-    place: Place | str,
+    place: "Place | str",
     body: "Callable[[bool], Result[R, E]]",
     *,
     timeout: float = LOCK_TIMEOUT_SECONDS,

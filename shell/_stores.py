@@ -76,7 +76,7 @@ __all__ = [
 
 
 def read_cache_entry(
-    place: Place | str, *, log: "Callable[[str], None] | None" = None
+    place: "Place | str", *, log: "Callable[[str], None] | None" = None
 ) -> "CacheRead | str":
     """A cache file's entry and mtime, or the reason it is a cache miss."""
     read = read_private(place) if log is None else read_private(place, log=log)
@@ -93,9 +93,9 @@ class Stamp(Record):
     stacktoken writes to); otherwise it is taken as fctl, which stamps nothing,
     takes it."""
 
-    stack_uri: str | None = None
-    client_id: str | None = None
-    scopes: tuple[str, ...] | None = None
+    stack_uri: "str | None" = None
+    client_id: "str | None" = None
+    scopes: "tuple[str, ...] | None" = None
     strict: bool = False
 
 
@@ -108,7 +108,7 @@ class StampedStore:
         persistence: "Persistence",
         stamp: Stamp,
         *,
-        settings: Settings | None = None,
+        settings: "Settings | None" = None,
         clock: "Callable[[], datetime] | None" = None,
     ) -> None:
         self._persistence = persistence
@@ -117,7 +117,7 @@ class StampedStore:
         self._clock = clock
 
     @property
-    def stack_uri(self) -> str | None:
+    def stack_uri(self) -> "str | None":
         """The stack the entries are for."""
         return self._stamp.stack_uri
 
@@ -236,7 +236,7 @@ class FilePersistence:
     def load(self, *, fresh: bool = False) -> "tuple[bytes, datetime | None] | str":
         return read_private(self.place(self.paths.cache), log=self._log)
 
-    def save(self, data: bytes, keep_ms: int | None) -> "Result[None, LocalError]":
+    def save(self, data: bytes, keep_ms: "int | None") -> "Result[None, LocalError]":
         return self.write_file(self.paths.cache, data)
 
     def write_file(self, segments: "Segments", data: bytes) -> "Result[None, LocalError]":

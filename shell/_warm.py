@@ -69,7 +69,7 @@ def _ignore(_: str) -> None:
 
 def warm_output(
     argv: "Sequence[str]", environ: "Mapping[str, str]", *, now: datetime
-) -> str | None:
+) -> "str | None":
     """What `stacktoken token` prints when a usable stored entry answers it, else None."""
     options = token_options(argv)
     # docs/design.md §14: the environment's machine credential. Without a
@@ -96,7 +96,7 @@ def warm_output(
     return render_token(entry, plan.output, stack_uri=store.stack_uri)
 
 
-def _fctl_store(plan: TokenPlan, environ: "Mapping[str, str]") -> FileStore | None:
+def _fctl_store(plan: TokenPlan, environ: "Mapping[str, str]") -> "FileStore | None":
     chosen = plan.fctl
     if chosen is None:
         return None
@@ -112,7 +112,7 @@ def _fctl_store(plan: TokenPlan, environ: "Mapping[str, str]") -> FileStore | No
     return fctl_store(stack, log=_ignore)
 
 
-def _client_store(plan: TokenPlan, environ: "Mapping[str, str]") -> FileStore | None:
+def _client_store(plan: TokenPlan, environ: "Mapping[str, str]") -> "FileStore | None":
     """The machine credential's file store, when the full CLI would get that far.
 
     The host's disk is the level above the shared store (docs/design.md §11), so a

@@ -9,6 +9,7 @@ and tracemalloc.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import threading
@@ -344,3 +345,53 @@ def test_warm_path_warm_set_modules_import_nothing_costly_at_top_level() -> None
             for imported in names:
                 top = imported.split(".")[0]
                 assert top not in _AUSTERE_FORBIDDEN, f"{module} imports {imported}"
+
+
+def _evaluated_annotations(tree: ast.Module) -> list[ast.expr]:
+    """Annotations Python evaluates at definition time: every signature's, and the
+    module's and classes' own (not those inside a function body)."""
+    found: list[ast.expr] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                arguments = child.args
+                for arg in (
+                    *arguments.posonlyargs,
+                    *arguments.args,
+                    *arguments.kwonlyargs,
+                    arguments.vararg,
+                    arguments.kwarg,
+                ):
+                    if arg is not None and arg.annotation is not None:
+                        found.append(arg.annotation)
+                if child.returns is not None:
+                    found.append(child.returns)
+                visit(child, True)
+            elif isinstance(child, ast.AnnAssign):
+                if not in_function:
+                    found.append(child.annotation)
+            elif isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
+                for branch in child.orelse:
+                    visit(branch, in_function)
+            elif not isinstance(child, ast.expr):
+                visit(child, in_function if not isinstance(child, ast.ClassDef) else False)
+
+    visit(tree, False)
+    return found
+
+
+def test_warm_path_warm_set_builds_no_annotation_at_definition_time() -> None:
+    """Without `from __future__ import annotations` (a module import of its own), a
+    compound annotation (`str | None`, `tuple[str, ...]`) would be built each time
+    its function or class is defined: the warm set spells them as strings."""
+    root = Path(__file__).resolve().parent.parent
+    for module in sorted(_warm_set()):
+        _, package, name = module.split(".")
+        tree = ast.parse((root / package / f"{name}.py").read_text())
+        built = [
+            ast.unparse(annotation)
+            for annotation in _evaluated_annotations(tree)
+            if isinstance(annotation, ast.BinOp | ast.Subscript)
+        ]
+        assert built == [], f"{module}: {built}"
