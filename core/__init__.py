@@ -16,7 +16,7 @@ Every other module is
 written the ordinary way. tests/test_warm_path_imports.py holds a warm run to
 this list and each listed module to those rules:
 
-    core: _cache _cache_codec _chain _commands _decisions _errors _json _paths
+    core: _cache _cache_codec _chain _commands _errors _json _paths
           _profile _record _text _time _types _urls
     shell: _config _files _lock _stores _warm
 """

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 from returns.result import Failure, Success
 
-from ._cache import Grant
+from ._cache import Grant, is_fresh, needs_refresh
 from ._codecs import claims_expiry, jwt_claims
-from ._decisions import is_fresh, needs_refresh
 from ._endpoint import at_token_endpoint
 from ._errors import AuthRequired, LocalError, OAuthError, RemoteError
 from ._profile import LOGIN_HINT

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 from returns.result import Failure, Result, Success
 
-from ._cache import Grant, Store, usable_entry, write_failed
-from ._decisions import is_fresh
+from ._cache import Grant, Store, is_fresh, usable_entry, write_failed
 from ._record import replace
 
 TYPE_CHECKING = False

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
+from stacktoken.core._cache import DiskVerdict, is_fresh, judge_disk_entry, needs_refresh
 from stacktoken.core._codecs import decode_accesses, encode_accesses, jwt_expiry
-from stacktoken.core._decisions import DiskVerdict, is_fresh, judge_disk_entry, needs_refresh
 from stacktoken.core._fctl_grant import refreshed_access
 from stacktoken.core._record import replace
 from stacktoken.core._types import Settings, StackAccess, TokenResponse

@@ -8,7 +8,7 @@ import pytest
 from fakes import Call, FakeWorld, form_value
 from hypothesis import event, example, given, note
 from returns.result import Failure, Success
-from stacktoken.core._decisions import is_fresh, needs_refresh
+from stacktoken.core._cache import is_fresh, needs_refresh
 from stacktoken.core._errors import AuthRequired, LocalError, OAuthError, RemoteError
 from stacktoken.core._fctl_grant import REFRESH_REJECTIONS
 from stacktoken.core._record import replace

@@ -12,8 +12,7 @@ from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 from stacktoken.core._backoff import capped_backoff
-from stacktoken.core._cache import CacheRead, Grant, Store
-from stacktoken.core._decisions import is_fresh
+from stacktoken.core._cache import CacheRead, Grant, Store, is_fresh
 from stacktoken.core._errors import AcquireError, LocalError, RemoteError
 from stacktoken.core._holding import Act, Holding, hold, on_call
 from stacktoken.core._renewal import (

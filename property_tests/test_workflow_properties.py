@@ -14,7 +14,7 @@ from fakes import GRANT_EFFECTS, NETWORK_EFFECTS, STORE_EFFECTS, FakeWorld, with
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from returns.result import Failure, Success
-from stacktoken.core._decisions import is_fresh, judge_disk_entry
+from stacktoken.core._cache import is_fresh, judge_disk_entry
 from stacktoken.core._errors import AuthRequired, LocalError, OAuthError, RemoteError, UsageError
 from stacktoken.core._types import CachedToken, Settings
 from strategies import SECRET_MARKER, Scenario, cache_runs, scenarios

@@ -14,8 +14,8 @@ import os
 from collections.abc import Iterator, Mapping
 
 from returns.result import Failure, Result, Success
+from stacktoken.core._cache import judge_disk_entry
 from stacktoken.core._cache_codec import format_rfc3339
-from stacktoken.core._decisions import judge_disk_entry
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
 from stacktoken.core._paths import (
     CLIENTS_FOLDER,

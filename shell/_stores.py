@@ -20,9 +20,8 @@ msal-extensions splits them:
 Reads are warm-path code: a plain value back, no `returns` imported.
 """
 
-from stacktoken.core._cache import Store
+from stacktoken.core._cache import Store, stamp_mismatch
 from stacktoken.core._cache_codec import decode_cache_entry, encode_cache_entry
-from stacktoken.core._decisions import stamp_mismatch
 from stacktoken.core._paths import client_key, client_paths
 from stacktoken.core._record import Record, replace
 from stacktoken.core._types import Settings

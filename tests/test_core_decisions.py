@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from stacktoken.core._decisions import (
+from stacktoken.core._cache import (
     DiskVerdict,
     is_fresh,
     judge_disk_entry,

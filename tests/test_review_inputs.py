@@ -17,9 +17,9 @@ import pytest
 from oauth_servers import Fault, MembershipServer, StackAuthServer, write_fctl_profile
 from returns.result import Failure, Success
 from stacktoken import InvalidUsageError, RemoteServerError, TokenSource
+from stacktoken.core._cache import judge_disk_entry
 from stacktoken.core._cache_codec import decode_cache_entry
 from stacktoken.core._codecs import decode_accesses, decode_token_response
-from stacktoken.core._decisions import judge_disk_entry
 from stacktoken.core._profile import resolve_organization, resolve_stack
 from stacktoken.core._requests import exchange_request, interpret_token_response
 from stacktoken.core._types import CachedToken, Settings
