@@ -92,12 +92,13 @@ if not TYPE_CHECKING:  # hidden from mypy, so that a misspelt name stays an erro
     # then kept in this module's globals): a warm run imports this package only
     # to reach stacktoken.shell, and never needs it.
 
-    def __getattr__(name):
+    def _exports():
         from stacktoken._lazy import lazy_exports
 
-        return lazy_exports(globals(), _HOMES, __all__)[0](name)
+        return lazy_exports(globals(), _HOMES, __all__)
+
+    def __getattr__(name):
+        return _exports()[0](name)
 
     def __dir__():
-        from stacktoken._lazy import lazy_exports
-
-        return lazy_exports(globals(), _HOMES, __all__)[1]()
+        return _exports()[1]()
