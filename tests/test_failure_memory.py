@@ -53,10 +53,14 @@ def one_line(result: subprocess.CompletedProcess[str], code: int) -> str:
 
 
 def run(
-    credential: Credential, host: Path, store: str | None = None, *, debug: bool = False
+    credential: Credential,
+    host: Path,
+    store: str | None = None,
+    *extra: str,
+    debug: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli_args(credential, host, store, debug=debug),
+        cli_args(credential, host, store, *extra, debug=debug),
         capture_output=True,
         text=True,
         env=cli_env(credential),
@@ -276,15 +280,7 @@ def test_with_ttl_0_nothing_is_remembered(world: World, client: Credential) -> N
     """TTL 0 stores nothing: no token, and no failure either (each run asks)."""
     bad = wrong(client)
     for _ in range(2):
-        args = cli_args(bad, world.cache_dir, None, "--stack-token-cache-ttl", "0")
-        result = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            env=cli_env(bad),
-            timeout=CLI_TIMEOUT_SECONDS,
-            check=False,
-        )
+        result = run(bad, world.cache_dir, None, "--stack-token-cache-ttl", "0")
         assert "not asking again" not in one_line(result, 3)
     assert requests(world.stack) == 2
     assert not list(world.cache_dir.rglob("failure.json"))
