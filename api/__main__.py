@@ -2,6 +2,6 @@
 
 import sys
 
-from stacktoken.shell._warm import main
+from stacktoken.shell._warm import command
 
-sys.exit(main())
+sys.exit(command())
