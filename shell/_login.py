@@ -64,18 +64,13 @@ from ._files import Place, ensure_folder, read_private, write_atomic
 from ._http import Http, HttpPolicy
 from ._id_token import verified_id_token
 from ._lock import locked
+from ._process import utc_now
 
 __all__ = ["Prompt", "login", "login_flow", "stderr_notice", "terminal_prompt"]
 
 #: How the code is shown: `(url with ?user_code=, user code)`.
 Prompt = Callable[[str, str], None]
 _WAIT_SLICE = 0.5  # seconds: a wait is cut in slices so the clock is looked at again
-
-
-def _utc_now() -> datetime:
-    from stacktoken.core._time import UTC
-
-    return datetime.now(UTC)
 
 
 def terminal_prompt(*, browser: bool, stream: Any = None) -> Prompt:
@@ -234,11 +229,11 @@ def _membership(
     once = replace(policy, retry=RetryPolicy(attempts=1))
     return _Membership(
         membership_uri,
-        http=Http(policy=policy, clock=_utc_now, log=log),
-        poll_http=Http(policy=once, clock=_utc_now, log=log),
+        http=Http(policy=policy, clock=utc_now, log=log),
+        poll_http=Http(policy=once, clock=utc_now, log=log),
         cache=DiscoveryCache(lambda: root, log=log),
         prompt=prompt,
-        clock=_utc_now,
+        clock=utc_now,
         log=log,
         notice=notice,
     )

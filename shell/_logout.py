@@ -43,7 +43,6 @@ from stacktoken.core._revocation import (
     refresh_tokens_of_profile,
     revocation_endpoint,
 )
-from stacktoken.core._time import UTC, datetime
 from stacktoken.core._types import ClientCredentials, DiscoveryDocument, TokenRequest
 
 from ._config import config_dir_from, current_profile, default_cache_dir
@@ -51,6 +50,7 @@ from ._credential import resolve_chain
 from ._files import Place, read_private, remove_file, write_atomic
 from ._http import Http, HttpPolicy
 from ._lock import locked
+from ._process import utc_now
 from ._stores import client_store
 
 __all__ = ["LogoutReport", "logout", "logout_command"]
@@ -68,10 +68,6 @@ class LogoutReport:
     not_revoked: tuple[str, ...] = ()
     removed: int = 0
     notes: tuple[str, ...] = ()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def logout_command(
@@ -100,7 +96,7 @@ def logout_command(
     )
     if not isinstance(chosen, Credential):
         return Failure(chosen)
-    http = Http(policy=http_policy or HttpPolicy(), clock=_utc_now, log=log)
+    http = Http(policy=http_policy or HttpPolicy(), clock=utc_now, log=log)
     try:
         if chosen.kind == CLIENT:
             cache_root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir(env)

@@ -65,10 +65,11 @@ from stacktoken.core._cache_codec import decode_cache_entry
 from stacktoken.core._commands import STORE_SCHEMES
 from stacktoken.core._errors import AcquireError, LocalError, UsageError
 from stacktoken.core._text import one_line, redact
-from stacktoken.core._time import UTC, datetime
+from stacktoken.core._time import datetime
 from stacktoken.core._types import CachedToken, Settings
 
 from ._files import MAX_FILE_BYTES
+from ._process import utc_now
 from ._stores import Stamp, StampedStore
 
 TYPE_CHECKING = False
@@ -107,10 +108,6 @@ _DROP = (
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RedisStore:
     """A token store several hosts share: Redis at `url` (`redis://` or `rediss://`,
     a password in the URL allowed; never logged, never in the repr).
@@ -130,7 +127,7 @@ class RedisStore:
         lock_wait: float | None = None,
         cooldown: float = COOLDOWN_SECONDS,
         log: Callable[[str], None] | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         made = _client(url, timeout)
         if isinstance(made, UsageError):

@@ -25,19 +25,15 @@ from stacktoken.core._status import (
     login_time,
     token_origin,
 )
-from stacktoken.core._time import UTC, datetime
 
 from ._config import FctlStack, default_cache_dir
 from ._credential import Resolved, resolve_chain
 from ._failures import client_failure, stack_failure
 from ._files import Place, read_private
+from ._process import utc_now
 from ._stores import client_store, read_cache_entry
 
 __all__ = ["credential_status", "status", "collect_status"]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def collect_status(
@@ -113,7 +109,7 @@ def credential_status(found: Resolved, *, cache_dir: str) -> CredentialStatus:
 def _in_force(failure: Remembered | None) -> Remembered | None:
     """A remembered failure while its time runs (this host's files; the fleet's
     Redis is read by `check` only)."""
-    return failure if failure is not None and _utc_now() < failure.until else None
+    return failure if failure is not None and utc_now() < failure.until else None
 
 
 def _profile_status(found: Resolved, stack: FctlStack) -> CredentialStatus:
