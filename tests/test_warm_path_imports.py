@@ -16,13 +16,17 @@ import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import FrameType, ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import stacktoken
 from stacktoken import TokenSource
 
 from conftest import CLI_TIMEOUT_SECONDS, World
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
 
 # Never on a warm run: the HTTP and TLS stack, JWT and crypto, cattrs, the
 # cold path's helpers (platformdirs for the discovery cache, filelock for the
@@ -290,6 +294,60 @@ def test_warm_path_token_in_memory_keeps_no_allocation(source: TokenSource) -> N
         tracemalloc.stop()
     grown = [stat for stat in after.compare_to(before, "lineno") if stat.size_diff > 0]
     assert grown == []
+
+
+def test_warm_path_fast_path_changes_hands_in_an_order_readers_can_trust(
+    source: TokenSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`token()` reads the deadline, then the token, without a lock. At every
+    bytecode step of `_source.py` while tokens are published and taken away, a
+    reader that read a deadline then (at that step or any later one) the token
+    gets the token published with that deadline or a later one, never an older
+    token under a newer deadline (`_publish` writes the token first)."""
+    published: list[tuple[str, float]] = []  # (token, deadline), in publish order
+    publish = TokenSource._publish
+
+    def recorded(self: TokenSource, token: str, until: float) -> None:
+        published.append((token, until))
+        publish(self, token, until)
+
+    monkeypatch.setattr(TokenSource, "_publish", recorded)
+    filename = TokenSource.token.__code__.co_filename
+    states: list[tuple[str, float]] = []  # (token, deadline) a reader could read
+
+    def step(frame: FrameType, event: str, _: Any) -> TraceFunction:
+        if event == "opcode":
+            states.append((source._fast_token, source._fast_until))
+        return step
+
+    def enter(frame: FrameType, event: str, _: Any) -> TraceFunction | None:
+        if frame.f_code.co_filename != filename:
+            return None
+        frame.f_trace_opcodes = True
+        return step
+
+    sys.settrace(enter)
+    try:
+        first = source.token()
+        source.invalidate()
+        second = source.token()
+    finally:
+        sys.settrace(None)
+    assert first != second
+    assert [token for token, _ in published] == [first, second]
+    order = {token: index for index, (token, _) in enumerate(published)}
+    order[""] = -1  # the empty token before anything is published
+    deadline_order = {until: index for index, (_, until) in enumerate(published)}
+    assert len(states) > 50 and len(deadline_order) == 2
+    # The oldest token any later step shows, for each step.
+    oldest_from = [0] * len(states)
+    oldest = len(published)
+    for index in range(len(states) - 1, -1, -1):
+        oldest = min(oldest, order[states[index][0]])
+        oldest_from[index] = oldest
+    for index, (_, until) in enumerate(states):
+        if until != float("-inf"):  # a reader that passed the check
+            assert oldest_from[index] >= deadline_order[until], (index, until)
 
 
 # -- the warm set, named in one place -------------------------------------------
