@@ -23,11 +23,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from stacktoken.testing._clock import SimulatedClock
 from stacktoken.testing._ledger import LedgerStub
+from stacktoken.testing._loopback import Service
 from stacktoken.testing._servers import (
     ClientAuthMethod,
     DeviceAuthorization,
@@ -124,7 +124,7 @@ class Hold:
         self.release()
 
 
-class Sandbox:
+class Sandbox(Service):
     """Formance's membership IdP and one stack on 127.0.0.1; a context manager.
 
     ``clock``: a :class:`SimulatedClock` the servers issue and check tokens on
@@ -213,17 +213,6 @@ class Sandbox:
     @property
     def is_running(self) -> bool:
         return self.membership.is_running and self.stack.is_running
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- where things are -----------------------------------------------------------
     @property

@@ -62,7 +62,6 @@ from email.message import Message
 from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, NamedTuple, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -90,6 +89,7 @@ from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped,unused-ignor
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
+from stacktoken.testing._loopback import LOOPBACK_HOST, LoopbackService
 
 __all__ = [
     "CLIENT_CREDENTIALS_GRANT_TYPE",
@@ -123,7 +123,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOST: Final = "127.0.0.1"
 JWT_BEARER_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT_TYPE: Final = "client_credentials"
 #: What the stack's discovery advertises by default (RFC 8414 section 2).
@@ -566,7 +565,7 @@ class _HTTPServer(ThreadingHTTPServer):
         log.debug("%s: connection error: %r", self.owner.name, sys.exc_info()[1])
 
 
-class LoopbackOAuthServer:
+class LoopbackOAuthServer(LoopbackService):
     """HTTP machinery shared by both servers: lifecycle, routes, recording, faults."""
 
     name: ClassVar[str] = "server"
@@ -661,27 +660,6 @@ class LoopbackOAuthServer:
     @property
     def is_running(self) -> bool:
         return self._httpd is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return LOOPBACK_HOST
-
-    @property
-    def port(self) -> int:
-        if self._port == 0:
-            raise RuntimeError(f"{self.name} server was never started")
-        return self._port
 
     @property
     def origin(self) -> str:

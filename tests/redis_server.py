@@ -48,10 +48,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 from urllib.parse import quote
 
 import pytest
+from stacktoken.testing._loopback import LOOPBACK_HOST, LoopbackService
 
 if TYPE_CHECKING:
     import redis
@@ -80,7 +81,6 @@ __all__ = [
     "start_or_fail",
 ]
 
-LOOPBACK_HOST: Final = "127.0.0.1"
 REDIS_SERVER_BINARY: Final = "redis-server"
 #: Bound on start(): the process must answer PING within this.
 STARTUP_TIMEOUT: Final = 10.0
@@ -550,7 +550,7 @@ def _kill_leftovers() -> None:
             server.kill()
 
 
-class RedisServer:
+class RedisServer(LoopbackService):
     """One ``redis-server`` process on 127.0.0.1, in its own temp dir.
 
     ``password`` sets ``requirepass``; ``maxmemory`` (e.g. ``"1mb"``, or ``"1"``
@@ -558,6 +558,8 @@ class RedisServer:
     ``maxmemory-policy noeviction``; ``tls`` serves TLS only (``rediss://``) with
     a CA made by :func:`make_tls_files` (:attr:`tls_files`).
     """
+
+    name: ClassVar[str] = "redis-server"
 
     def __init__(
         self,
@@ -793,16 +795,13 @@ class RedisServer:
             if self._proc is not None:
                 self.resume()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        super().__exit__(exc_type, exc, tb)
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -823,16 +822,6 @@ class RedisServer:
     @property
     def pid(self) -> int:
         return self._require_proc().pid
-
-    @property
-    def host(self) -> str:
-        return LOOPBACK_HOST
-
-    @property
-    def port(self) -> int:
-        if self._port == 0:
-            raise RuntimeError("redis-server was never started")
-        return self._port
 
     @property
     def log_path(self) -> Path:
@@ -1010,10 +999,10 @@ class _TLSFront:
 # --------------------------------------------------------------------------
 
 
-class _RawTCPServer:
+class _RawTCPServer(LoopbackService):
     """Accepts connections on 127.0.0.1 in a thread; subclasses decide what to say."""
 
-    name: str = "tcp"
+    name: ClassVar[str] = "tcp"
 
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
@@ -1102,27 +1091,6 @@ class _RawTCPServer:
                 conn.close()
         for handler in handlers:
             handler.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return LOOPBACK_HOST
-
-    @property
-    def port(self) -> int:
-        if self._port == 0:
-            raise RuntimeError(f"{self.name} was never started")
-        return self._port
 
     @property
     def url(self) -> str:
