@@ -55,7 +55,7 @@ def command() -> int:
     code = main()
     # The process ends now. Freezing what is alive spares the interpreter's
     # exit-time collections, which walk and free every module's cyclic objects:
-    # about a fifth of a cold run's CPU, a twentieth of a warm one's
+    # about a fifth of a cold run's CPU, a tenth of a warm one's
     # (benchmarks/RESULTS.md, docs/design.md §12). Everything the command
     # writes is closed and flushed by now; atexit handlers, the std streams'
     # flush and refcount frees still happen as before. Not in `main`, which
