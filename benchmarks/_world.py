@@ -101,6 +101,11 @@ class World:
         head = (self.script,) if via == "script" else (self.python, "-m", PACKAGE)
         return (*head, "--cache-dir", str(self.cache_dir), "token", *options)
 
+    def unfrozen_argv(self) -> tuple[str, ...]:
+        """`stacktoken --cache-dir D token` by `main` alone: no `gc.freeze()` at exit."""
+        code = "import sys; from stacktoken.shell._warm import main; sys.exit(main())"
+        return (self.python, "-c", code, "--cache-dir", str(self.cache_dir), "token")
+
     def shown(self, argv: tuple[str, ...]) -> str:
         """`argv` as a reader would type it: no virtualenv or temp paths."""
         words = [{self.python: "python", self.script: PACKAGE}.get(word, word) for word in argv]

@@ -14,9 +14,9 @@ from returns.result import Failure, Success
 from stacktoken.core._chain import CLIENT, Credential
 from stacktoken.core._commands import CLIENT_SECRET_ENV
 from stacktoken.core._errors import AcquireError, UsageError
-from stacktoken.core._time import UTC, datetime
 
 from ._credential import choose
+from ._process import utc_now
 
 if TYPE_CHECKING:
     import argparse
@@ -152,7 +152,7 @@ def _status(
     )
     match result:
         case Success(found):
-            sys.stdout.write(render_status(found, str(options["output"]), now=datetime.now(UTC)))
+            sys.stdout.write(render_status(found, str(options["output"]), now=utc_now()))
             check: CheckResult | None = found.check
             if check is not None and check.error is not None:
                 return check.exit_code

@@ -18,7 +18,8 @@ LIBRARY_LOGGER = "stacktoken"
 
 
 def utc_now() -> datetime:
-    """The clock, the one place stacktoken reads the time of day."""
+    """The clock: where the shell reads the time of day (the warm set, which must not
+    import this module, reads it itself: `_warm`, `_stores`)."""
     return datetime.now(UTC)
 
 

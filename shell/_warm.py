@@ -56,10 +56,10 @@ def command() -> int:
     # The process ends now. Freezing what is alive spares the interpreter's
     # exit-time collections, which walk and free every module's cyclic objects:
     # about a fifth of a cold run's CPU, a tenth of a warm one's
-    # (benchmarks/RESULTS.md, docs/design.md §12). Everything the command
-    # writes is closed and flushed by now; atexit handlers, the std streams'
-    # flush and refcount frees still happen as before. Not in `main`, which
-    # tests and programs call without ending their process.
+    # (benchmarks/RESULTS.md, docs/design.md §12). Every file, lock and socket
+    # the command used is closed by now; atexit handlers, the std streams'
+    # flush (stdout is still buffered here) and refcount frees happen as
+    # before. Not in `main`, which programs call without ending their process.
     import gc
 
     gc.freeze()

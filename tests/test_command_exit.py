@@ -21,8 +21,17 @@ RUN
 
 
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """`code` with no credential anywhere: `token` ends with its one-line error, exit 3."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STACKTOKEN_", "FCTL_"))}
+    """`code` with no credential anywhere: `token` ends with its one-line error, exit 3.
+
+    Nothing of the caller's environment may steer stacktoken, fctl's profile
+    variables or the interpreter (a warning on stderr would be a third line).
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTHON", "STACKTOKEN", "STACK_TOKEN", "FCTL_", "XDG_"))
+        and key not in ("PROFILE", "ORGANIZATION", "STACK")
+    }
     env.update(FCTL_CONFIG_DIR=str(tmp_path / "no-fctl"), HOME=str(tmp_path))
     return subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "cache")],
