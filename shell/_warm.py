@@ -55,7 +55,7 @@ def command() -> int:
     code = main()
     # The process ends now. Freezing what is alive spares the interpreter's
     # exit-time collections, which walk and free every module's cyclic objects:
-    # about a fifth of a cold run's CPU, a tenth of a warm one's
+    # a fifth to a quarter of a cold run's CPU, 5-10 % of a warm one's
     # (benchmarks/RESULTS.md, docs/design.md §12). Every file, lock and socket
     # the command used is closed by now; atexit handlers, the std streams'
     # flush (stdout is still buffered here) and refcount frees happen as
